@@ -1,0 +1,58 @@
+# vfiobench — the two commands are `make report` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+SAMPLE ?= data/sample
+REPORTS ?= reports
+
+.PHONY: report test lint bench notebook system venv clean-venv
+
+## make report: create .venv, install, render data/sample/ into reports/ (per-run pages, A/B report, index)
+report: $(VENV)/.installed
+	$(VENV)/bin/vfiobench report $(SAMPLE) --compare --out $(REPORTS)
+
+## make test: system packages (as root), test dependencies, BCC into the venv, then the whole suite
+test: system $(VENV)/.installed-test
+	$(PY) -m pytest
+
+## make lint: ruff + mypy --strict on vfiobench/
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check vfiobench tests benchmarks
+	$(VENV)/bin/ruff format --check vfiobench
+	$(VENV)/bin/mypy
+
+## make bench: benchmarks, each a ratio against a baseline measured side by side
+bench: system $(VENV)/.installed-test
+	$(PY) -m benchmarks
+
+## make notebook: JupyterLab with a registered `vfiobench` kernel
+notebook: $(VENV)/.installed-notebook
+	$(VENV)/bin/jupyter lab notebooks/
+
+system:
+	./.ci/setup-system
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.created pyproject.toml
+	$(PY) -m pip install -q -e .
+	$(PY) -m ipykernel install --prefix $(VENV) --name vfiobench --display-name "vfiobench" >/dev/null
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test]'
+	# BCC: Debian's module, symlinked in (pip has no real BCC; a .pth would drag in all of dist-packages)
+	if [ -d /usr/lib/python3/dist-packages/bcc ]; then ln -sfn /usr/lib/python3/dist-packages/bcc $(SITE)/bcc; fi
+	touch $@
+
+$(VENV)/.installed-notebook: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[notebook]'
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)

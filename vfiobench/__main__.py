@@ -1,0 +1,7 @@
+"""``python -m vfiobench`` is the ``vfiobench`` command."""
+
+import sys
+
+from vfiobench.cli import main
+
+sys.exit(main())
