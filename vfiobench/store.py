@@ -427,7 +427,9 @@ def find_runs(root: str | os.PathLike[str]) -> list[Path]:
         return [base]
     if not base.is_dir():
         raise RunStoreError(f"{base}: no such directory")
-    return sorted(p.parent for p in base.rglob(RUN_JSON) if not p.parent.name.startswith("."))
+    found = (p.parent for p in base.rglob(RUN_JSON))
+    # hidden directories hold in-progress runs and runs set aside for a retry: not part of the set
+    return sorted(d for d in found if not any(part.startswith(".") for part in d.relative_to(base).parts))
 
 
 class RunSet:

@@ -1,0 +1,226 @@
+"""Experiment specs: which QEMU variants, workloads and accelerators to compare, how many times.
+
+A spec is a TOML file (``vfiobench/experiments/pba.toml`` is the shipped one)::
+
+    [experiment]
+    name = "pba"
+    backend = "lab"          # or "host": a real machine with a real VFIO device
+    repetitions = 3          # measured repetitions, interleaved A B C A B C ...
+    warmup = 1               # warm-up repetitions: recorded, labelled warmup, excluded from analysis
+    probe_free = true        # pair every probed run with a probe-free run of the same cell
+    cycles = 301             # default workload length
+    accels = ["kvm", "tcg"]
+
+    [[variants]]
+    name = "stock"           # the baseline the report compares against
+    qemu = "system"          # "system" (Debian's binary), a path, or omit with `patches`
+    [[variants]]
+    name = "pba-always-on"
+    patches = ["pba-always-on"]                    # built by `vfiobench qemu build`
+    device_props = { "x-pba-always-on" = "on" }    # appended to -device vfio-pci,...
+
+    [[workloads]]
+    name = "mask-every-irq"
+    cycles = 301             # optional per-workload override
+
+    [host]                   # backend = "host" only
+    qemu_cmdline = ["qemu-system-x86_64", "...", "-device", "vfio-pci,host=0000:01:00.0{props}"]
+    workload_command = ["ssh", "guest", "run-rtos-test --cycles {cycles}"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from vfiobench.errors import ExperimentError
+
+Backend = Literal["lab", "host"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+KNOWN_WORKLOADS = ("mask-every-irq", "no-mask", "burst")
+KNOWN_ACCELS = ("kvm", "tcg")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One QEMU variant: a binary (stock or patched) and extra vfio-pci device properties."""
+
+    name: str
+    qemu: str = "system"
+    patches: tuple[str, ...] = ()
+    device_props: tuple[tuple[str, str], ...] = ()
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def device_suffix(self) -> str:
+        """The ``,key=value...`` appended to ``-device vfio-pci,host=...``."""
+        return "".join(f",{k}={v}" for k, v in self.device_props)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One guest workload and its parameters."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def param(self, key: str, default: Any = None) -> Any:
+        """Return one parameter's value (or ``default``)."""
+        return dict(self.params).get(key, default)
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """How the host backend launches QEMU and drives the guest."""
+
+    qemu_cmdline: tuple[str, ...] = ()
+    workload_command: tuple[str, ...] = ()
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A parsed and validated experiment spec."""
+
+    name: str
+    backend: Backend
+    variants: tuple[Variant, ...]
+    workloads: tuple[Workload, ...]
+    accels: tuple[str, ...] = ("kvm", "tcg")
+    repetitions: int = 3
+    warmup: int = 1
+    probe_free: bool = True
+    host: HostConfig = field(default_factory=HostConfig)
+    source_text: str = ""
+    path: str = ""
+
+    @property
+    def baseline(self) -> str:
+        """The first variant is the baseline every other one is compared against."""
+        return self.variants[0].name
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the spec text (an interrupted experiment resumes only with the same spec)."""
+        return hashlib.sha256(self.source_text.encode()).hexdigest()[:16]
+
+
+def _require(cond: bool, where: str, message: str) -> None:
+    if not cond:
+        raise ExperimentError(f"{where}: {message}")
+
+
+def _name(value: Any, where: str) -> str:
+    _require(
+        isinstance(value, str) and bool(_NAME.match(value)),
+        where,
+        f"bad name {value!r} (letters, digits, _.+-)",
+    )
+    return str(value)
+
+
+def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
+    """Parse and validate a spec's TOML text.
+
+    Raises:
+        ExperimentError: naming the file and the offending key.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ExperimentError(f"{where}: not valid TOML ({e})") from None
+    exp = data.get("experiment", {})
+    _require(isinstance(exp, dict), where, "[experiment] must be a table")
+    name = _name(exp.get("name", Path(where).stem), f"{where}: experiment.name")
+    backend = exp.get("backend", "lab")
+    _require(backend in ("lab", "host"), where, f"experiment.backend {backend!r} is not 'lab' or 'host'")
+    reps, warmup = exp.get("repetitions", 3), exp.get("warmup", 1)
+    _require(isinstance(reps, int) and reps >= 1, where, "experiment.repetitions must be an integer >= 1")
+    _require(isinstance(warmup, int) and warmup >= 0, where, "experiment.warmup must be an integer >= 0")
+    accels = tuple(exp.get("accels", ["kvm", "tcg"]))
+    for a in accels:
+        _require(a in KNOWN_ACCELS, where, f"accel {a!r} is not one of {', '.join(KNOWN_ACCELS)}")
+    defaults = {k: exp[k] for k in ("cycles", "vectors", "burst", "duration_s") if k in exp}
+
+    variants = []
+    for i, v in enumerate(data.get("variants", [])):
+        at = f"{where}: variants[{i}]"
+        _require(isinstance(v, dict), at, "must be a table")
+        unknown = set(v) - {"name", "qemu", "patches", "device_props", "extra_args"}
+        _require(not unknown, at, f"unknown key(s) {', '.join(sorted(unknown))}")
+        props = v.get("device_props", {})
+        _require(isinstance(props, dict), at, "device_props must be a table of strings")
+        variants.append(
+            Variant(
+                name=_name(v.get("name"), f"{at}.name"),
+                qemu=str(v.get("qemu", "build" if v.get("patches") else "system")),
+                patches=tuple(v.get("patches", ())),
+                device_props=tuple((str(k), str(val)) for k, val in props.items()),
+                extra_args=tuple(str(a) for a in v.get("extra_args", ())),
+            )
+        )
+    _require(bool(variants), where, "no [[variants]]")
+    names = [v.name for v in variants]
+    _require(len(set(names)) == len(names), where, f"duplicate variant names in {names}")
+
+    workloads = []
+    for i, w in enumerate(data.get("workloads", [])):
+        at = f"{where}: workloads[{i}]"
+        _require(isinstance(w, dict), at, "must be a table")
+        wname = _name(w.get("name"), f"{at}.name")
+        _require(
+            backend != "lab" or wname in KNOWN_WORKLOADS,
+            at,
+            f"lab workload {wname!r} is not one of {', '.join(KNOWN_WORKLOADS)}",
+        )
+        params = defaults | {k: val for k, val in w.items() if k != "name"}
+        workloads.append(Workload(wname, tuple(sorted(params.items()))))
+    _require(bool(workloads), where, "no [[workloads]]")
+
+    host_data = data.get("host", {})
+    host = HostConfig(
+        qemu_cmdline=tuple(host_data.get("qemu_cmdline", ())),
+        workload_command=tuple(host_data.get("workload_command", ())),
+        timeout_s=float(host_data.get("timeout_s", 600.0)),
+    )
+    if backend == "host":
+        _require(bool(host.qemu_cmdline), where, "backend 'host' needs [host] qemu_cmdline")
+        _require(bool(host.workload_command), where, "backend 'host' needs [host] workload_command")
+    return ExperimentSpec(
+        name=name,
+        backend=backend,
+        variants=tuple(variants),
+        workloads=tuple(workloads),
+        accels=accels,
+        repetitions=reps,
+        warmup=warmup,
+        probe_free=bool(exp.get("probe_free", True)),
+        host=host,
+        source_text=text,
+        path=where,
+    )
+
+
+def builtin_specs() -> list[str]:
+    """Names of the specs shipped in ``vfiobench/experiments/``."""
+    files = resources.files("vfiobench.experiments").iterdir()
+    return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
+
+
+def load_spec(path_or_name: str | Path) -> ExperimentSpec:
+    """Load a spec from a file path, or by the name of a shipped spec (``pba``)."""
+    path = Path(path_or_name)
+    if path.is_file():
+        return parse_spec(path.read_text(encoding="utf-8"), str(path))
+    name = str(path_or_name)
+    if name in builtin_specs():
+        res = resources.files("vfiobench.experiments").joinpath(f"{name}.toml")
+        return parse_spec(res.read_text(encoding="utf-8"), f"vfiobench/experiments/{name}.toml")
+    raise ExperimentError(
+        f"{path_or_name}: no such spec file", f"give a TOML path or one of: {', '.join(builtin_specs())}"
+    )

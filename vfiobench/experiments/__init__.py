@@ -1,0 +1,1 @@
+"""Experiment specs shipped with vfiobench (TOML files)."""
