@@ -74,3 +74,7 @@ class QemuError(VfioBenchError):
 
 class ExperimentError(VfioBenchError):
     """An experiment spec is invalid or an experiment cannot proceed."""
+
+
+class AnalysisError(VfioBenchError):
+    """Analysis input is unusable: a missing column, an unknown metric or variant, no samples."""
