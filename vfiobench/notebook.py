@@ -1,0 +1,548 @@
+"""Small helpers the report notebooks call, so the notebooks stay thin.
+
+The notebooks in ``notebooks/`` hold one ``parameters`` cell and a handful of one-line calls into
+this module and into :mod:`vfiobench.analysis` / :mod:`vfiobench.plots`. This module:
+
+- validates notebook parameters and opens the runs (:func:`open_run`, :func:`open_runs`); a bad
+  parameter shows a one-paragraph message in the page and raises a
+  :class:`~vfiobench.errors.VfioBenchError` that stops the notebook (papermill then fails and
+  ``vfiobench report`` prints the same message on one line);
+- renders run metadata, lost-event counts and ground-truth checks as HTML tables;
+- shows the "synthetic data" banner when a run was generated rather than recorded;
+- shows Bokeh figures with BokehJS **inlined** into the page (no CDN), so the HTML opens offline.
+
+Example (in a notebook)::
+
+    from vfiobench import notebook as nbk
+    run = nbk.open_run(run_dir)
+    nbk.header(run)
+    nbk.show_metadata(run)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pandas as pd
+
+from vfiobench.errors import ReportError, VfioBenchError
+from vfiobench.store import Run, RunMeta, RunSet, load_run, load_runs
+
+#: Marks an output as this module's error box (report.py drops the traceback that follows it).
+ERROR_OUTPUT_MARKER = "vfiobench-error"
+
+#: Page style, emitted once by :func:`setup`.
+PAGE_CSS = """
+.vfb-banner{background:#fff3cd;border:2px solid #e0a800;color:#5c4400;padding:.6em 1em;margin:.5em 0;
+  font-weight:600;border-radius:4px}
+.vfb-error{background:#fdecea;border:2px solid #d93025;color:#5f1410;padding:.8em 1em;margin:.5em 0;
+  border-radius:4px;font-size:1.05em;line-height:1.4}
+.vfb-error b{display:block;margin-bottom:.3em}
+.vfb-status{display:inline-block;padding:.1em .5em;border-radius:3px;font-weight:600;color:#fff}
+.vfb-status-complete{background:#1e7e34}.vfb-status-partial{background:#c77700}
+.vfb-status-failed{background:#b3261e}
+.vfb-kv{border-collapse:collapse;margin:.3em 0}
+.vfb-kv th{text-align:left;padding:.15em 1em .15em 0;vertical-align:top;white-space:nowrap;color:#444}
+.vfb-kv td{padding:.15em 0;font-family:monospace;word-break:break-all}
+table.vfb-table{border-collapse:collapse;margin:.3em 0}
+table.vfb-table th,table.vfb-table td{border:1px solid #ccc;padding:.2em .6em;text-align:right}
+table.vfb-table th{background:#f3f3f3}
+table.vfb-table td:first-child,table.vfb-table th:first-child{text-align:left}
+.vfb-bad{color:#b3261e;font-weight:600}.vfb-good{color:#1e7e34;font-weight:600}
+.vfb-note{color:#555;font-style:italic}
+"""
+
+_emitted_js: set[str] = set()
+_setup_done = False
+
+
+# --------------------------------------------------------------------------------------------- output
+
+
+def show_html(markup: str, *, metadata: dict[str, Any] | None = None) -> None:
+    """Display raw HTML in the notebook (the HTML report embeds it as is)."""
+    from IPython.display import HTML, display
+
+    display(HTML(markup), metadata=metadata or {})  # type: ignore[no-untyped-call]
+
+
+def setup() -> None:
+    """Emit the page style once per kernel; call it from the notebook's first code cell."""
+    global _setup_done
+    if not _setup_done:
+        show_html(f"<style>{PAGE_CSS}</style>")
+        _setup_done = True
+
+
+def error_html(err: BaseException) -> str:
+    """Render an expected failure as a one-paragraph HTML box (message, then what to do)."""
+    if isinstance(err, VfioBenchError):
+        message, hint = err.message, err.hint
+    else:
+        message, hint = f"{type(err).__name__}: {err}", None
+    body = html.escape(message)
+    if hint:
+        body += f"<br>What to do: {html.escape(hint)}."
+    return f'<div class="vfb-error"><b>This report stopped.</b>{body}</div>'
+
+
+def stop(err: VfioBenchError) -> NoReturn:
+    """Show ``err`` as a message box in the page, then raise it to stop the notebook.
+
+    papermill records the notebook as failed; :mod:`vfiobench.report` keeps this box, drops the
+    traceback and exits non-zero with the same message on one line.
+    """
+    setup()
+    show_html(error_html(err), metadata={ERROR_OUTPUT_MARKER: True})
+    raise err
+
+
+# ----------------------------------------------------------------------------------------- parameters
+
+
+def _check_str(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        stop(ReportError(f"parameter {name} must be a non-empty string, got {value!r}"))
+    return value
+
+
+def _check_str_list(name: str, value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        stop(
+            ReportError(
+                f"parameter {name} must be a list of strings or None, got {type(value).__name__} {value!r}",
+                "pass a list, e.g. -y '" + name + ": [stock, pba-always-on]' to papermill",
+            )
+        )
+    items = list(value)
+    if not items or not all(isinstance(v, str) and v for v in items):
+        stop(ReportError(f"parameter {name} must be a non-empty list of non-empty strings, got {value!r}"))
+    return items
+
+
+def open_run(run_dir: object) -> Run:
+    """Validate the ``run_dir`` parameter and load the run; stop the notebook with a message if bad.
+
+    Raises:
+        ReportError: ``run_dir`` is not a non-empty string.
+        RunStoreError: the directory is missing, not a run, or corrupt (message names the file).
+    """
+    setup()
+    path = _check_str("run_dir", run_dir)
+    try:
+        return load_run(Path(path).expanduser())
+    except VfioBenchError as e:
+        stop(e)
+
+
+def open_runs(runs: object, *, baseline: object, variants: object = None) -> RunSet:
+    """Validate the compare-notebook parameters and load the runs to compare.
+
+    Args:
+        runs: a directory of runs (searched recursively) or a list of run directories.
+        baseline: the variant every other variant is compared against.
+        variants: variants to keep, or ``None`` for all found.
+
+    Returns:
+        The selected runs (at least two variants, the baseline among them).
+
+    Raises:
+        ReportError: a parameter has the wrong type, a variant is unknown, or fewer than two
+            variants remain; stops the notebook with the message shown in the page.
+        RunStoreError: a run directory is missing or corrupt.
+    """
+    setup()
+    base = _check_str("baseline", baseline)
+    wanted = _check_str_list("variants", variants)
+    paths = [_check_str("runs", runs)] if isinstance(runs, str) else _check_str_list("runs", runs) or []
+    try:
+        runset = load_runs([Path(p).expanduser() for p in paths])
+    except VfioBenchError as e:
+        stop(e)
+    where = ", ".join(paths)
+    if not len(runset):
+        stop(ReportError(f"no runs found in {where}", "point runs at a directory holding run.json files"))
+    found = runset.variants
+    if wanted is not None:
+        unknown = [v for v in wanted if v not in found]
+        if unknown:
+            stop(
+                ReportError(
+                    f"unknown variant {', '.join(map(repr, unknown))}: the runs in {where} have "
+                    f"variants {', '.join(found)}"
+                )
+            )
+        runset = RunSet(r for r in runset if r.variant in wanted)
+    if base not in runset.variants:
+        stop(
+            ReportError(
+                f"baseline variant {base!r} is not among the runs compared ({', '.join(runset.variants)})",
+                "set baseline to one of those variants",
+            )
+        )
+    if len(runset.variants) < 2:
+        stop(
+            ReportError(
+                f"an A/B comparison needs at least two variants; the runs in {where} have only {base!r}",
+                "add runs of another variant",
+            )
+        )
+    return runset
+
+
+# -------------------------------------------------------------------------------------------- banner
+
+
+def is_synthetic(target: Run | RunSet) -> bool:
+    """True when any run was generated (``source == "synthetic"``) rather than recorded."""
+    runs = [target] if isinstance(target, Run) else list(target)
+    return any(r.meta.source == "synthetic" for r in runs)
+
+
+SYNTHETIC_BANNER = (
+    '<div class="vfb-banner" id="vfb-synthetic-banner">SYNTHETIC DATA: these runs were generated by '
+    "vfiobench.sample with a fixed seed to exercise the report, not recorded on a host or in the lab. "
+    "No number on this page is a measurement.</div>"
+)
+
+
+def status_badge(status: str) -> str:
+    """An HTML badge for a run status (complete/partial/failed)."""
+    s = html.escape(status)
+    return f'<span class="vfb-status vfb-status-{s}">{s}</span>'
+
+
+def header(target: Run | RunSet, title: str | None = None) -> None:
+    """Show the page title, the synthetic-data banner when it applies, and the run status.
+
+    Args:
+        target: the run (run page) or the runs (compare page).
+        title: page title; default ``"<variant> · <run_id>"`` or ``"A/B: v1 vs v2 ..."``.
+    """
+    setup()
+    if isinstance(target, Run):
+        default = f"Run {target.run_id} · {target.variant}"
+        statuses = [target.meta.status]
+    else:
+        default = "A/B comparison: " + " vs ".join(target.variants)
+        statuses = [r.meta.status for r in target]
+    parts = [f"<h1>{html.escape(title or default)}</h1>"]
+    if is_synthetic(target):
+        parts.append(SYNTHETIC_BANNER)
+    bad = [s for s in statuses if s != "complete"]
+    if isinstance(target, Run):
+        parts.append(f"<p>Status: {status_badge(target.meta.status)}</p>")
+        if target.meta.error:
+            parts.append(f'<p class="vfb-bad">Recording error: {html.escape(target.meta.error)}</p>')
+    elif bad:
+        parts.append(
+            f'<p class="vfb-bad">{len(bad)} of {len(statuses)} runs are not complete '
+            "(see the run table); their numbers cover only what was recorded.</p>"
+        )
+    show_html("\n".join(parts))
+
+
+# -------------------------------------------------------------------------------------------- tables
+
+
+def _fmt_number(x: Any) -> str:
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "–"
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
+        if x == int(x) and abs(x) < 1e15:
+            return f"{int(x):,}"
+        return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+    return html.escape(str(x))
+
+
+def table_html(df: pd.DataFrame, *, caption: str | None = None, empty: str = "(no rows)") -> str:
+    """Render a DataFrame as a compact HTML table (index dropped, numbers formatted, text escaped)."""
+    if df.empty:
+        return f'<p class="vfb-note">{html.escape(empty)}</p>'
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for rec in df.itertuples(index=False, name=None):
+        cells = []
+        for v in rec:
+            if hasattr(v, "item") and not isinstance(v, str):
+                v = v.item()  # numpy scalar -> python
+            cells.append(f"<td>{_fmt_number(v)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (
+        f'<table class="vfb-table">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def show_table(df: pd.DataFrame, *, caption: str | None = None, empty: str = "(no rows)") -> None:
+    """Display a DataFrame with :func:`table_html`."""
+    show_html(table_html(df, caption=caption, empty=empty))
+
+
+def _kv_html(items: Iterable[tuple[str, str]]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in items)
+    return f'<table class="vfb-kv">{rows}</table>'
+
+
+def _esc(v: Any) -> str:
+    if v is None or v == "" or v == [] or v == {}:
+        return '<span class="vfb-note">not recorded</span>'
+    if isinstance(v, dict | list):
+        return html.escape(json.dumps(v, sort_keys=True, default=str))
+    return html.escape(str(v))
+
+
+def metadata_items(meta: RunMeta) -> list[tuple[str, str]]:
+    """Key/value rows (values already HTML) describing a run: variant, QEMU, host, workload, status."""
+    q, h, w = meta.qemu, meta.host, meta.workload
+    cmdline = " ".join(q.cmdline) if q.cmdline else None
+    return [
+        ("run id", _esc(meta.run_id)),
+        ("variant", _esc(meta.variant)),
+        ("status", status_badge(meta.status)),
+        ("source", _esc(meta.source)),
+        ("kind", _esc(meta.kind)),
+        ("started (UTC)", _esc(meta.started_utc)),
+        ("ended (UTC)", _esc(meta.ended_utc)),
+        ("QEMU binary", _esc(q.path)),
+        ("QEMU version", _esc(q.version)),
+        ("QEMU build-id", _esc(q.build_id)),
+        ("QEMU command line", _esc(cmdline)),
+        ("QEMU patches", _esc(", ".join(q.patches)) if q.patches else "none"),
+        ("host kernel", _esc(h.kernel_release)),
+        ("host CPU", _esc(f"{h.cpu_model} ({h.cpus} CPUs)" if h.cpu_model else None)),
+        ("hostname", _esc(h.hostname)),
+        ("workload", _esc(w.name)),
+        ("workload parameters", _esc(w.params or None)),
+        ("labels", _esc(meta.labels or None)),
+        ("vfiobench", _esc(meta.vfiobench_version)),
+        ("error", _esc(meta.error) if meta.error else "none"),
+    ]
+
+
+def show_metadata(run: Run) -> None:
+    """Display the run's metadata table."""
+    show_html(_kv_html(metadata_items(run.meta)))
+
+
+def df_lost_events(target: Run | RunSet) -> pd.DataFrame:
+    """Events kept and lost per probe, one row per (run, probe).
+
+    Columns: ``run_id``, ``variant``, ``probe``, ``target``, ``mode``, ``events``, ``lost``,
+    ``lost_pct`` (lost as a percentage of events + lost; 0 when the probe saw nothing).
+    """
+    runs = [target] if isinstance(target, Run) else list(target)
+    rows = []
+    for r in runs:
+        for name, p in r.meta.probes.items():
+            total = p.events + p.lost
+            rows.append(
+                {
+                    "run_id": r.run_id,
+                    "variant": r.variant,
+                    "probe": name,
+                    "target": p.target,
+                    "mode": p.mode,
+                    "events": p.events,
+                    "lost": p.lost,
+                    "lost_pct": 100.0 * p.lost / total if total else 0.0,
+                }
+            )
+    cols = ["run_id", "variant", "probe", "target", "mode", "events", "lost", "lost_pct"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def lost_events_html(target: Run | RunSet) -> str:
+    """HTML for the lost-event table, with a one-line verdict above it."""
+    df = df_lost_events(target)
+    kind = target.meta.kind if isinstance(target, Run) else None
+    if df.empty:
+        why = "this run is probe-free (no probes attached)" if kind == "probe-free" else "no probes recorded"
+        return f'<p class="vfb-note">No probe statistics: {why}.</p>'
+    lost = int(df["lost"].sum())
+    verdict = (
+        f'<p class="vfb-bad">{lost:,} events were lost; counts below are lower bounds.</p>'
+        if lost
+        else '<p class="vfb-good">No events lost.</p>'
+    )
+    if isinstance(target, Run):
+        df = df.drop(columns=["run_id", "variant"])
+    return verdict + table_html(df)
+
+
+def show_lost_events(target: Run | RunSet) -> None:
+    """Display lost-event counts per probe (every report page shows them)."""
+    show_html(lost_events_html(target))
+
+
+def df_checks(target: Run | RunSet) -> pd.DataFrame:
+    """Ground-truth checks, one row per (run, check).
+
+    Columns: ``run_id``, ``variant``, ``check``, ``expected``, ``observed``, ``ok``, ``detail``.
+    """
+    runs = [target] if isinstance(target, Run) else list(target)
+    rows = [
+        {
+            "run_id": r.run_id,
+            "variant": r.variant,
+            "check": c.name,
+            "expected": c.expected,
+            "observed": c.observed,
+            "ok": c.ok,
+            "detail": c.detail,
+        }
+        for r in runs
+        for c in r.meta.checks
+    ]
+    return pd.DataFrame(rows, columns=["run_id", "variant", "check", "expected", "observed", "ok", "detail"])
+
+
+def checks_html(target: Run | RunSet) -> str:
+    """HTML for the ground-truth checks with a one-line verdict (all passed / N failed / none)."""
+    df = df_checks(target)
+    if df.empty:
+        return (
+            '<p class="vfb-note">No ground-truth checks recorded: nothing cross-checks these probe '
+            "counts (lab runs check them against QEMU's trace log and the workload's own counters).</p>"
+        )
+    failed = int((~df["ok"].astype(bool)).sum())
+    verdict = (
+        f'<p class="vfb-bad">{failed} of {len(df)} ground-truth checks FAILED.</p>'
+        if failed
+        else f'<p class="vfb-good">All {len(df)} ground-truth checks passed.</p>'
+    )
+    if isinstance(target, Run):
+        df = df.drop(columns=["run_id", "variant"])
+    return verdict + table_html(df)
+
+
+def show_checks(target: Run | RunSet) -> None:
+    """Display the ground-truth checks."""
+    show_html(checks_html(target))
+
+
+def df_runs(runset: RunSet) -> pd.DataFrame:
+    """One row per run for the compare page.
+
+    Columns: ``run_id``, ``variant``, ``status``, ``source``, ``kind``, ``workload``,
+    ``repetition`` (label, if any), ``qemu_version``, ``lost_events``, ``checks`` (``"3/3 ok"``).
+    """
+    rows = []
+    for r in runset:
+        m = r.meta
+        ok = sum(c.ok for c in m.checks)
+        rows.append(
+            {
+                "run_id": m.run_id,
+                "variant": m.variant,
+                "status": m.status,
+                "source": m.source,
+                "kind": m.kind,
+                "workload": m.workload.name,
+                "repetition": m.labels.get("repetition"),
+                "qemu_version": m.qemu.version,
+                "lost_events": m.lost_events,
+                "checks": f"{ok}/{len(m.checks)} ok" if m.checks else "none",
+            }
+        )
+    cols = [
+        "run_id",
+        "variant",
+        "status",
+        "source",
+        "kind",
+        "workload",
+        "repetition",
+        "qemu_version",
+        "lost_events",
+        "checks",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def show_runs(runset: RunSet) -> None:
+    """Display the compared runs, one row each, and the QEMU build of each variant."""
+    show_table(df_runs(runset))
+    builds = []
+    for variant in runset.variants:
+        r = next(r for r in runset if r.variant == variant)
+        q = r.meta.qemu
+        builds.append(
+            {
+                "variant": variant,
+                "QEMU binary": q.path,
+                "version": q.version,
+                "build-id": q.build_id,
+                "patches": ", ".join(q.patches),
+                "host kernel": r.meta.host.kernel_release,
+                "host CPU": r.meta.host.cpu_model,
+            }
+        )
+    show_table(pd.DataFrame(builds), caption="Builds and hosts per variant (first run of each)")
+
+
+def note(text: str) -> None:
+    """Display a short explanatory note (plain text, escaped)."""
+    show_html(f'<p class="vfb-note">{html.escape(text)}</p>')
+
+
+# --------------------------------------------------------------------------------------------- bokeh
+
+
+def bokeh_html(fig: Any) -> str:
+    """HTML for one Bokeh object: the BokehJS code it still needs (inline, once), its div and script.
+
+    The JavaScript is taken from :data:`bokeh.resources.INLINE`, so the page never loads anything
+    from a CDN; code already emitted by this kernel is not repeated.
+
+    Raises:
+        ReportError: the figure needs a resource only available by URL (a custom extension).
+    """
+    from bokeh.core.templates import JS_RESOURCES
+    from bokeh.embed import components
+    from bokeh.embed.bundle import bundle_for_objs_and_resources
+    from bokeh.resources import INLINE
+
+    bundle = bundle_for_objs_and_resources([fig], INLINE)
+    if bundle.js_files or bundle.css_files:
+        urls = [str(u) for u in [*bundle.js_files, *bundle.css_files]]
+        raise ReportError(f"Bokeh object needs external resources {urls}; the report must open offline")
+    new_js = []
+    for code in bundle.js_raw:
+        key = hashlib.sha256(code.encode()).hexdigest()
+        if key not in _emitted_js:
+            _emitted_js.add(key)
+            new_js.append(code)
+    css = "".join(f"<style>{c}</style>" for c in bundle.css_raw)
+    script, div = components(fig)
+    js = JS_RESOURCES.render(js_raw=new_js, js_files=[]) if new_js else ""
+    return f"{css}{js}{div}{script}"
+
+
+def show(fig: Any) -> None:
+    """Display a Bokeh figure (or layout) with its resources inline; ``None`` shows nothing."""
+    if fig is None:
+        return
+    setup()
+    show_html(bokeh_html(fig))
+
+
+def reset_for_tests() -> None:
+    """Forget what was emitted (a fresh kernel starts empty; tests call this between pages)."""
+    global _setup_done
+    _emitted_js.clear()
+    _setup_done = False

@@ -1,0 +1,108 @@
+"""``vfiobench report``: render runs into self-contained HTML pages and an index.
+
+Imports nothing heavy at load time; papermill and nbconvert load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from vfiobench.errors import ReportError
+
+EPILOG = """\
+examples:
+  vfiobench report data/sample --out reports/              one page per run + index.html
+  vfiobench report data/sample --compare --out reports/    the same plus the A/B page (compare.html)
+  vfiobench report data/runs/a data/runs/b --compare --no-runs --baseline stock
+                                                           only the A/B page over two runs
+
+Each page is written as <name>.html (no code, Bokeh inline, opens offline) beside the executed
+<name>.ipynb. A run or parameter the notebook cannot use still gets a page explaining why; the
+command then exits 2 naming the first problem.
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` subcommand."""
+    p = subparsers.add_parser(
+        "report",
+        help="render runs into self-contained HTML reports (papermill + nbconvert)",
+        description="Render runs into self-contained HTML reports: one page per run, the A/B "
+        "page (--compare), and index.html.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories or directories of runs")
+    p.add_argument("--out", "-o", default="reports", help="output directory (default: %(default)s)")
+    p.add_argument("--compare", action="store_true", help="also render the A/B page over all given runs")
+    p.add_argument("--no-runs", action="store_true", help="skip the per-run pages")
+    p.add_argument(
+        "--baseline", default="stock", help="baseline variant of the A/B page (default: %(default)s)"
+    )
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated variants the A/B page keeps (default: all found)",
+    )
+    p.add_argument(
+        "--notebooks", type=Path, default=None, help="directory holding run.ipynb and compare.ipynb"
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render the batch; returns 0, or raises :class:`ReportError` naming the first stopped page."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vfiobench.report import Page, render_batch
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    console = Console(stderr=True)
+    kwargs: dict[str, Any] = {
+        "runs": not args.no_runs,
+        "compare": args.compare,
+        "baseline": args.baseline,
+        "variants": variants,
+        "notebooks_dir": args.notebooks,
+    }
+    if args.quiet:
+        batch = render_batch(args.paths, args.out, **kwargs)
+    elif console.is_terminal:
+        columns = (
+            TextColumn("[bold]report"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("", total=None)
+
+            def before(page: Page, i: int, total: int) -> None:
+                progress.update(task, total=total, description=page.name)
+
+            def after(page: Page, done: int, total: int) -> None:
+                progress.update(task, completed=done)
+                if not page.ok:
+                    progress.console.print(f"[red]stopped[/red] {page.html}: {page.error}")
+
+            batch = render_batch(args.paths, args.out, before_page=before, on_page=after, **kwargs)
+    else:
+
+        def line(page: Page, done: int, total: int) -> None:
+            state = "ok" if page.ok else f"stopped: {page.error}"
+            print(f"[{done}/{total}] {page.html} ({state})", file=sys.stderr, flush=True)
+
+        batch = render_batch(args.paths, args.out, on_page=line, **kwargs)
+    if not args.quiet:
+        print(f"wrote {batch.index} ({len(batch.pages)} pages)")
+    if batch.failed:
+        first = batch.failed[0]
+        more = f" (and {len(batch.failed) - 1} more pages)" if len(batch.failed) > 1 else ""
+        raise ReportError(f"{first.html}: {first.error}{more}")
+    return 0
