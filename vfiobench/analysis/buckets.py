@@ -1,0 +1,156 @@
+"""HDR-style log-linear histogram buckets, integer-only so BPF C can compute the same index.
+
+Within each power of two ``[2**m, 2**(m+1))`` there are ``2**b`` equal-width sub-buckets
+(``b = sub_bucket_bits``); below ``2**(b+1)`` every integer has its own bucket. A bucket's width is
+therefore at most ``2**-b`` of its lower bound (1/64 = 1.6 % for the default ``b = 6``), whereas
+log2 buckets are 100 % wide and put 1.5 ms and 2 ms in the same bucket.
+
+The bucket function, for an unsigned 64-bit value ``v`` (nanoseconds)::
+
+    msb(v)   = index of the highest set bit of v        (msb(1) = 0; take msb(0) = 0)
+    shift(v) = max(0, msb(v) - b)
+    index(v) = (shift(v) << b) + (v >> shift(v))
+
+``v >> shift`` keeps the top ``b + 1`` bits of ``v`` (the leading 1 and ``b`` bits below it), so it
+lies in ``[2**b, 2**(b+1))`` once ``shift > 0``; adding ``shift << b`` moves each power of two to its
+own block of ``2**b`` indices. For ``v < 2**(b+1)`` the index is ``v`` itself. The inverse::
+
+    shift(i) = max(0, (i >> b) - 1)
+    lower(i) = (i - (shift(i) << b)) << shift(i)          (inclusive)
+    upper(i) = lower(i) + (1 << shift(i))                 (exclusive)
+
+Values are clamped to ``[0, 2**max_bits - 1]`` (default ``max_bits = 63``: every bound fits a
+signed 64-bit integer), which gives ``(max_bits - b + 1) << b`` indices: 3712 for ``b = 6``. In BPF C
+(no floating point, no ``clz`` instruction) ``msb`` is a 6-step binary search over shifts; the rest
+is two shifts and an add::
+
+    static __always_inline u32 loglin_index(u64 v) {
+        u32 msb = 0;
+        if (v >> 32) { msb += 32; v >>= 32; } ... (16, 8, 4, 2, 1)   // on a copy of v
+        u32 shift = msb > B ? msb - B : 0;
+        return (shift << B) + (u32)(v_orig >> shift);
+    }
+
+Example:
+    >>> b = LogLinearBuckets(sub_bucket_bits=6)
+    >>> idx = b.index([1_500_000, 2_000_000])
+    >>> [int(i) for i in idx], [int(x) for x in b.lower(idx)]
+    ([987, 1018], [1490944, 1998848])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class LogLinearBuckets:
+    """Log-linear (HDR-style) buckets over non-negative integer nanoseconds.
+
+    Args:
+        sub_bucket_bits: ``b``: ``2**b`` linear sub-buckets per power of two; the relative bucket
+            width (the worst-case relative error of a value reported from its bucket) is ``2**-b``.
+        max_bits: values ``>= 2**max_bits`` are clamped into the last bucket (at most 63, so that
+            every bound fits in int64).
+    """
+
+    sub_bucket_bits: int = 6
+    max_bits: int = 63
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sub_bucket_bits <= 16:
+            raise ValueError(f"sub_bucket_bits must be in 1..16, not {self.sub_bucket_bits}")
+        if not self.sub_bucket_bits + 1 <= self.max_bits <= 63:
+            raise ValueError(f"max_bits must be in {self.sub_bucket_bits + 1}..63, not {self.max_bits}")
+
+    @property
+    def n_buckets(self) -> int:
+        """Number of bucket indices (``index`` returns values in ``[0, n_buckets)``)."""
+        b = self.sub_bucket_bits
+        return (self.max_bits - b + 1) << b
+
+    @property
+    def relative_error(self) -> float:
+        """Worst-case bucket width relative to its lower bound: ``2**-sub_bucket_bits``."""
+        return float(2.0**-self.sub_bucket_bits)
+
+    def index(self, values_ns: npt.ArrayLike) -> IntArray:
+        """Bucket index of each value (vectorised; negative values count as 0).
+
+        Args:
+            values_ns: integers (or floats, truncated) in nanoseconds.
+
+        Returns:
+            int64 array of indices in ``[0, n_buckets)``, same shape as the input.
+        """
+        b = self.sub_bucket_bits
+        arr = np.asarray(values_ns)
+        if arr.dtype.kind == "f":
+            arr = np.nan_to_num(arr, nan=0.0, posinf=2.0**63, neginf=0.0)
+            v = np.clip(arr, 0, 2.0**64 - 2048).astype(np.uint64)
+        elif arr.dtype.kind == "i":
+            v = np.maximum(arr, 0).astype(np.uint64)
+        elif arr.dtype.kind in "ub":
+            v = arr.astype(np.uint64, copy=False)
+        else:
+            v = np.asarray(arr, dtype=np.uint64)
+        v = np.minimum(v, np.uint64((1 << self.max_bits) - 1))
+        msb = msb_u64(v)
+        shift = np.maximum(msb - b, 0).astype(np.uint64)
+        idx = (shift << np.uint64(b)) + (v >> shift)
+        return np.asarray(idx, dtype=np.int64)
+
+    def lower(self, idx: npt.ArrayLike) -> IntArray:
+        """Inclusive lower bound (ns) of each bucket index."""
+        i = np.asarray(idx, dtype=np.int64)
+        b = self.sub_bucket_bits
+        shift = np.maximum((i >> b) - 1, 0)
+        return np.asarray((i - (shift << b)) << shift, dtype=np.int64)
+
+    def upper(self, idx: npt.ArrayLike) -> IntArray:
+        """Exclusive upper bound (ns) of each bucket index (saturates at ``2**63 - 1``)."""
+        i = np.asarray(idx, dtype=np.int64)
+        b = self.sub_bucket_bits
+        shift = np.maximum((i >> b) - 1, 0)
+        lo = np.asarray((i - (shift << b)) << shift, dtype=np.int64)
+        width = np.left_shift(np.int64(1), shift)
+        with np.errstate(over="ignore"):
+            hi = lo + width
+        return np.where(hi < lo, np.iinfo(np.int64).max, hi).astype(np.int64)
+
+    def counts(self, values_ns: npt.ArrayLike) -> IntArray:
+        """Dense per-bucket counts: ``np.bincount`` of :meth:`index` (length ``max index + 1``)."""
+        idx = self.index(values_ns).ravel()
+        if idx.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.bincount(idx).astype(np.int64)
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters as a plain dict (stored beside in-kernel histograms so they can be decoded)."""
+        return {"sub_bucket_bits": self.sub_bucket_bits, "max_bits": self.max_bits}
+
+
+def msb_u64(v: npt.NDArray[np.uint64]) -> IntArray:
+    """Index of the highest set bit of each uint64 (``msb(0) = 0``), exact over the full range.
+
+    Uses ``np.frexp`` on float64 for speed, then corrects the values whose conversion to float64
+    rounded up to the next power of two (only possible above ``2**53``).
+    """
+    _, e = np.frexp(v.astype(np.float64))
+    msb = e.astype(np.int64) - 1
+    np.maximum(msb, 0, out=msb)
+    # float64 rounding can turn 2**k - small into 2**k: then v >> msb == 0, step back one bit.
+    big = msb >= 53
+    if np.any(big):
+        vb = v[big]
+        mb = msb[big]
+        too_high = (vb >> mb.astype(np.uint64)) == 0
+        mb[too_high] -= 1
+        msb[big] = mb
+    return msb

@@ -1,0 +1,375 @@
+"""Per delivered interrupt: how many ioctls, set_vector_signal calls, PBA toggles and commits, and their cost.
+
+Delivered interrupts come from the run's ``workload`` table (one row per cycle; rows with
+``delivered`` false are not counted) or, for a run without one, from ``run.json``
+``workload.params`` (first of ``delivered``, ``interrupts``, ``cycles``).
+
+Window: by default only probe events inside the workload's window count (from the first cycle's
+start to the last cycle's delivery), so setup before the first cycle (the initial unmask) is not
+billed to interrupts; ``events_outside`` says how many were left out. Commits deferred to QEMU's RCU
+thread after the last delivery fall outside too (at most one burst).
+
+Times: ``*_us_per_irq`` are inclusive (each call's own measured duration: a PBA toggle includes the
+commit it tail-calls, an ioctl includes ``vfio_msi_set_vector_signal``). ``*_excl_us_per_irq`` are
+exclusive (nested calls subtracted, see :mod:`vfiobench.analysis.nesting`), and they sum to
+``total_us_per_irq``, the time per interrupt spent inside any probed call. A probe recorded in
+histogram mode contributes counts and inclusive time from bucket midpoints (no nesting there).
+
+Probe-free runs (no probe tables) get NaN for every probe column, not zero; a probed run whose table
+exists but is empty gets 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from vfiobench.analysis import schema
+from vfiobench.analysis.buckets import LogLinearBuckets
+from vfiobench.analysis.nesting import exclusive_ns
+from vfiobench.errors import AnalysisError
+from vfiobench.store import Run, RunSet
+
+#: Operation keys of the per-interrupt accounting, in stacking order, with their table.
+OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("set_irqs", schema.SET_IRQS),
+    ("set_vector_signal", schema.SET_VECTOR_SIGNAL),
+    ("pba_toggle", schema.PBA_TOGGLE),
+    ("region_toggle", schema.PBA_TOGGLE),
+    ("commit", schema.COMMIT),
+)
+#: Count column names per operation (``<count>_per_irq`` in :func:`df_per_interrupt`).
+COUNT_NAMES: dict[str, str] = {
+    "set_irqs": "set_irqs",
+    "set_vector_signal": "set_vector_signal",
+    "pba_toggle": "pba_toggles",
+    "region_toggle": "region_toggles",
+    "commit": "commits",
+}
+OPERATION_LABELS: dict[str, str] = {
+    "set_irqs": "SET_IRQS ioctl",
+    "set_vector_signal": "vfio_msi_set_vector_signal",
+    "pba_toggle": "PBA toggle",
+    "region_toggle": "other region toggles",
+    "commit": "memory transaction commit",
+}
+
+
+@dataclass(frozen=True)
+class CycleWindows:
+    """The workload's cycles of one run: where each starts and where the workload window ends."""
+
+    cycle: npt.NDArray[np.int64]
+    start_ns: npt.NDArray[np.int64]
+    end_ns: int
+    delivered: npt.NDArray[np.bool_]
+    latency_ns: npt.NDArray[np.float64]
+
+
+def cycle_windows(workload: pd.DataFrame) -> CycleWindows | None:
+    """Cycle start times from a workload table (``start_ts_ns`` or else ``trigger_ts_ns``).
+
+    Returns None when the table has no timestamps.
+    """
+    start_col = next((c for c in ("start_ts_ns", "trigger_ts_ns") if c in workload.columns), None)
+    if start_col is None or workload.empty:
+        return None
+    w = workload.sort_values(start_col, kind="stable")
+    start = w[start_col].to_numpy(dtype=np.int64)
+    ends = [start[-1]]
+    if "delivered_ts_ns" in w.columns:
+        ends.append(int(np.nanmax(w["delivered_ts_ns"].to_numpy(dtype=np.float64))))
+    if "cycle_ns" in w.columns:
+        ends.append(int(np.nanmax(start + w["cycle_ns"].to_numpy(dtype=np.float64))))
+    cycle = w["cycle"].to_numpy(dtype=np.int64) if "cycle" in w.columns else np.arange(len(w), dtype=np.int64)
+    delivered = (
+        w["delivered"].to_numpy(dtype=bool) if "delivered" in w.columns else np.ones(len(w), dtype=bool)
+    )
+    latency = (
+        w["latency_ns"].to_numpy(dtype=np.float64) if "latency_ns" in w.columns else np.full(len(w), np.nan)
+    )
+    return CycleWindows(cycle, start, int(max(ends)), delivered, latency)
+
+
+def interrupt_count(run: Run) -> tuple[int, str]:
+    """Delivered interrupts of a run and where the number came from.
+
+    Returns:
+        ``(count, source)``; source is ``"workload"`` or ``"params:<key>"``.
+
+    Raises:
+        AnalysisError: neither a workload table nor a counter in ``workload.params``.
+    """
+    if run.has_table(schema.WORKLOAD):
+        w = run.table(schema.WORKLOAD)
+        n = int(w["delivered"].astype(bool).sum()) if "delivered" in w.columns else len(w)
+        return n, "workload"
+    params = run.meta.workload.params
+    for key in schema.INTERRUPT_COUNT_PARAMS:
+        if isinstance(params.get(key), int | float) and not isinstance(params.get(key), bool):
+            return int(params[key]), f"params:{key}"
+    raise AnalysisError(
+        f"run {run.run_id}: no workload table and no "
+        f"{'/'.join(schema.INTERRUPT_COUNT_PARAMS)} in workload.params",
+        "record the workload's per-cycle table or its delivered-interrupt counter",
+    )
+
+
+def account_events(
+    ts_ns: npt.ArrayLike,
+    dur_ns: npt.ArrayLike,
+    tid: npt.ArrayLike,
+    op: npt.ArrayLike,
+    cycle_start_ns: npt.ArrayLike,
+    window_end_ns: int | None,
+    n_ops: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
+    """Vectorised core: bill each call to the cycle it started in.
+
+    Args:
+        ts_ns: entry time of each call (any order; all tables of one run concatenated).
+        dur_ns: duration of each call.
+        tid: thread of each call (calls nest only within a thread).
+        op: operation code per call, ``0 <= op < n_ops``.
+        cycle_start_ns: ascending start of each cycle.
+        window_end_ns: calls starting after it are outside (None: no end).
+        n_ops: number of operation codes.
+
+    Returns:
+        ``(counts, incl_ns, excl_ns, outside)``: three ``(n_cycles, n_ops)`` float64 arrays (calls,
+        inclusive ns, exclusive ns per cycle and operation) and the number of calls outside the
+        window.
+    """
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    dur = np.asarray(dur_ns, dtype=np.int64)
+    opc = np.asarray(op, dtype=np.int64)
+    starts = np.asarray(cycle_start_ns, dtype=np.int64)
+    excl = exclusive_ns(ts, dur, tid)
+    cyc = np.searchsorted(starts, ts, side="right") - 1
+    inside = cyc >= 0
+    if window_end_ns is not None:
+        inside &= ts <= window_end_ns
+    n_cycles = starts.size
+    key = cyc[inside] * n_ops + opc[inside]
+    size = n_cycles * n_ops
+    shape = (n_cycles, n_ops)
+    counts = np.asarray(np.bincount(key, minlength=size), dtype=np.float64).reshape(shape)
+    incl = np.asarray(np.bincount(key, weights=dur[inside], minlength=size), dtype=np.float64).reshape(shape)
+    exc = np.asarray(np.bincount(key, weights=excl[inside], minlength=size), dtype=np.float64).reshape(shape)
+    return counts, incl, exc, int((~inside).sum())
+
+
+def _run_calls(run: Run) -> tuple[pd.DataFrame, dict[str, bool], pd.DataFrame]:
+    """Timestamped calls of a run, which operations were probed, and histogram-mode rows.
+
+    Returns ``(calls[ts_ns, dur_ns, tid, op], probed, hist[op, count, dur_ns])``.
+    """
+    op_index = {name: i for i, (name, _) in enumerate(OPERATIONS)}
+    frames: list[pd.DataFrame] = []
+    hist_frames: list[pd.DataFrame] = []
+    probed: dict[str, bool] = {}
+    buckets = LogLinearBuckets()
+    for name, table in OPERATIONS:
+        probed[name] = run.has_table(table)
+    for table in dict.fromkeys(t for _, t in OPERATIONS):
+        if not run.has_table(table):
+            continue
+        df = run.table(table)
+        if table == schema.PBA_TOGGLE:
+            is_pba = (
+                df["is_pba"].astype(bool).to_numpy()
+                if "is_pba" in df.columns
+                else np.ones(len(df), dtype=bool)
+            )
+            ops = np.where(is_pba, op_index["pba_toggle"], op_index["region_toggle"])
+        else:
+            ops = np.full(len(df), next(op_index[n] for n, t in OPERATIONS if t == table))
+        if "bucket" in df.columns and "count" in df.columns and "ts_ns" not in df.columns:
+            idx = df["bucket"].to_numpy(dtype=np.int64)
+            mid = (buckets.lower(idx) + buckets.upper(idx) - 1) / 2.0
+            hist_frames.append(
+                pd.DataFrame({"op": ops, "count": df["count"].to_numpy(dtype=np.float64), "dur_ns": mid})
+            )
+            continue
+        tid = df["tid"].to_numpy(dtype=np.int64) if "tid" in df.columns else np.zeros(len(df), dtype=np.int64)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ts_ns": df["ts_ns"].to_numpy(dtype=np.int64),
+                    "dur_ns": df["dur_ns"].to_numpy(dtype=np.int64),
+                    "tid": tid,
+                    "op": ops,
+                }
+            )
+        )
+    calls = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame({c: pd.Series(dtype=np.int64) for c in ("ts_ns", "dur_ns", "tid", "op")})
+    )
+    hist = (
+        pd.concat(hist_frames, ignore_index=True)
+        if hist_frames
+        else pd.DataFrame({c: pd.Series(dtype=np.float64) for c in ("op", "count", "dur_ns")})
+    )
+    return calls, probed, hist
+
+
+def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, float]]:
+    """Per-cycle accounting of one run (None without a timestamped workload) and its per-run row."""
+    n_ops = len(OPERATIONS)
+    names = [n for n, _ in OPERATIONS]
+    calls, probed, hist = _run_calls(run)
+    interrupts, source = interrupt_count(run)
+    windows = cycle_windows(run.table(schema.WORKLOAD)) if run.has_table(schema.WORKLOAD) else None
+    if windows is not None and window == "workload":
+        counts, incl, excl, outside = account_events(
+            calls["ts_ns"],
+            calls["dur_ns"],
+            calls["tid"],
+            calls["op"],
+            windows.start_ns,
+            windows.end_ns,
+            n_ops,
+        )
+        tot_counts, tot_incl, tot_excl = counts.sum(0), incl.sum(0), excl.sum(0)
+    else:
+        one = np.array([np.iinfo(np.int64).min], dtype=np.int64)
+        counts = incl = excl = np.zeros((0, n_ops))
+        c1, i1, e1, outside = account_events(
+            calls["ts_ns"], calls["dur_ns"], calls["tid"], calls["op"], one, None, n_ops
+        )
+        tot_counts, tot_incl, tot_excl = c1[0], i1[0], e1[0]
+    if len(hist):
+        hop = hist["op"].to_numpy(dtype=np.int64)
+        hc = np.bincount(hop, weights=hist["count"], minlength=n_ops)
+        ht = np.bincount(hop, weights=hist["count"] * hist["dur_ns"], minlength=n_ops)
+        tot_counts, tot_incl, tot_excl = tot_counts + hc, tot_incl + ht, tot_excl + ht
+    row: dict[str, float] = {"interrupts": interrupts}
+    irq = interrupts if interrupts > 0 else np.nan
+    for i, name in enumerate(names):
+        on = probed[name]
+        row[f"{COUNT_NAMES[name]}_per_irq"] = tot_counts[i] / irq if on else np.nan
+    for i, name in enumerate(names):
+        row[f"{name}_us_per_irq"] = tot_incl[i] / 1e3 / irq if probed[name] else np.nan
+    for i, name in enumerate(names):
+        row[f"{name}_excl_us_per_irq"] = tot_excl[i] / 1e3 / irq if probed[name] else np.nan
+    any_probe = any(probed.values())
+    row["total_us_per_irq"] = float(tot_excl.sum()) / 1e3 / irq if any_probe else np.nan
+    row["events_outside"] = outside if any_probe else np.nan
+    row["interrupts_source"] = source  # type: ignore[assignment]
+    per_cycle: pd.DataFrame | None = None
+    if windows is not None and window == "workload":
+        data: dict[str, npt.ArrayLike] = {
+            "cycle": windows.cycle,
+            "delivered": windows.delivered,
+            "latency_ns": windows.latency_ns,
+        }
+        for i, name in enumerate(names):
+            data[COUNT_NAMES[name]] = counts[:, i] if probed[name] else np.full(len(windows.cycle), np.nan)
+        for i, name in enumerate(names):
+            data[f"{name}_us"] = incl[:, i] / 1e3 if probed[name] else np.full(len(windows.cycle), np.nan)
+        data["total_us"] = excl.sum(1) / 1e3 if any_probe else np.full(len(windows.cycle), np.nan)
+        per_cycle = pd.DataFrame(data)
+    return per_cycle, row
+
+
+def df_per_interrupt(runset: RunSet, *, window: str = "workload") -> pd.DataFrame:
+    """Per-interrupt operation counts and costs, one row per run.
+
+    Args:
+        runset: the runs (probed and probe-free alike).
+        window: ``"workload"`` (count only calls inside the workload's cycles) or ``"all"``.
+
+    Returns:
+        Columns ``run_id, variant, kind, interrupts, interrupts_source``, counts per interrupt
+        ``set_irqs_per_irq, set_vector_signal_per_irq, pba_toggles_per_irq, region_toggles_per_irq,
+        commits_per_irq``, inclusive µs per interrupt ``set_irqs_us_per_irq,
+        set_vector_signal_us_per_irq, pba_toggle_us_per_irq, region_toggle_us_per_irq,
+        commit_us_per_irq``, exclusive µs per interrupt (same names with ``_excl_us_per_irq``),
+        ``total_us_per_irq`` (sum of the exclusive ones), ``events_outside`` (calls outside the
+        window), ``lost_events`` (from run.json), and the run's labels (``repetition``...).
+    """
+    if window not in ("workload", "all"):
+        raise AnalysisError(f"window must be 'workload' or 'all', not {window!r}")
+    rows = []
+    for run in runset:
+        _, row = _run_cycles(run, window)
+        rows.append(
+            {"run_id": run.run_id, "variant": run.variant, "kind": run.meta.kind}
+            | row
+            | {"lost_events": run.meta.lost_events}
+            | {k: v for k, v in run.meta.labels.items() if k not in row}
+        )
+    return pd.DataFrame(rows)
+
+
+def df_per_cycle(runset: RunSet) -> pd.DataFrame:
+    """Per-cycle accounting of every run with a timestamped workload table.
+
+    Each call is billed to the cycle it started in (cycles start at ``start_ts_ns``, else
+    ``trigger_ts_ns``). Deferred work (RCU-thread commits) lands in whichever cycle it happens in, so
+    per-cycle values are bursty but their mean is the per-interrupt cost.
+
+    Returns:
+        ``[run_id, variant, kind, cycle, delivered, latency_ns, set_irqs, set_vector_signal,
+        pba_toggles, region_toggles, commits, set_irqs_us, set_vector_signal_us, pba_toggle_us,
+        region_toggle_us, commit_us, total_us]``: counts and inclusive µs per operation (NaN when
+        the operation was not probed) and ``total_us``, the exclusive time in probed calls.
+    """
+    parts = []
+    for run in runset:
+        if not run.has_table(schema.WORKLOAD):
+            continue
+        per_cycle, _ = _run_cycles(run, "workload")
+        if per_cycle is None:
+            continue
+        per_cycle.insert(0, "kind", run.meta.kind)
+        per_cycle.insert(0, "variant", run.variant)
+        per_cycle.insert(0, "run_id", run.run_id)
+        parts.append(per_cycle)
+    if not parts:
+        raise AnalysisError("no run has a timestamped workload table", "record runs with a workload")
+    return pd.concat(parts, ignore_index=True)
+
+
+def df_cost_breakdown(per_interrupt: pd.DataFrame | RunSet, by: Sequence[str] = ("variant",)) -> pd.DataFrame:
+    """Exclusive µs per interrupt by operation, averaged over the probed runs of each group.
+
+    Exclusive times stack without double counting (the stacked total is ``total_us_per_irq``).
+
+    Args:
+        per_interrupt: the frame of :func:`df_per_interrupt`, or a run set to compute it from.
+        by: grouping columns (default one bar per variant).
+
+    Returns:
+        Long form ``[*by, operation, label, us_per_irq, runs]``: ``operation`` a key of
+        :data:`OPERATIONS`, ``label`` its display name, ``runs`` the number of probed runs averaged.
+        Operations that no run probed are left out.
+    """
+    df = df_per_interrupt(per_interrupt) if isinstance(per_interrupt, RunSet) else per_interrupt
+    keys = list(by)
+    rows = []
+    for name, _ in OPERATIONS:
+        col = f"{name}_excl_us_per_irq"
+        if col not in df.columns:
+            continue
+        for key, g in df.groupby(keys, sort=False) if keys else [((), df)]:
+            vals = g[col].dropna()
+            if vals.empty:
+                continue
+            kv = key if isinstance(key, tuple) else (key,)
+            rows.append(
+                dict(zip(keys, kv, strict=True))
+                | {
+                    "operation": name,
+                    "label": OPERATION_LABELS[name],
+                    "us_per_irq": float(vals.mean()),
+                    "runs": int(vals.size),
+                }
+            )
+    return pd.DataFrame(rows, columns=[*keys, "operation", "label", "us_per_irq", "runs"])
