@@ -546,3 +546,181 @@ def reset_for_tests() -> None:
     global _setup_done
     _emitted_js.clear()
     _setup_done = False
+
+
+# ------------------------------------------------------------------------------------------ analysis
+
+
+def _as_runset(target: Run | RunSet) -> RunSet:
+    return RunSet([target]) if isinstance(target, Run) else target
+
+
+def in_us(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``df`` with every ``*_ns`` column converted to µs and renamed ``*_us`` (for reading)."""
+    out = df.copy()
+    for col in [c for c in df.columns if str(c).endswith("_ns")]:
+        out[str(col).removesuffix("_ns") + "_us"] = out.pop(col).astype("float64") / 1e3
+    return out
+
+
+def df_operation_latency(target: Run | RunSet) -> pd.DataFrame:
+    """Latency summary of every probed operation, and of the interrupt itself (workload table).
+
+    Probe tables are summarised per variant over their calls (``dur_ns``); the workload's
+    end-to-end ``latency_ns`` per variant and run kind, since probes inflate it.
+
+    Returns:
+        ``[operation, variant, kind, count, mean_us, p50_us, p90_us, p99_us, p999_us, max_us]``
+        (``kind`` only set for the interrupt latency rows).
+    """
+    from vfiobench.analysis import df_latency_summary, schema
+
+    runset = _as_runset(target)
+    parts = []
+    for name in schema.PROBE_TABLES:
+        df = runset.table(name)
+        if df.empty or not ("dur_ns" in df.columns or {"bucket", "count"} <= set(df.columns)):
+            continue
+        s = df_latency_summary(df, value="dur_ns", by=("variant",))
+        s.insert(0, "operation", schema.OPERATION_LABELS.get(name, name))
+        s.insert(2, "kind", "")
+        parts.append(s)
+    w = runset.table(schema.WORKLOAD)
+    if not w.empty and "latency_ns" in w.columns:
+        if "delivered" in w.columns:
+            w = w[w["delivered"].astype(bool)]
+        kinds = pd.Series({r.run_id: r.meta.kind for r in runset}, dtype=object)
+        w = w.assign(kind=w["run_id"].map(kinds))
+        s = df_latency_summary(w, value="latency_ns", by=("variant", "kind"))
+        s.insert(0, "operation", "interrupt latency (end to end)")
+        parts.append(s)
+    cols = [
+        "operation",
+        "variant",
+        "kind",
+        "count",
+        "mean_ns",
+        "p50_ns",
+        "p90_ns",
+        "p99_ns",
+        "p999_ns",
+        "max_ns",
+    ]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    return in_us(out[cols])
+
+
+def show_latency(target: Run | RunSet) -> None:
+    """Display :func:`df_operation_latency` (µs); a run page drops the variant column."""
+    df = df_operation_latency(target)
+    if isinstance(target, Run):
+        df = df.drop(columns=["variant"])
+    show_table(df, empty="No latency data: this run has neither probe tables nor a workload table.")
+
+
+#: Columns of :func:`vfiobench.analysis.df_per_interrupt` shown on the pages, with their labels.
+PER_INTERRUPT_COLUMNS: dict[str, str] = {
+    "interrupts": "delivered interrupts",
+    "set_irqs_per_irq": "SET_IRQS ioctls / irq",
+    "set_vector_signal_per_irq": "vfio_msi_set_vector_signal / irq",
+    "pba_toggles_per_irq": "PBA toggles / irq",
+    "commits_per_irq": "memory transaction commits / irq",
+    "set_irqs_us_per_irq": "SET_IRQS µs / irq (incl.)",
+    "set_vector_signal_us_per_irq": "set_vector_signal µs / irq (incl.)",
+    "pba_toggle_us_per_irq": "PBA toggle µs / irq (incl.)",
+    "commit_us_per_irq": "commit µs / irq (incl.)",
+    "total_us_per_irq": "total µs / irq in probed calls (excl.)",
+    "events_outside": "probe events outside the workload window",
+    "lost_events": "lost events",
+}
+
+
+def df_per_interrupt_view(target: Run | RunSet) -> pd.DataFrame:
+    """The per-interrupt accounting, one row per run, with readable column names.
+
+    Returns:
+        ``[run_id, variant, kind, <labels of PER_INTERRUPT_COLUMNS present>]``.
+    """
+    from vfiobench.analysis import df_per_interrupt
+
+    df = df_per_interrupt(_as_runset(target))
+    keep = [c for c in PER_INTERRUPT_COLUMNS if c in df.columns]
+    return df[["run_id", "variant", "kind", *keep]].rename(columns=PER_INTERRUPT_COLUMNS)
+
+
+def show_per_interrupt(target: Run | RunSet) -> None:
+    """Display per-interrupt counts and costs (a run page shows one column of values)."""
+    from vfiobench.errors import AnalysisError
+
+    try:
+        df = df_per_interrupt_view(target)
+    except AnalysisError as e:
+        note(f"Per-interrupt accounting not available: {e}")
+        return
+    if isinstance(target, Run):
+        row = df.drop(columns=["run_id", "variant", "kind"]).iloc[0]
+        show_html(
+            _kv_html((str(k), _fmt_number(v.item() if hasattr(v, "item") else v)) for k, v in row.items())
+        )
+    else:
+        show_table(df)
+
+
+def df_verdicts(
+    runset: RunSet, baseline: str, metrics: Sequence[str] = ("us_per_irq", "latency_ns")
+) -> pd.DataFrame:
+    """A/B results of every variant against ``baseline`` on each metric that has samples.
+
+    Returns:
+        The rows of :func:`vfiobench.analysis.df_ab` for every metric, concatenated, plus
+        ``available`` (False with the reason in ``verdict`` when a metric has no samples).
+    """
+    from vfiobench.analysis import df_ab
+    from vfiobench.errors import AnalysisError
+
+    parts = []
+    for metric in metrics:
+        try:
+            parts.append(df_ab(runset, metric, baseline=baseline).assign(available=True))
+        except AnalysisError as e:
+            parts.append(
+                pd.DataFrame(
+                    [{"metric": metric, "baseline": baseline, "verdict": str(e), "available": False}]
+                )
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
+def show_verdicts(
+    runset: RunSet, baseline: str, metrics: Sequence[str] = ("us_per_irq", "latency_ns")
+) -> None:
+    """Display one verdict line per (variant, metric) and the table of ratios behind them."""
+    df = df_verdicts(runset, baseline, metrics)
+    items = []
+    for rec in df.to_dict("records"):
+        cls = "vfb-good" if rec.get("available") and rec.get("significant") else "vfb-note"
+        text = (
+            rec["verdict"] if rec.get("available") else f"{rec['metric']}: not available ({rec['verdict']})"
+        )
+        items.append(f'<li class="{cls}">{html.escape(str(text))}</li>')
+    show_html(f'<ul class="vfb-verdicts">{"".join(items)}</ul>')
+    ok = df[df["available"].astype(bool)]
+    if not ok.empty:
+        cols = [
+            "variant", "baseline", "metric", "statistic", "stat_baseline", "stat_variant", "ratio",
+            "ci_low", "ci_high", "p_value", "runs_baseline", "runs_variant", "n_baseline", "n_variant",
+        ]  # fmt: skip
+        show_table(
+            ok[cols], caption="ratio = baseline / variant; CI: cluster bootstrap over runs; p: Mann–Whitney U"
+        )
+
+
+def show_repetitions(runset: RunSet, metric: str) -> None:
+    """Display per-run statistics of ``metric`` so run-to-run spread is visible."""
+    from vfiobench.analysis import df_repetitions
+    from vfiobench.errors import AnalysisError
+
+    try:
+        show_table(df_repetitions(runset, metric), caption=f"{metric} per run")
+    except AnalysisError as e:
+        note(f"{metric}: not available ({e})")
