@@ -17,7 +17,7 @@ from vfiobench import __version__
 from vfiobench.errors import VfioBenchError
 
 #: Modules that register subcommands, in ``--help`` order.
-COMMAND_MODULES: tuple[str, ...] = ("vfiobench.report_cli", "vfiobench.lab_cli")
+COMMAND_MODULES: tuple[str, ...] = ("vfiobench.report_cli", "vfiobench.lab_cli", "vfiobench.probes_cli")
 
 EPILOG = """\
 examples:
