@@ -244,7 +244,7 @@ def _flags_only_len(code: bytes, pos: int) -> int:
     return 0
 
 
-def _is_emulated(code: bytes, pos: int) -> bool:
+def is_emulated(code: bytes, pos: int) -> bool:
     """True when the x86 uprobe code emulates the instruction at ``pos`` (no single-step)."""
     op = code[pos]
     if 0x50 <= op <= 0x57:  # push r64
@@ -268,7 +268,7 @@ def probe_offset(code: bytes) -> int:
     fallback = pos
     try:
         while pos < len(code):
-            if _is_emulated(code, pos):
+            if is_emulated(code, pos):
                 return pos
             n = _flags_only_len(code, pos)
             if n == 0:

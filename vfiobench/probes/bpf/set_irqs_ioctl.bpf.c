@@ -1,0 +1,89 @@
+/* set_irqs_ioctl: VFIO_DEVICE_SET_IRQS ioctls of the target process.
+ * sys_enter_ioctl filtered on cmd == SET_IRQS_CMD and the target tgid, paired with sys_exit_ioctl
+ * through a per-thread map (the exit tracepoint has no cmd).
+ *
+ * The tracepoint records are declared here rather than by BCC's TRACEPOINT_PROBE (which only works in
+ * the main file); vfiobench/probes/resolve.py checks these offsets against the events' format files
+ * in tracefs before loading (syscall tracepoints: 8-byte common header, __syscall_nr, then one
+ * 8-byte slot per argument). */
+#ifndef SET_IRQS_CMD
+#define SET_IRQS_CMD 0x3b6e
+#endif
+
+struct vb_set_irqs_start {
+	u64 ts;
+	s32 fd;
+	u32 hdr_ok;
+	u32 hdr[5]; /* struct vfio_irq_set: argsz, flags, index, start, count */
+	u32 _pad;
+};
+
+struct vb_sys_enter_ioctl_args {
+	u64 common;       /* common_type, common_flags, common_preempt_count, common_pid */
+	s64 syscall_nr;
+	u64 fd;           /* offset 16 */
+	u64 cmd;          /* offset 24 */
+	u64 arg;          /* offset 32 */
+};
+
+struct vb_sys_exit_ioctl_args {
+	u64 common;
+	s64 syscall_nr;
+	s64 ret;          /* offset 16 */
+};
+
+BPF_HASH(set_irqs_inflight, u32, struct vb_set_irqs_start, 4096);
+#ifndef VB_HISTOGRAM
+BPF_RINGBUF_OUTPUT(set_irqs_ioctl_events, RINGBUF_PAGES);
+#endif
+
+int vb_ioctl_enter(struct vb_sys_enter_ioctl_args *args)
+{
+	if ((u32)args->cmd != SET_IRQS_CMD)
+		return 0;
+	u64 id = bpf_get_current_pid_tgid();
+	if (!vb_pid_ok(id))
+		return 0;
+	u32 tid = (u32)id;
+	struct vb_set_irqs_start s = {};
+	s.ts = bpf_ktime_get_ns();
+	s.fd = (s32)args->fd;
+	s.hdr_ok = bpf_probe_read_user(s.hdr, sizeof(s.hdr), (void *)args->arg) == 0;
+	set_irqs_inflight.update(&tid, &s);
+	return 0;
+}
+
+int vb_ioctl_exit(struct vb_sys_exit_ioctl_args *args)
+{
+	u64 now = bpf_ktime_get_ns();
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = (u32)id;
+	struct vb_set_irqs_start *s = set_irqs_inflight.lookup(&tid);
+	if (!s)
+		return 0;
+#ifdef VB_HISTOGRAM
+	vb_hist_add(VB_SET_IRQS_IOCTL, now - s->ts);
+#else
+	struct vb_set_irqs_event *e = set_irqs_ioctl_events.ringbuf_reserve(sizeof(*e));
+	if (!e) {
+		vb_count_lost(VB_SET_IRQS_IOCTL);
+		set_irqs_inflight.delete(&tid);
+		return 0;
+	}
+	e->ts_ns = s->ts;
+	e->dur_ns = now - s->ts;
+	e->pid = (u32)(id >> 32);
+	e->tid = tid;
+	e->fd = s->fd;
+	e->ret = (s32)args->ret;
+	e->argsz = s->hdr[0];
+	e->flags = s->hdr[1];
+	e->index = s->hdr[2];
+	e->start = s->hdr[3];
+	e->count = s->hdr[4];
+	e->hdr_ok = s->hdr_ok;
+	set_irqs_ioctl_events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+#endif
+	set_irqs_inflight.delete(&tid);
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* Shared definitions (macros and structs only: BCC handles maps and BPF functions only in the main
+ * text, see common.bpf.c) of the vfiobench probes. Specialised with -D flags only:
+ *   TARGET_PID       tgid to trace (0 = every process)
+ *   RINGBUF_PAGES    pages per ring buffer (a power of two)
+ *   VB_HISTOGRAM     aggregate durations into log-linear histograms instead of streaming events
+ *   SUB_BUCKET_BITS  2**SUB_BUCKET_BITS linear sub-buckets per power of two (histogram mode)
+ *   MAX_BITS         histogram values are clamped to 2**MAX_BITS - 1
+ *   MAX_DEPTH        per-thread nesting depth tracked for uprobes (a power of two)
+ */
+#include <uapi/linux/ptrace.h>
+#include <linux/types.h>
+
+#ifndef TARGET_PID
+#define TARGET_PID 0
+#endif
+#ifndef RINGBUF_PAGES
+#define RINGBUF_PAGES 1024
+#endif
+#ifndef SUB_BUCKET_BITS
+#define SUB_BUCKET_BITS 6
+#endif
+#ifndef MAX_BITS
+#define MAX_BITS 63
+#endif
+#define VB_MAX_VALUE ((1ULL << MAX_BITS) - 1)
+#ifndef MAX_DEPTH
+#define MAX_DEPTH 8
+#endif
+
+#include "events.bpf.h"
+
+/* Probe ids: index into the per-CPU counters below (mirrored by catalog.PROBES[*].probe_id). */
+#define VB_SET_IRQS_IOCTL 0
+#define VB_SET_VECTOR_SIGNAL 1
+#define VB_PBA_TOGGLE 2
+#define VB_TRANSACTION_COMMIT 3
+#define VB_NPROBES 4
+
+/* Per-thread call stack for uprobe/uretprobe pairing: nested (and tail-chained) calls return in
+ * LIFO order, so a stack of entry frames pairs each return with its own entry. */
+struct vb_frame {
+	u64 ts;
+	u64 arg0;
+	u64 arg1;
+};
+
+struct vb_stack {
+	u32 depth;
+	u32 _pad;
+	struct vb_frame f[MAX_DEPTH];
+};

@@ -1,0 +1,195 @@
+"""The probe catalog: what each probe attaches to, its C event struct as a numpy dtype, its table.
+
+Probes (one ``*.bpf.c`` file each under ``vfiobench/probes/bpf/``, event structs in ``events.bpf.h``):
+
+============================  ===========================================  ==========================
+probe                         attaches to                                  table columns
+============================  ===========================================  ==========================
+``set_irqs_ioctl``            tracepoints ``syscalls:sys_{enter,exit}_ioctl``  ts_ns, dur_ns, pid, tid,
+                              with cmd ``VFIO_DEVICE_SET_IRQS`` (0x3b6e)   fd, ret, index, start,
+                                                                           count, flags, argsz
+``set_vector_signal``         kprobe+kretprobe ``vfio_msi_set_vector_signal``  ts_ns, dur_ns, tid,
+                                                                           vector, fd, msix, ret
+``pba_toggle``                uprobe+uretprobe ``memory_region_set_enabled``  ts_ns, dur_ns, tid, mr,
+                              in the QEMU binary                           enabled, is_pba
+``transaction_commit``        uprobe+uretprobe                             ts_ns, dur_ns, tid, depth
+                              ``memory_region_transaction_commit``
+============================  ===========================================  ==========================
+
+Times are ``CLOCK_MONOTONIC`` nanoseconds from ``bpf_ktime_get_ns``. In histogram mode a probe's
+table (same name) has the columns ``bucket, count, lo_ns, hi_ns`` instead (see :mod:`.histogram`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+#: ``VFIO_DEVICE_SET_IRQS`` = ``_IO(';', 100 + 10)``.
+VFIO_DEVICE_SET_IRQS = 0x3B6E
+
+ProbeKind = Literal["tracepoint", "kprobe", "uprobe"]
+
+SET_IRQS_DTYPE = np.dtype(
+    [
+        ("ts_ns", "<u8"),
+        ("dur_ns", "<u8"),
+        ("pid", "<u4"),
+        ("tid", "<u4"),
+        ("fd", "<i4"),
+        ("ret", "<i4"),
+        ("argsz", "<u4"),
+        ("flags", "<u4"),
+        ("index", "<u4"),
+        ("start", "<u4"),
+        ("count", "<u4"),
+        ("hdr_ok", "<u4"),
+    ]
+)
+SET_VECTOR_SIGNAL_DTYPE = np.dtype(
+    [
+        ("ts_ns", "<u8"),
+        ("dur_ns", "<u8"),
+        ("tid", "<u4"),
+        ("vector", "<i4"),
+        ("fd", "<i4"),
+        ("ret", "<i4"),
+        ("msix", "<u4"),
+        ("_pad", "<u4"),
+    ]
+)
+PBA_TOGGLE_DTYPE = np.dtype(
+    [("ts_ns", "<u8"), ("dur_ns", "<u8"), ("mr", "<u8"), ("tid", "<u4"), ("enabled", "<u4")]
+)
+TRANSACTION_COMMIT_DTYPE = np.dtype([("ts_ns", "<u8"), ("dur_ns", "<u8"), ("tid", "<u4"), ("depth", "<u4")])
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One probe of the catalog.
+
+    Attributes:
+        name: probe and table name.
+        probe_id: index into the BPF program's per-CPU ``lost``/``hist`` arrays (``VB_*`` in C).
+        kind: ``tracepoint``, ``kprobe`` or ``uprobe``.
+        source: the ``*.bpf.c`` file under ``vfiobench/probes/bpf/``.
+        struct: the C event struct (in ``events.bpf.h``) that :attr:`dtype` mirrors.
+        dtype: the event record as the kernel writes it.
+        columns: the table's columns, in order (``is_pba`` is added in user space).
+        symbol: the kernel or QEMU function probed (``None`` for tracepoints).
+        entry_fn: BPF function attached at entry (``None`` for ``TRACEPOINT_PROBE``).
+        return_fn: BPF function attached at return.
+        target: a one-line description stored in ``run.json``.
+    """
+
+    name: str
+    probe_id: int
+    kind: ProbeKind
+    source: str
+    struct: str
+    dtype: np.dtype[Any]
+    columns: tuple[str, ...]
+    symbol: str | None
+    entry_fn: str | None
+    return_fn: str | None
+    target: str
+
+    @property
+    def define(self) -> str:
+        """The ``-D`` flag that includes this probe in the program."""
+        return f"VB_WITH_{self.name.upper()}"
+
+    @property
+    def ring(self) -> str:
+        """Name of this probe's ring buffer map."""
+        return f"{self.name}_events"
+
+
+PROBES: dict[str, ProbeSpec] = {
+    p.name: p
+    for p in (
+        ProbeSpec(
+            "set_irqs_ioctl",
+            0,
+            "tracepoint",
+            "set_irqs_ioctl.bpf.c",
+            "vb_set_irqs_event",
+            SET_IRQS_DTYPE,
+            ("ts_ns", "dur_ns", "pid", "tid", "fd", "ret", "index", "start", "count", "flags", "argsz"),
+            None,
+            "vb_ioctl_enter",
+            "vb_ioctl_exit",
+            f"tracepoint:syscalls:sys_enter_ioctl+sys_exit_ioctl cmd={VFIO_DEVICE_SET_IRQS:#x}",
+        ),
+        ProbeSpec(
+            "set_vector_signal",
+            1,
+            "kprobe",
+            "set_vector_signal.bpf.c",
+            "vb_set_vector_signal_event",
+            SET_VECTOR_SIGNAL_DTYPE,
+            ("ts_ns", "dur_ns", "tid", "vector", "fd", "msix", "ret"),
+            "vfio_msi_set_vector_signal",
+            "vb_svs_enter",
+            "vb_svs_return",
+            "kprobe+kretprobe:vfio_msi_set_vector_signal",
+        ),
+        ProbeSpec(
+            "pba_toggle",
+            2,
+            "uprobe",
+            "pba_toggle.bpf.c",
+            "vb_pba_toggle_event",
+            PBA_TOGGLE_DTYPE,
+            ("ts_ns", "dur_ns", "tid", "mr", "enabled", "is_pba"),
+            "memory_region_set_enabled",
+            "vb_pba_enter",
+            "vb_pba_return",
+            "uprobe+uretprobe:memory_region_set_enabled",
+        ),
+        ProbeSpec(
+            "transaction_commit",
+            3,
+            "uprobe",
+            "transaction_commit.bpf.c",
+            "vb_transaction_commit_event",
+            TRANSACTION_COMMIT_DTYPE,
+            ("ts_ns", "dur_ns", "tid", "depth"),
+            "memory_region_transaction_commit",
+            "vb_commit_enter",
+            "vb_commit_return",
+            "uprobe+uretprobe:memory_region_transaction_commit",
+        ),
+    )
+}
+
+#: Probes attached when none are named: everything this kind of machine can usually run.
+DEFAULT_PROBES: tuple[str, ...] = ("set_irqs_ioctl", "pba_toggle", "transaction_commit")
+
+MAIN_SOURCE = "vfiobench.bpf.c"
+HEADERS = ("vfiobench.bpf.h", "events.bpf.h", "buckets.bpf.h")
+
+
+def bpf_dir() -> Path:
+    """The directory holding the ``*.bpf.c`` sources (a real directory: BCC reads files)."""
+    return Path(str(resources.files("vfiobench.probes") / "bpf"))
+
+
+def get_probe(name: str) -> ProbeSpec:
+    """The catalog entry ``name``.
+
+    Raises:
+        ProbeError: unknown probe (the message lists the known ones).
+    """
+    from vfiobench.errors import ProbeError
+
+    try:
+        return PROBES[name]
+    except KeyError:
+        raise ProbeError(
+            f"unknown probe {name!r}", f"choose from {', '.join(PROBES)}"
+        ) from None

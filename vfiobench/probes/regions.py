@@ -1,0 +1,128 @@
+"""Which ``memory_region_set_enabled`` calls toggle the MSI-X PBA: region names from the live process.
+
+QEMU's ``MemoryRegion`` has a ``const char *name`` field ("msix-pba" for the PBA, set in
+``hw/pci/msix.c``), but its offset depends on the QEMU version and build, and Debian's binary has no
+debug info to say where it is. The method, run in user space while recording:
+
+1. The probe records the ``mr`` pointer of every call.
+2. For the distinct pointers seen, read the first :data:`SCAN_BYTES` of each ``MemoryRegion`` from
+   ``/proc/PID/mem`` (root can read any process).
+3. At every 8-aligned offset, treat the word as a ``char *`` and try to read a short printable
+   NUL-terminated string through it. The name offset is the one where this works for the most
+   regions (ties: the lowest offset); it is learnt once per run and reused for later pointers.
+4. ``is_pba`` is then ``name == "msix-pba"``; the ``pba_regions`` table lists every region seen
+   with its name, offset and method.
+
+If the process is gone before a pointer could be read (or no offset fits), its name stays empty,
+``method`` says ``unresolved`` and ``is_pba`` is false for it: the table still has every call with
+its ``mr``, so the PBA can be identified afterwards by its toggle pattern (enabled on a pending
+interrupt, disabled on the next unmask: alternating ``enabled`` 1/0 on one ``mr``).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PBA_NAME = "msix-pba"
+SCAN_BYTES = 512
+MAX_NAME = 64
+_PRINTABLE = re.compile(rb"[\x21-\x7e][\x20-\x7e]*")
+
+REGIONS_DTYPE = np.dtype([("mr", "<u8"), ("name", object), ("name_offset", "<i8"), ("is_pba", "?")])
+
+
+def _read(mem: Any, addr: int, size: int) -> bytes | None:
+    try:
+        mem.seek(addr)
+        data: bytes = mem.read(size)
+        return data
+    except (OSError, ValueError, OverflowError):
+        return None
+
+
+def _read_cstr(mem: Any, addr: int) -> str | None:
+    """A printable NUL-terminated string of 1..63 chars at ``addr``, else None."""
+    if addr < 4096 or addr >= 1 << 47:
+        return None
+    raw = _read(mem, addr, MAX_NAME)
+    if not raw or b"\0" not in raw:
+        return None
+    s = raw[: raw.index(b"\0")]
+    if not s or not _PRINTABLE.fullmatch(s):
+        return None
+    return s.decode("ascii")
+
+
+@dataclass
+class RegionNames:
+    """Resolves ``MemoryRegion`` pointers of one process to names (see the module docstring)."""
+
+    pid: int
+    offset: int | None = None
+    names: dict[int, str] = field(default_factory=dict)
+    unresolved: set[int] = field(default_factory=set)
+
+    def _scan(self, mem: Any, mrs: list[int]) -> int | None:
+        blobs = {mr: _read(mem, mr, SCAN_BYTES) for mr in mrs}
+        scores: dict[int, int] = {}
+        for off in range(0, SCAN_BYTES, 8):
+            n = 0
+            for blob in blobs.values():
+                if blob and len(blob) >= off + 8:
+                    (ptr,) = struct.unpack_from("<Q", blob, off)
+                    if _read_cstr(mem, ptr) is not None:
+                        n += 1
+            if n:
+                scores[off] = n
+        if not scores:
+            return None
+        best = max(scores.values())
+        return min(off for off, n in scores.items() if n == best)
+
+    def resolve(self, mrs: Iterable[int]) -> None:
+        """Look up names of pointers not seen before (best effort; never raises)."""
+        new = [int(m) for m in mrs if int(m) not in self.names and int(m) not in self.unresolved]
+        if not new:
+            return
+        try:
+            mem = open(f"/proc/{self.pid}/mem", "rb", buffering=0)  # noqa: SIM115
+        except OSError:
+            self.unresolved.update(new)
+            return
+        with mem:
+            if self.offset is None:
+                self.offset = self._scan(mem, new)
+            for mr in new:
+                name = None
+                if self.offset is not None:
+                    raw = _read(mem, mr + self.offset, 8)
+                    if raw and len(raw) == 8:
+                        name = _read_cstr(mem, struct.unpack("<Q", raw)[0])
+                if name is None:
+                    self.unresolved.add(mr)
+                else:
+                    self.names[mr] = name
+
+    def is_pba(self, mrs: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Boolean array: which of ``mrs`` are the PBA region (by name)."""
+        pba = [mr for mr, name in self.names.items() if name == PBA_NAME]
+        return np.isin(mrs, np.array(pba, dtype=np.uint64))
+
+    def table(self) -> np.ndarray[Any, Any]:
+        """The ``pba_regions`` table: one row per region seen.
+
+        Columns: ``mr`` (pointer), ``name`` ("" if unresolved), ``name_offset`` (bytes into
+        ``MemoryRegion``, -1 if unknown), ``is_pba``.
+        """
+        rows = [(mr, name, self.offset, name == PBA_NAME) for mr, name in sorted(self.names.items())]
+        rows += [(mr, "", -1, False) for mr in sorted(self.unresolved)]
+        out = np.empty(len(rows), dtype=REGIONS_DTYPE)
+        for i, (mr, name, off, pba) in enumerate(rows):
+            out[i] = (mr, name, -1 if off is None else off, pba)
+        return out

@@ -1,0 +1,224 @@
+"""Prerequisite checks, run before anything is compiled or attached.
+
+BCC's own errors mislead (a missing symbol and a missing binary both read "could not determine
+address of symbol"; any kprobe on a kernel without kprobes reads "not traceable (either
+non-existing, inlined, or marked as notrace)"; "Need super-user privileges" also appears for
+refused program types). Each function here detects one real cause and raises the named error
+from :mod:`vfiobench.errors` with what to do. :func:`resolve_targets` runs all those a set of
+probes needs and returns where each uprobe goes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vfiobench.errors import (
+    BccError,
+    KprobesUnavailableError,
+    MissingBinaryError,
+    MissingSymbolError,
+    PrivilegeError,
+    ProbeError,
+    TracefsError,
+)
+from vfiobench.probes.catalog import ProbeSpec
+from vfiobench.qemu.binary import ElfFile, is_emulated, probe_offset
+
+TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
+
+#: Field offsets the set_irqs_ioctl program assumes (struct vb_sys_{enter,exit}_ioctl_args).
+IOCTL_ENTER_OFFSETS = {"fd": 16, "cmd": 24, "arg": 32}
+IOCTL_EXIT_OFFSETS = {"ret": 16}
+
+
+def require_root() -> None:
+    """Raise :class:`PrivilegeError` unless running as root (unprivileged BPF is disabled)."""
+    if os.geteuid() != 0:
+        raise PrivilegeError(
+            f"loading eBPF programs needs root (running as uid {os.geteuid()})",
+            "run as root, e.g. sudo vfiobench record ...",
+        )
+
+
+def tracefs() -> Path:
+    """The mounted tracefs directory.
+
+    Raises:
+        TracefsError: tracefs is not mounted at /sys/kernel/tracing (or under debugfs).
+    """
+    for path in TRACEFS_CANDIDATES:
+        if (path / "events").is_dir():
+            return path
+    raise TracefsError(
+        "tracefs is not mounted (no /sys/kernel/tracing/events)",
+        "mount -t tracefs tracefs /sys/kernel/tracing",
+    )
+
+
+def require_bcc() -> None:
+    """Raise :class:`BccError` unless the ``bcc`` Python module imports."""
+    try:
+        import bcc  # noqa: F401
+    except ImportError as e:
+        raise BccError(
+            f"the BCC Python module is not importable ({e})",
+            "apt-get install python3-bpfcc; in a virtualenv, symlink /usr/lib/python3/dist-packages/bcc "
+            "into its site-packages (make test does this)",
+        ) from None
+
+
+def require_kprobes(symbol: str) -> None:
+    """Check the kernel has kprobes and ``symbol`` is a probe-able kernel function.
+
+    Raises:
+        KprobesUnavailableError: ``<tracefs>/kprobe_events`` is absent (no ``CONFIG_KPROBES``).
+        MissingSymbolError: the kernel has no such function (module not loaded, inlined).
+    """
+    tfs = tracefs()
+    if not (tfs / "kprobe_events").exists():
+        raise KprobesUnavailableError(
+            f"this kernel has no kprobes ({tfs / 'kprobe_events'} is absent), so {symbol} cannot be probed",
+            "run this probe where kprobes exist (the lab VM or a real host) or leave it out with --probe",
+        )
+    if not kernel_has_symbol(symbol):
+        raise MissingSymbolError(
+            f"the running kernel has no function {symbol} in /proc/kallsyms",
+            "load its module first (modprobe vfio-pci) or check the kernel version",
+        )
+
+
+def kernel_has_symbol(symbol: str, kallsyms: Path = Path("/proc/kallsyms")) -> bool:
+    """True when ``symbol`` is a text symbol in ``/proc/kallsyms`` (modules included)."""
+    pat = re.compile(rf" [tTwW] {re.escape(symbol)}(\s|$)")
+    try:
+        with open(kallsyms, encoding="ascii", errors="replace") as f:
+            return any(pat.search(line) for line in f)
+    except OSError:
+        return False
+
+
+def _format_offsets(fmt: Path) -> dict[str, int]:
+    offsets = {}
+    for m in re.finditer(r"field:[^;]*?(\w+);\s*offset:(\d+);", fmt.read_text(encoding="ascii")):
+        offsets[m.group(1)] = int(m.group(2))
+    return offsets
+
+
+def require_ioctl_tracepoints() -> None:
+    """Check ``syscalls:sys_{enter,exit}_ioctl`` exist with the field offsets the program assumes.
+
+    Raises:
+        ProbeError: the kernel lacks syscall tracepoints or lays them out differently.
+    """
+    base = tracefs() / "events" / "syscalls"
+    for event, expected in (("sys_enter_ioctl", IOCTL_ENTER_OFFSETS), ("sys_exit_ioctl", IOCTL_EXIT_OFFSETS)):
+        fmt = base / event / "format"
+        if not fmt.is_file():
+            raise ProbeError(
+                f"tracepoint syscalls:{event} does not exist ({fmt} missing)",
+                "use a kernel built with CONFIG_FTRACE_SYSCALLS",
+            )
+        have = _format_offsets(fmt)
+        wrong = {k: have.get(k) for k, v in expected.items() if have.get(k) != v}
+        if wrong:
+            raise ProbeError(
+                f"tracepoint syscalls:{event} has fields at unexpected offsets {wrong} (expected {expected})",
+                "update struct vb_sys_*_ioctl_args in set_irqs_ioctl.bpf.c for this kernel",
+            )
+
+
+def require_process(pid: int) -> Path:
+    """The executable of process ``pid`` (``/proc/PID/exe`` resolved).
+
+    Raises:
+        ProbeError: no such process.
+        MissingBinaryError: its executable is unreadable.
+    """
+    proc = Path(f"/proc/{pid}")
+    if not proc.is_dir():
+        raise ProbeError(f"no process with pid {pid}", "check the QEMU pid (pgrep -f qemu-system)")
+    try:
+        exe = os.readlink(proc / "exe")
+    except OSError as e:
+        raise MissingBinaryError(f"cannot read /proc/{pid}/exe ({e.strerror})", "run as root") from None
+    if exe.endswith(" (deleted)"):
+        return proc / "exe"  # the binary was replaced on disk: probe the running inode
+    return Path(exe)
+
+
+@dataclass
+class UprobeTarget:
+    """Where one uprobe goes: binary, symbol, its address and the offset past non-emulated code."""
+
+    binary: Path
+    symbol: str
+    address: int
+    offset: int
+    single_stepped: bool
+
+
+@dataclass
+class Resolution:
+    """Everything :func:`resolve_targets` found out, ready for the tracer."""
+
+    binary: Path | None = None
+    uprobes: dict[str, UprobeTarget] = field(default_factory=dict)
+
+
+def resolve_uprobe(elf: ElfFile, symbol: str) -> UprobeTarget:
+    """Resolve one uprobe target in ``elf``.
+
+    Raises:
+        MissingSymbolError: ``symbol`` is not in ``.symtab``/``.dynsym``.
+    """
+    sym = elf.require_symbol(symbol)
+    code = elf.function_bytes(sym)
+    off = probe_offset(code)
+    stepped = not (off < len(code) and is_emulated(code, off))
+    return UprobeTarget(elf.path, symbol, sym.address, off, stepped)
+
+
+def resolve_targets(
+    probes: list[ProbeSpec], pid: int | None, qemu: str | os.PathLike[str] | None, *, check_root: bool = True
+) -> Resolution:
+    """Check every prerequisite of ``probes`` and resolve their targets; attach nothing.
+
+    Order: root, tracefs, BCC, then per probe kind: syscall tracepoints, kprobes, the binary and its
+    symbols. The first failure raises its named error.
+
+    Args:
+        probes: the probes to attach.
+        pid: the target process (its ``/proc/PID/exe`` is the binary unless ``qemu`` is given).
+        qemu: the QEMU binary, overriding ``/proc/PID/exe``.
+        check_root: skip the root check (``vfiobench doctor`` reports it separately).
+    """
+    if check_root:
+        require_root()
+    tracefs()
+    require_bcc()
+    res = Resolution()
+    for p in probes:
+        if p.kind == "tracepoint":
+            require_ioctl_tracepoints()
+        elif p.kind == "kprobe":
+            assert p.symbol is not None
+            require_kprobes(p.symbol)
+    uprobes = [p for p in probes if p.kind == "uprobe"]
+    if uprobes:
+        if qemu is not None:
+            binary = Path(qemu)
+        elif pid is not None:
+            binary = require_process(pid)
+        else:
+            raise MissingBinaryError(
+                f"probe {uprobes[0].name} needs the QEMU binary", "pass --pid PID or --qemu PATH"
+            )
+        elf = ElfFile(binary)
+        res.binary = binary
+        for p in uprobes:
+            assert p.symbol is not None
+            res.uprobes[p.name] = resolve_uprobe(elf, p.symbol)
+    return res

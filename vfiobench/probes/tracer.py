@@ -1,0 +1,537 @@
+"""The tracer: one context manager owns the BPF object, from resolution to detach.
+
+Python API (what ``vfiobench record`` and the lab's job script call)::
+
+    from vfiobench.store import RunMeta, RunWriter
+    from vfiobench.probes.tracer import Tracer
+
+    meta = RunMeta(run_id="r1", variant="stock", source="lab")
+    with RunWriter("data/runs/r1", meta) as writer:
+        with Tracer(pid=qemu_pid, probes=["set_irqs_ioctl", "pba_toggle"], writer=writer) as tracer:
+            start_workload()
+            while workload_running():
+                tracer.poll()              # drain the rings; chunks reach the run store as they come
+            # or: tracer.run(duration=10)  # poll until the duration, the target's exit or Ctrl-C/SIGTERM
+        # leaving the block detached the probes, drained the rings, stored the lost counts
+    print(meta.probes["pba_toggle"].events, meta.probes["pba_toggle"].lost)
+
+What happens, in order:
+
+1. :func:`~vfiobench.probes.resolve.resolve_targets` checks root, tracefs, BCC, the tracepoints,
+   kprobes, the binary and its symbols, raising a named error before anything is compiled.
+2. Kernel headers for BCC are found or prepared (:mod:`~vfiobench.probes.headers`).
+3. The program (:mod:`~vfiobench.probes.program`) is compiled once and each probe attached;
+   uprobes sit on the first emulated instruction (:func:`vfiobench.qemu.binary.probe_offset`).
+4. :meth:`Tracer.poll` drains every probe's ring buffer with a
+   :class:`~vfiobench.probes.ringbuf.RingReader` (batches decoded with numpy), converts the records to
+   table rows (``pba_toggle`` gets ``is_pba`` from :mod:`~vfiobench.probes.regions`), and hands chunks
+   to a background thread that appends them to the run (``RunWriter.append``) every
+   ``flush_seconds`` or ``flush_rows`` rows.
+5. :meth:`Tracer.stop` (also on any exception, Ctrl-C included) detaches every probe, drains what is
+   left, reads the lost counters (ring-buffer reserve failures, per probe, from a per-CPU map) and
+   the in-kernel histograms, writes the last chunks and stores ``events``/``lost`` per probe in
+   ``run.json``.
+
+Without a writer the tracer keeps every row in memory (:meth:`Tracer.frames`), which tests and
+benchmarks use.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from vfiobench.errors import ProbeError
+from vfiobench.probes.catalog import DEFAULT_PROBES, ProbeSpec, get_probe
+from vfiobench.probes.headers import headers_env
+from vfiobench.probes.histogram import DEFAULT_SUB_BUCKET_BITS, hist_table, read_hist_map
+from vfiobench.probes.program import Program, build_program
+from vfiobench.probes.regions import RegionNames
+from vfiobench.probes.resolve import Resolution, resolve_targets
+from vfiobench.probes.ringbuf import RingReader
+from vfiobench.qemu.binary import inspect_binary
+from vfiobench.store import ProbeStats, QemuInfo, RunWriter
+
+#: Table row layouts (what lands in Parquet), by probe.
+TABLE_DTYPES: dict[str, np.dtype[Any]] = {
+    "set_irqs_ioctl": np.dtype(
+        [
+            ("ts_ns", "<i8"),
+            ("dur_ns", "<i8"),
+            ("pid", "<i4"),
+            ("tid", "<i4"),
+            ("fd", "<i4"),
+            ("ret", "<i4"),
+            ("index", "<u4"),
+            ("start", "<u4"),
+            ("count", "<u4"),
+            ("flags", "<u4"),
+            ("argsz", "<u4"),
+        ]
+    ),
+    "set_vector_signal": np.dtype(
+        [
+            ("ts_ns", "<i8"),
+            ("dur_ns", "<i8"),
+            ("tid", "<i4"),
+            ("vector", "<i4"),
+            ("fd", "<i4"),
+            ("msix", "?"),
+            ("ret", "<i4"),
+        ]
+    ),
+    "pba_toggle": np.dtype(
+        [("ts_ns", "<i8"), ("dur_ns", "<i8"), ("tid", "<i4"), ("mr", "<u8"), ("enabled", "?"), ("is_pba", "?")]
+    ),
+    "transaction_commit": np.dtype([("ts_ns", "<i8"), ("dur_ns", "<i8"), ("tid", "<i4"), ("depth", "<i4")]),
+}
+
+PBA_REGIONS_TABLE = "pba_regions"
+
+
+def to_table(spec: ProbeSpec, raw: np.ndarray[Any, Any], regions: RegionNames | None = None) -> np.ndarray[Any, Any]:
+    """Convert raw event records of ``spec`` to table rows (columns: ``spec.columns``)."""
+    dtype = TABLE_DTYPES[spec.name]
+    out = np.empty(raw.size, dtype=dtype)
+    for name in dtype.names or ():
+        if name == "is_pba":
+            continue
+        out[name] = raw[name]
+    if spec.name == "pba_toggle":
+        if regions is not None and raw.size:
+            regions.resolve(np.unique(raw["mr"]).tolist())
+            out["is_pba"] = regions.is_pba(raw["mr"])
+        else:
+            out["is_pba"] = False
+    return out
+
+
+class _ChunkWriter:
+    """Appends chunks to a :class:`RunWriter` from one background thread (Parquet writes are slow;
+    the rings must keep draining meanwhile). All writer calls happen on that thread."""
+
+    def __init__(self, writer: RunWriter) -> None:
+        self.writer = writer
+        self.queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="vfiobench-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue
+            table, data = item
+            try:
+                if table == "":
+                    data()  # a callable: e.g. flush_meta
+                else:
+                    self.writer.append(table, data)
+            except BaseException as e:  # noqa: BLE001 - reported by close()
+                self.error = e
+
+    def append(self, table: str, data: np.ndarray[Any, Any]) -> None:
+        self.queue.put((table, data))
+
+    def call(self, fn: Callable[[], object]) -> None:
+        self.queue.put(("", fn))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _proc_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: types.FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class Tracer:
+    """Attach probes to a QEMU process (or any process), stream their events, detach on exit.
+
+    Args:
+        pid: the target process (its threads are traced; ``None``: every process, uprobes then
+            need ``qemu``).
+        qemu: the binary to place uprobes in (default: ``/proc/PID/exe``).
+        probes: probe names from :data:`~vfiobench.probes.catalog.PROBES`.
+        writer: the run to append tables to (``None``: keep rows in memory, see :meth:`frames`).
+        histogram: count durations in in-kernel log-linear histograms instead of streaming events.
+        buffer_pages: ring buffer size per probe, in pages (rounded up to a power of two).
+        sub_bucket_bits: histogram precision (``2**bits`` sub-buckets per power of two).
+        flush_seconds: append buffered rows to the run at least this often.
+        flush_rows: ... or as soon as this many rows are buffered.
+        run_version: run ``BINARY -version`` for the run's metadata (default: when the binary's
+            name contains "qemu").
+    """
+
+    def __init__(
+        self,
+        pid: int | None,
+        qemu: str | os.PathLike[str] | None = None,
+        probes: Sequence[str] = DEFAULT_PROBES,
+        writer: RunWriter | None = None,
+        *,
+        histogram: bool = False,
+        buffer_pages: int = 2048,
+        sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS,
+        flush_seconds: float = 2.0,
+        flush_rows: int = 500_000,
+        run_version: bool | None = None,
+    ) -> None:
+        if not probes:
+            raise ProbeError("no probes selected", "name at least one with --probe")
+        self.pid = pid
+        self.qemu = qemu
+        self.specs = [get_probe(p) for p in dict.fromkeys(probes)]
+        self.writer = writer
+        self.histogram = histogram
+        self.buffer_pages = buffer_pages
+        self.sub_bucket_bits = sub_bucket_bits
+        self.flush_seconds = flush_seconds
+        self.flush_rows = flush_rows
+        self.run_version = run_version
+        self.program: Program = build_program(
+            self.specs,
+            pid=pid or 0,
+            ringbuf_pages=buffer_pages,
+            histogram=histogram,
+            sub_bucket_bits=sub_bucket_bits,
+        )
+        self.resolution: Resolution | None = None
+        self.counts: dict[str, int] = {s.name: 0 for s in self.specs}
+        self.lost: dict[str, int] = {s.name: 0 for s in self.specs}
+        self.targets: dict[str, str] = {s.name: s.target for s in self.specs}
+        self.regions = RegionNames(pid) if pid else None
+        self._bpf: Any = None
+        self._readers: dict[str, RingReader] = {}
+        self._pending: dict[str, list[np.ndarray[Any, Any]]] = {s.name: [] for s in self.specs}
+        self._pending_rows = 0
+        self._last_flush = time.monotonic()
+        self._memory: dict[str, list[np.ndarray[Any, Any]]] = {s.name: [] for s in self.specs}
+        self._chunks: _ChunkWriter | None = None
+        self._attached: list[tuple[str, dict[str, Any]]] = []
+        self._stopped = False
+        self.started_ns = 0
+
+    # ---- set-up ---------------------------------------------------------------------------------
+
+    def resolve(self) -> Resolution:
+        """Run every prerequisite check and resolve targets (nothing is attached)."""
+        self.resolution = resolve_targets(self.specs, self.pid, self.qemu)
+        return self.resolution
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Resolve, compile, attach and open the ring readers (:meth:`__enter__` calls it)."""
+        res = self.resolve()
+        os.environ.update(headers_env())
+        from bcc import BPF
+
+        try:
+            self._bpf = BPF(text=self.program.text, cflags=list(self.program.cflags))
+        except Exception as e:
+            raise ProbeError(f"BCC could not compile the probes: {e}", "see the compiler output above") from None
+        b = self._bpf
+        upid = self.pid if self.pid else -1
+        for spec in self.specs:
+            try:
+                if spec.kind == "tracepoint":
+                    for tp, fn in (
+                        ("syscalls:sys_enter_ioctl", spec.entry_fn),
+                        ("syscalls:sys_exit_ioctl", spec.return_fn),
+                    ):
+                        b.attach_tracepoint(tp=tp, fn_name=fn)
+                        self._attached.append(("tracepoint", {"tp": tp, "fn_name": fn}))
+                elif spec.kind == "kprobe":
+                    b.attach_kprobe(event=spec.symbol, fn_name=spec.entry_fn)
+                    self._attached.append(("kprobe", {"event": spec.symbol, "fn_name": spec.entry_fn}))
+                    b.attach_kretprobe(event=spec.symbol, fn_name=spec.return_fn)
+                    self._attached.append(("kretprobe", {"event": spec.symbol, "fn_name": spec.return_fn}))
+                else:
+                    t = res.uprobes[spec.name]
+                    addr = t.address + t.offset
+                    args = {"name": str(t.binary), "addr": addr, "pid": upid}
+                    b.attach_uprobe(fn_name=spec.entry_fn, **args)
+                    self._attached.append(("uprobe", args))
+                    b.attach_uretprobe(fn_name=spec.return_fn, **args)
+                    self._attached.append(("uretprobe", args))
+                    self.targets[spec.name] = (
+                        f"uprobe+uretprobe:{t.binary}:{t.symbol}+{t.offset:#x}"
+                        + (" (single-stepped)" if t.single_stepped else "")
+                    )
+            except ProbeError:
+                raise
+            except Exception as e:
+                raise ProbeError(f"could not attach probe {spec.name} ({spec.target}): {e}") from None
+            if not self.histogram:
+                self._readers[spec.name] = RingReader(b[spec.ring].map_fd, spec.dtype)
+        self.started_ns = time.monotonic_ns()
+        if self.writer is not None:
+            self._record_meta(res)
+            self._chunks = _ChunkWriter(self.writer)
+            self._chunks.call(self.writer.flush_meta)
+
+    def _record_meta(self, res: Resolution) -> None:
+        assert self.writer is not None
+        meta = self.writer.meta
+        meta.kind = "probed"
+        if res.binary is not None or self.pid:
+            binary = res.binary
+            if binary is None and self.pid:
+                try:
+                    binary = Path(os.readlink(f"/proc/{self.pid}/exe"))
+                except OSError:
+                    binary = None
+            run_version = self.run_version if self.run_version is not None else "qemu" in str(binary)
+            info = inspect_binary(binary, run_version=run_version) if binary else None
+            meta.qemu = QemuInfo(
+                path=info.path if info else "",
+                version=info.version if info else "",
+                build_id=info.build_id if info else "",
+                cmdline=_cmdline(self.pid) if self.pid else [],
+                patches=meta.qemu.patches,
+            )
+        self._update_probe_stats()
+
+    def _update_probe_stats(self) -> None:
+        if self.writer is None:
+            return
+        mode = "histogram" if self.histogram else "stream"
+        for spec in self.specs:
+            self.writer.meta.probes[spec.name] = ProbeStats(
+                self.targets[spec.name], self.counts[spec.name], self.lost[spec.name], mode
+            )
+
+    # ---- recording ------------------------------------------------------------------------------
+
+    def poll(self) -> int:
+        """Drain every ring once; returns the number of events decoded (0 in histogram mode)."""
+        n = 0
+        for spec in self.specs:
+            reader = self._readers.get(spec.name)
+            if reader is None:
+                continue
+            raw = reader.read()
+            if raw.size:
+                rows = to_table(spec, raw, self.regions)
+                self.counts[spec.name] += rows.size
+                n += rows.size
+                if self.writer is None:
+                    self._memory[spec.name].append(rows)
+                else:
+                    self._pending[spec.name].append(rows)
+                    self._pending_rows += rows.size
+        if self._chunks is not None and (
+            self._pending_rows >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds
+        ):
+            self._flush()
+        return n
+
+    def read_lost(self) -> dict[str, int]:
+        """Current lost-event counts per probe (ring-buffer reserve failures), from the kernel."""
+        if self._bpf is None:
+            return dict(self.lost)
+        table = self._bpf["lost"]
+        for spec in self.specs:
+            self.lost[spec.name] = sum(int(x) for x in table[table.Key(spec.probe_id)])
+        return dict(self.lost)
+
+    def read_histograms(self) -> dict[str, np.ndarray[Any, Any]]:
+        """Dense per-bucket counts per probe (histogram mode)."""
+        table = self._bpf["hist"]
+        return {s.name: read_hist_map(table, s.probe_id, self.sub_bucket_bits) for s in self.specs}
+
+    def _flush(self) -> None:
+        assert self._chunks is not None and self.writer is not None
+        for name, chunks in self._pending.items():
+            if chunks:
+                data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+                self._chunks.append(name, data)
+                chunks.clear()
+        self._pending_rows = 0
+        self._last_flush = time.monotonic()
+        self.read_lost()
+        self._update_probe_stats()
+        self._chunks.call(self.writer.flush_meta)
+
+    def target_alive(self) -> bool:
+        """False once the target process has exited (always True without a pid)."""
+        return self.pid is None or _proc_alive(self.pid)
+
+    def run(
+        self,
+        duration: float | None = None,
+        *,
+        interval: float = 0.01,
+        stop_on_exit: bool = True,
+        on_tick: Callable[[Tracer], None] | None = None,
+        tick_seconds: float = 0.5,
+    ) -> str:
+        """Poll until ``duration`` elapses, the target exits, or Ctrl-C/SIGTERM.
+
+        SIGTERM is turned into :class:`KeyboardInterrupt` meanwhile (main thread), which propagates
+        after the caller's ``with`` blocks have detached and saved everything.
+
+        Returns:
+            Why it stopped: ``"duration"`` or ``"target exited"``.
+        """
+        deadline = None if duration is None else time.monotonic() + duration
+        next_tick = time.monotonic()
+        with sigterm_as_interrupt():
+            while True:
+                got = self.poll()
+                now = time.monotonic()
+                if on_tick is not None and now >= next_tick:
+                    on_tick(self)
+                    next_tick = now + tick_seconds
+                if deadline is not None and now >= deadline:
+                    return "duration"
+                if stop_on_exit and not self.target_alive():
+                    return "target exited"
+                if got < 1024:
+                    time.sleep(interval)
+
+    # ---- tear-down ------------------------------------------------------------------------------
+
+    def _detach(self) -> None:
+        b = self._bpf
+        for kind, args in reversed(self._attached):
+            try:
+                if kind == "tracepoint":
+                    b.detach_tracepoint(tp=args["tp"])
+                elif kind == "kprobe":
+                    b.detach_kprobe(event=args["event"])
+                elif kind == "kretprobe":
+                    b.detach_kretprobe(event=args["event"])
+                elif kind == "uprobe":
+                    b.detach_uprobe(**args)
+                else:
+                    b.detach_uretprobe(**args)
+            except Exception:  # noqa: BLE001, S110 - best effort; cleanup() closes the fds anyway
+                pass
+        self._attached.clear()
+
+    def stop(self) -> None:
+        """Detach, drain, store counts, lost events and histograms; idempotent.
+
+        Runs on every exit of the ``with`` block; a second Ctrl-C while it runs is deferred until
+        it finishes, so the run is always left complete or partial, never torn.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        old = None
+        if threading.current_thread() is threading.main_thread():
+            old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if self._bpf is None:
+                return
+            self._detach()
+            while self.poll():
+                pass
+            self.read_lost()
+            if self.histogram:
+                hists = self.read_histograms()
+                for name, counts in hists.items():
+                    self.counts[name] = int(counts.sum())
+                    table = hist_table(counts, self.sub_bucket_bits)
+                    if self.writer is None:
+                        self._memory[name].append(table)
+                    else:
+                        self._pending[name].append(table)
+            if self._chunks is not None and self.writer is not None:
+                self._flush()
+                if self.regions is not None and "pba_toggle" in self.counts and not self.histogram:
+                    self._chunks.append(PBA_REGIONS_TABLE, self.regions.table())
+                self._chunks.call(self.writer.flush_meta)
+        finally:
+            self._cleanup()
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+
+    def _cleanup(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+        if self._chunks is not None:
+            chunks, self._chunks = self._chunks, None
+            chunks.close()
+
+    # ---- results without a writer ---------------------------------------------------------------
+
+    def frames(self) -> dict[str, np.ndarray[Any, Any]]:
+        """Rows recorded per probe when no writer was given (structured arrays)."""
+        out = {}
+        for name, chunks in self._memory.items():
+            if chunks:
+                out[name] = np.concatenate(chunks)
+            else:
+                spec = get_probe(name)
+                out[name] = np.empty(0, dtype=TABLE_DTYPES[spec.name])
+        return out
+
+
+def probe_names(values: Iterable[str] | None) -> list[str]:
+    """The probes to attach: ``values`` (validated) or the defaults."""
+    names = list(values) if values else list(DEFAULT_PROBES)
+    for n in names:
+        get_probe(n)
+    return names

@@ -1,0 +1,316 @@
+"""``vfiobench record`` and ``vfiobench doctor``: attach the probes to a QEMU process; check the machine.
+
+Imports nothing heavy at load time (BCC loads when a command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from vfiobench.errors import VfioBenchError
+
+RECORD_EPILOG = """\
+examples:
+  vfiobench record --pid $(pgrep -f qemu-system) --out data/runs/r1           default probes until Ctrl-C
+  vfiobench record --pid 1234 --probe pba_toggle --duration 10 --out data/runs/r2 --variant stock
+  vfiobench record --pid 1234 --histogram --duration 60 --out data/runs/r3    in-kernel histograms only
+  vfiobench record --pid 1234 --print-bpf                                     show the program, load nothing
+
+probes: set_irqs_ioctl (VFIO_DEVICE_SET_IRQS ioctls), set_vector_signal (kernel
+vfio_msi_set_vector_signal; needs kprobes), pba_toggle (QEMU memory_region_set_enabled, PBA calls
+marked), transaction_commit (QEMU memory_region_transaction_commit). Default: set_irqs_ioctl,
+pba_toggle, transaction_commit. Recording stops at --duration, when the process exits, or on
+Ctrl-C/SIGTERM; an interrupted run is kept as a loadable partial run.
+"""
+
+DOCTOR_EPILOG = """\
+examples:
+  vfiobench doctor                                 check this machine for the default probes
+  vfiobench doctor --qemu ./build/qemu-system-x86_64 --probe set_vector_signal
+  vfiobench doctor --prepare-headers               also merge Debian's kernel headers for BCC
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``record`` and ``doctor`` subcommands."""
+    r = subparsers.add_parser(
+        "record",
+        help="attach eBPF probes to a QEMU process and record a run",
+        description="Attach eBPF probes to a running QEMU (or any process) and record their events "
+        "into a run directory (run.json + one Parquet table per probe).",
+        epilog=RECORD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("--pid", type=int, required=True, help="the QEMU process to trace")
+    r.add_argument("--qemu", type=Path, help="QEMU binary for the uprobes (default: /proc/PID/exe)")
+    r.add_argument("--probe", action="append", metavar="NAME", help="a probe to attach (repeatable)")
+    r.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C or exit)")
+    r.add_argument("--histogram", action="store_true", help="count durations in kernel histograms only")
+    r.add_argument(
+        "--buffer-pages", type=int, default=2048, help="ring buffer pages per probe (default: %(default)s)"
+    )
+    r.add_argument("--sub-bucket-bits", type=int, default=6, help="histogram precision (default: 6)")
+    r.add_argument("--out", type=Path, help="run directory to create")
+    r.add_argument("--variant", default="unlabelled", help="variant label of the run (default: %(default)s)")
+    r.add_argument("--run-id", help="run id (default: the name of --out)")
+    r.add_argument("--print-bpf", action="store_true", help="print the BPF program and flags, then exit")
+    r.add_argument("--quiet", "-q", action="store_true", help="no live counts")
+    r.set_defaults(func=record)
+
+    d = subparsers.add_parser(
+        "doctor",
+        help="check every prerequisite of the probes and print the fix for each failure",
+        description="Check root, tracefs, BCC, kernel headers, tracepoints, kprobes and the QEMU "
+        "binary's symbols; exit non-zero when something the chosen probes need is missing.",
+        epilog=DOCTOR_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("--qemu", type=Path, help="QEMU binary to check (default: qemu-system-x86_64 on PATH)")
+    d.add_argument("--probe", action="append", metavar="NAME", help="probes that must work (default set)")
+    d.add_argument("--prepare-headers", action="store_true", help="merge Debian kernel headers for BCC")
+    d.add_argument("--no-compile", action="store_true", help="skip the trial compile of the probes")
+    d.set_defaults(func=doctor)
+
+
+# ---- record -------------------------------------------------------------------------------------
+
+
+class _LiveLine:
+    """One line of per-probe counts: rewritten in place on a terminal, printed every 5 s otherwise."""
+
+    def __init__(self, stream: TextIO, quiet: bool) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = stream.isatty()
+        self.last_plain = 0.0
+        self.started = time.monotonic()
+        self.width = 0
+
+    def text(self, tracer: Any) -> str:
+        lost = tracer.read_lost()
+        parts = [
+            f"{name} {count:,}" + (f" (lost {lost[name]:,})" if lost[name] else "")
+            for name, count in tracer.counts.items()
+        ]
+        return f"{time.monotonic() - self.started:7.1f}s  " + "  ".join(parts)
+
+    def __call__(self, tracer: Any) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            line = self.text(tracer)
+            self.stream.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+            self.stream.flush()
+        elif time.monotonic() - self.last_plain >= 5.0:
+            self.last_plain = time.monotonic()
+            print(self.text(tracer), file=self.stream, flush=True)
+
+    def end(self) -> None:
+        if self.tty and not self.quiet and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def record(args: argparse.Namespace) -> int:
+    """Record a run; returns 0 (Ctrl-C/SIGTERM propagate as KeyboardInterrupt after saving)."""
+    from vfiobench.probes.program import build_program
+    from vfiobench.probes.tracer import Tracer, probe_names
+
+    names = probe_names(args.probe)
+    if args.print_bpf:
+        from vfiobench.probes.catalog import get_probe
+
+        program = build_program(
+            [get_probe(n) for n in names],
+            pid=args.pid,
+            ringbuf_pages=args.buffer_pages,
+            histogram=args.histogram,
+            sub_bucket_bits=args.sub_bucket_bits,
+        )
+        print(program.describe())
+        return 0
+    if args.out is None:
+        raise VfioBenchError("record needs --out RUN_DIR", "name the run directory to create")
+    if args.buffer_pages < 1:
+        raise VfioBenchError(f"--buffer-pages {args.buffer_pages} must be at least 1")
+    if args.duration is not None and args.duration <= 0:
+        raise VfioBenchError(f"--duration {args.duration} must be positive")
+
+    from vfiobench.store import RunMeta, RunWriter
+
+    meta = RunMeta(run_id=args.run_id or args.out.name, variant=args.variant, source="host")
+    tracer = Tracer(
+        args.pid,
+        args.qemu,
+        names,
+        histogram=args.histogram,
+        buffer_pages=args.buffer_pages,
+        sub_bucket_bits=args.sub_bucket_bits,
+    )
+    tracer.resolve()  # named errors before the run directory exists
+    live = _LiveLine(sys.stderr, args.quiet)
+    with RunWriter(args.out, meta) as writer:
+        tracer.writer = writer
+        try:
+            with tracer:
+                print(
+                    f"vfiobench record: attached {', '.join(names)} to pid {args.pid}; recording to "
+                    f"{args.out} (Ctrl-C to stop)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                why = tracer.run(args.duration, on_tick=live)
+        finally:
+            live.end()
+    for name in names:
+        stats = meta.probes[name]
+        print(f"{name:20} {stats.events:>12,} events  {stats.lost:>10,} lost  ({stats.target})")
+    print(f"vfiobench record: stopped ({why}); run {meta.status} in {args.out}")
+    return 0
+
+
+# ---- doctor -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    """One line of the doctor's table."""
+
+    ok: bool
+    name: str
+    detail: str
+    fix: str = ""
+    needed: bool = True
+
+
+def _check(name: str, fn: Any, *, needed: bool = True) -> Finding:
+    try:
+        detail = fn()
+        return Finding(True, name, detail or "ok", needed=needed)
+    except VfioBenchError as e:
+        return Finding(False, name, e.message, e.hint or "", needed)
+
+
+def doctor_findings(
+    qemu: Path | None, probes: list[str], *, prepare: bool = False, compile_probes: bool = True
+) -> list[Finding]:
+    """Every check of ``vfiobench doctor``, in order; see :class:`Finding`."""
+    from vfiobench.probes import headers, resolve
+    from vfiobench.probes.catalog import get_probe
+
+    specs = [get_probe(p) for p in probes]
+    kinds = {s.kind for s in specs}
+    out: list[Finding] = []
+
+    def root() -> str:
+        resolve.require_root()
+        return "running as root"
+
+    out.append(_check("root", root))
+    out.append(_check("tracefs", lambda: f"mounted at {resolve.tracefs()}"))
+
+    def bcc() -> str:
+        resolve.require_bcc()
+        import bcc as bcc_mod
+
+        return f"bcc {getattr(bcc_mod, '__version__', '?')} from {Path(bcc_mod.__file__ or '').parent}"
+
+    out.append(_check("BCC", bcc))
+
+    def hdrs() -> str:
+        status = headers.prepare_headers() if prepare else headers.headers_status()
+        if status.source == "none":
+            headers.prepare_headers()  # raises with the fix
+        if status.source == "mergeable":
+            return f"{status.detail}: BCC will merge them on first use (or run --prepare-headers)"
+        return status.detail
+
+    out.append(_check("kernel headers", hdrs))
+    out.append(
+        _check(
+            "syscall tracepoints",
+            lambda: resolve.require_ioctl_tracepoints() or "syscalls:sys_{enter,exit}_ioctl with expected layout",
+            needed="tracepoint" in kinds,
+        )
+    )
+
+    def kprobes() -> str:
+        resolve.require_kprobes("vfio_msi_set_vector_signal")
+        return "kprobe_events present; vfio_msi_set_vector_signal in /proc/kallsyms"
+
+    out.append(_check("kprobes", kprobes, needed="kprobe" in kinds))
+
+    qemu_path = qemu or (Path(p) if (p := shutil.which("qemu-system-x86_64")) else None)
+
+    def binary() -> str:
+        from vfiobench.errors import MissingBinaryError
+        from vfiobench.qemu.binary import inspect_binary
+
+        if qemu_path is None:
+            raise MissingBinaryError("no qemu-system-x86_64 on PATH", "pass --qemu PATH or install qemu-system-x86")
+        info = inspect_binary(qemu_path, run_version="qemu" in qemu_path.name)
+        return f"{info.path}: {info.version or 'version unknown'}, build-id {info.build_id or 'none'}"
+
+    out.append(_check("QEMU binary", binary, needed="uprobe" in kinds))
+    if qemu_path is not None and out[-1].ok:
+        from vfiobench.qemu.binary import ElfFile
+
+        elf = ElfFile(qemu_path)
+        for spec in specs:
+            if spec.kind != "uprobe":
+                continue
+            assert spec.symbol is not None
+            sym = spec.symbol
+
+            def symbol(sym: str = sym) -> str:
+                t = resolve.resolve_uprobe(elf, sym)
+                how = "single-stepped (slow, ~20 µs/hit)" if t.single_stepped else "emulated"
+                return f"{sym} at {t.address:#x} ({elf.require_symbol(sym).table}), probe at +{t.offset:#x}: {how}"
+
+            out.append(_check(f"symbol {spec.name}", symbol))
+    if compile_probes and all(f.ok for f in out[:4]):
+
+        def trial() -> str:
+            from vfiobench.probes.program import build_program
+
+            os.environ.update(headers.headers_env())
+            from bcc import BPF
+
+            program = build_program(specs, pid=os.getpid())
+            t0 = time.monotonic()
+            try:
+                b = BPF(text=program.text, cflags=list(program.cflags))
+            except Exception as e:
+                from vfiobench.errors import BccError
+
+                raise BccError(f"BCC could not compile the probes: {e}", "see the compiler output above") from None
+            b.cleanup()
+            return f"{', '.join(program.files)} compiled and loaded in {time.monotonic() - t0:.2f} s"
+
+        out.append(_check("compile probes", trial))
+    return out
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """Print the findings; exit 1 if something the chosen probes need is missing."""
+    from vfiobench.probes.tracer import probe_names
+
+    probes = probe_names(args.probe)
+    findings = doctor_findings(args.qemu, probes, prepare=args.prepare_headers, compile_probes=not args.no_compile)
+    width = max(len(f.name) for f in findings)
+    for f in findings:
+        mark = "✓" if f.ok else ("✗" if f.needed else "-")
+        print(f"{mark} {f.name:<{width}}  {f.detail}")
+        if not f.ok:
+            print(f"  {'':<{width}}  fix: {f.fix}" + ("" if f.needed else " (not needed for the chosen probes)"))
+    failed = [f for f in findings if not f.ok and f.needed]
+    print(f"probes checked: {', '.join(probes)}; " + ("all needed checks pass" if not failed else f"{len(failed)} needed check(s) failed"))
+    return 1 if failed else 0
