@@ -17,7 +17,12 @@ from vfiobench import __version__
 from vfiobench.errors import VfioBenchError
 
 #: Modules that register subcommands, in ``--help`` order.
-COMMAND_MODULES: tuple[str, ...] = ("vfiobench.report_cli", "vfiobench.lab_cli", "vfiobench.probes_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "vfiobench.report_cli",
+    "vfiobench.lab_cli",
+    "vfiobench.probes_cli",
+    "vfiobench.qemu_cli",
+)
 
 EPILOG = """\
 examples:
