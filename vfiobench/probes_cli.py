@@ -234,13 +234,12 @@ def doctor_findings(
         return status.detail
 
     out.append(_check("kernel headers", hdrs))
-    out.append(
-        _check(
-            "syscall tracepoints",
-            lambda: resolve.require_ioctl_tracepoints() or "syscalls:sys_{enter,exit}_ioctl with expected layout",
-            needed="tracepoint" in kinds,
-        )
-    )
+
+    def tracepoints() -> str:
+        resolve.require_ioctl_tracepoints()
+        return "syscalls:sys_{enter,exit}_ioctl with the expected layout"
+
+    out.append(_check("syscall tracepoints", tracepoints, needed="tracepoint" in kinds))
 
     def kprobes() -> str:
         resolve.require_kprobes("vfio_msi_set_vector_signal")
@@ -255,7 +254,9 @@ def doctor_findings(
         from vfiobench.qemu.binary import inspect_binary
 
         if qemu_path is None:
-            raise MissingBinaryError("no qemu-system-x86_64 on PATH", "pass --qemu PATH or install qemu-system-x86")
+            raise MissingBinaryError(
+                "no qemu-system-x86_64 on PATH", "pass --qemu PATH or install qemu-system-x86"
+            )
         info = inspect_binary(qemu_path, run_version="qemu" in qemu_path.name)
         return f"{info.path}: {info.version or 'version unknown'}, build-id {info.build_id or 'none'}"
 
@@ -273,7 +274,8 @@ def doctor_findings(
             def symbol(sym: str = sym) -> str:
                 t = resolve.resolve_uprobe(elf, sym)
                 how = "single-stepped (slow, ~20 µs/hit)" if t.single_stepped else "emulated"
-                return f"{sym} at {t.address:#x} ({elf.require_symbol(sym).table}), probe at +{t.offset:#x}: {how}"
+                table = elf.require_symbol(sym).table
+                return f"{sym} at {t.address:#x} ({table}), probe at +{t.offset:#x}: {how}"
 
             out.append(_check(f"symbol {spec.name}", symbol))
     if compile_probes and all(f.ok for f in out[:4]):
@@ -291,7 +293,9 @@ def doctor_findings(
             except Exception as e:
                 from vfiobench.errors import BccError
 
-                raise BccError(f"BCC could not compile the probes: {e}", "see the compiler output above") from None
+                raise BccError(
+                    f"BCC could not compile the probes: {e}", "see the compiler output above"
+                ) from None
             b.cleanup()
             return f"{', '.join(program.files)} compiled and loaded in {time.monotonic() - t0:.2f} s"
 
@@ -304,13 +308,20 @@ def doctor(args: argparse.Namespace) -> int:
     from vfiobench.probes.tracer import probe_names
 
     probes = probe_names(args.probe)
-    findings = doctor_findings(args.qemu, probes, prepare=args.prepare_headers, compile_probes=not args.no_compile)
+    findings = doctor_findings(
+        args.qemu, probes, prepare=args.prepare_headers, compile_probes=not args.no_compile
+    )
     width = max(len(f.name) for f in findings)
     for f in findings:
         mark = "✓" if f.ok else ("✗" if f.needed else "-")
         print(f"{mark} {f.name:<{width}}  {f.detail}")
         if not f.ok:
-            print(f"  {'':<{width}}  fix: {f.fix}" + ("" if f.needed else " (not needed for the chosen probes)"))
+            print(
+                f"  {'':<{width}}  fix: {f.fix}" + ("" if f.needed else " (not needed for the chosen probes)")
+            )
     failed = [f for f in findings if not f.ok and f.needed]
-    print(f"probes checked: {', '.join(probes)}; " + ("all needed checks pass" if not failed else f"{len(failed)} needed check(s) failed"))
+    print(
+        f"probes checked: {', '.join(probes)}; "
+        + ("all needed checks pass" if not failed else f"{len(failed)} needed check(s) failed")
+    )
     return 1 if failed else 0

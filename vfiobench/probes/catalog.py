@@ -190,6 +190,4 @@ def get_probe(name: str) -> ProbeSpec:
     try:
         return PROBES[name]
     except KeyError:
-        raise ProbeError(
-            f"unknown probe {name!r}", f"choose from {', '.join(PROBES)}"
-        ) from None
+        raise ProbeError(f"unknown probe {name!r}", f"choose from {', '.join(PROBES)}") from None

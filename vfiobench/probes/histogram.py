@@ -29,7 +29,9 @@ def n_buckets(sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS, max_bits: int = MA
     return (max_bits - sub_bucket_bits + 1) << sub_bucket_bits
 
 
-def bucket_index(values: np.ndarray[Any, Any], sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS) -> np.ndarray[Any, Any]:
+def bucket_index(
+    values: np.ndarray[Any, Any], sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS
+) -> np.ndarray[Any, Any]:
     """Bucket index of each uint64 value (the C ``vb_bucket``), exact integer arithmetic."""
     v = np.minimum(np.asarray(values, dtype=np.uint64), np.uint64((1 << MAX_BITS) - 1))
     msb = np.zeros(v.shape, dtype=np.uint64)
@@ -56,7 +58,9 @@ def bucket_bounds(
     return lo.astype(np.int64), hi.astype(np.int64)
 
 
-def hist_table(counts: np.ndarray[Any, Any], sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS) -> np.ndarray[Any, Any]:
+def hist_table(
+    counts: np.ndarray[Any, Any], sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS
+) -> np.ndarray[Any, Any]:
     """The histogram-mode table from dense per-bucket counts (non-empty buckets only).
 
     Returns:
@@ -72,7 +76,9 @@ def hist_table(counts: np.ndarray[Any, Any], sub_bucket_bits: int = DEFAULT_SUB_
     return out
 
 
-def read_hist_map(table: Any, probe_id: int, sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS) -> np.ndarray[Any, Any]:
+def read_hist_map(
+    table: Any, probe_id: int, sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS
+) -> np.ndarray[Any, Any]:
     """Dense counts of one probe from BCC's per-CPU ``hist`` array, summed over CPUs."""
     nb = n_buckets(sub_bucket_bits)
     first = probe_id * nb

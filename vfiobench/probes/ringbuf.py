@@ -23,8 +23,7 @@ Example:
 from __future__ import annotations
 
 import mmap
-import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -67,14 +66,14 @@ class RingReader:
         self._consumer = np.frombuffer(self._cons_map, dtype=np.uint64, count=1)
         self._producer = np.frombuffer(self._prod_map, dtype=np.uint64, count=1)
         self._data = np.frombuffer(self._prod_map, dtype=np.uint8, offset=self.page)
-        self._rec_dtype = np.dtype(
-            {
-                "names": list(dtype.names or ()),
-                "formats": [dtype.fields[n][0] for n in dtype.names or ()],  # type: ignore[index]
-                "offsets": [HDR_SIZE + dtype.fields[n][1] for n in dtype.names or ()],  # type: ignore[index]
-                "itemsize": self.rec_size,
-            }
-        )
+        names = list(dtype.names or ())
+        fields: dict[str, Any] = {
+            "names": names,
+            "formats": [dtype.fields[n][0] for n in names] if dtype.fields else [],
+            "offsets": [HDR_SIZE + dtype.fields[n][1] for n in names] if dtype.fields else [],
+            "itemsize": self.rec_size,
+        }
+        self._rec_dtype: np.dtype[Any] = np.dtype(cast(Any, fields))
         self.records = 0  # decoded so far
         self.skipped = 0  # discarded or foreign-sized records stepped over
 
@@ -135,5 +134,3 @@ class RingReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-

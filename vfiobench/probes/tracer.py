@@ -47,7 +47,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -91,7 +91,14 @@ TABLE_DTYPES: dict[str, np.dtype[Any]] = {
         ]
     ),
     "pba_toggle": np.dtype(
-        [("ts_ns", "<i8"), ("dur_ns", "<i8"), ("tid", "<i4"), ("mr", "<u8"), ("enabled", "?"), ("is_pba", "?")]
+        [
+            ("ts_ns", "<i8"),
+            ("dur_ns", "<i8"),
+            ("tid", "<i4"),
+            ("mr", "<u8"),
+            ("enabled", "?"),
+            ("is_pba", "?"),
+        ]
     ),
     "transaction_commit": np.dtype([("ts_ns", "<i8"), ("dur_ns", "<i8"), ("tid", "<i4"), ("depth", "<i4")]),
 }
@@ -99,7 +106,9 @@ TABLE_DTYPES: dict[str, np.dtype[Any]] = {
 PBA_REGIONS_TABLE = "pba_regions"
 
 
-def to_table(spec: ProbeSpec, raw: np.ndarray[Any, Any], regions: RegionNames | None = None) -> np.ndarray[Any, Any]:
+def to_table(
+    spec: ProbeSpec, raw: np.ndarray[Any, Any], regions: RegionNames | None = None
+) -> np.ndarray[Any, Any]:
     """Convert raw event records of ``spec`` to table rows (columns: ``spec.columns``)."""
     dtype = TABLE_DTYPES[spec.name]
     out = np.empty(raw.size, dtype=dtype)
@@ -117,8 +126,11 @@ def to_table(spec: ProbeSpec, raw: np.ndarray[Any, Any], regions: RegionNames | 
 
 
 class _ChunkWriter:
-    """Appends chunks to a :class:`RunWriter` from one background thread (Parquet writes are slow;
-    the rings must keep draining meanwhile). All writer calls happen on that thread."""
+    """Appends chunks to a :class:`RunWriter` from one background thread.
+
+    Parquet writes are slow and the rings must keep draining meanwhile; every call on the writer
+    happens on that one thread.
+    """
 
     def __init__(self, writer: RunWriter) -> None:
         self.writer = writer
@@ -140,7 +152,7 @@ class _ChunkWriter:
                     data()  # a callable: e.g. flush_meta
                 else:
                     self.writer.append(table, data)
-            except BaseException as e:  # noqa: BLE001 - reported by close()
+            except BaseException as e:
                 self.error = e
 
     def append(self, table: str, data: np.ndarray[Any, Any]) -> None:
@@ -285,7 +297,9 @@ class Tracer:
         try:
             self._bpf = BPF(text=self.program.text, cflags=list(self.program.cflags))
         except Exception as e:
-            raise ProbeError(f"BCC could not compile the probes: {e}", "see the compiler output above") from None
+            raise ProbeError(
+                f"BCC could not compile the probes: {e}", "see the compiler output above"
+            ) from None
         b = self._bpf
         upid = self.pid if self.pid else -1
         for spec in self.specs:
@@ -310,9 +324,8 @@ class Tracer:
                     self._attached.append(("uprobe", args))
                     b.attach_uretprobe(fn_name=spec.return_fn, **args)
                     self._attached.append(("uretprobe", args))
-                    self.targets[spec.name] = (
-                        f"uprobe+uretprobe:{t.binary}:{t.symbol}+{t.offset:#x}"
-                        + (" (single-stepped)" if t.single_stepped else "")
+                    self.targets[spec.name] = f"uprobe+uretprobe:{t.binary}:{t.symbol}+{t.offset:#x}" + (
+                        " (single-stepped)" if t.single_stepped else ""
                     )
             except ProbeError:
                 raise
@@ -351,7 +364,7 @@ class Tracer:
     def _update_probe_stats(self) -> None:
         if self.writer is None:
             return
-        mode = "histogram" if self.histogram else "stream"
+        mode: Literal["stream", "histogram"] = "histogram" if self.histogram else "stream"
         for spec in self.specs:
             self.writer.meta.probes[spec.name] = ProbeStats(
                 self.targets[spec.name], self.counts[spec.name], self.lost[spec.name], mode
@@ -462,7 +475,7 @@ class Tracer:
                     b.detach_uprobe(**args)
                 else:
                     b.detach_uretprobe(**args)
-            except Exception:  # noqa: BLE001, S110 - best effort; cleanup() closes the fds anyway
+            except Exception:
                 pass
         self._attached.clear()
 

@@ -83,19 +83,19 @@ class ElfFile:
         except OSError as e:
             raise MissingBinaryError(f"{self.path}: unreadable ({e.strerror})") from None
         if self.data[:4] != _ELF_MAGIC:
-            raise MissingBinaryError(f"{self.path}: not an ELF file", "pass the QEMU executable, not a script")
+            raise MissingBinaryError(
+                f"{self.path}: not an ELF file", "pass the QEMU executable, not a script"
+            )
         if self.data[4] != 2 or self.data[5] != 1:
             raise MissingBinaryError(f"{self.path}: not a little-endian 64-bit ELF file")
         (self.e_type, machine) = struct.unpack_from("<HH", self.data, 16)
         if machine != 62:
             raise MissingBinaryError(f"{self.path}: ELF machine {machine} is not x86-64")
-        shoff, = struct.unpack_from("<Q", self.data, 0x28)
+        (shoff,) = struct.unpack_from("<Q", self.data, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", self.data, 0x3A)
-        phoff, = struct.unpack_from("<Q", self.data, 0x20)
+        (phoff,) = struct.unpack_from("<Q", self.data, 0x20)
         phentsize, phnum = struct.unpack_from("<HH", self.data, 0x36)
-        self.sections = [
-            _Section(*_unpack_section(self.data, shoff + i * shentsize)) for i in range(shnum)
-        ]
+        self.sections = [_Section(*_unpack_section(self.data, shoff + i * shentsize)) for i in range(shnum)]
         self._shstr = self.sections[shstrndx] if shstrndx < len(self.sections) else None
         self.segments: list[tuple[int, int, int, int]] = []  # (vaddr, offset, filesz, flags)
         for i in range(phnum):
