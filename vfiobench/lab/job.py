@@ -166,10 +166,14 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
             log(f"{cid}: L2 up in {l2.start_s:.1f} s (pid {l2.pid})")
             with open_probes(cell, l2) as probes:
                 record["probes_ready_s"] = round(time.monotonic() - t0, 3)
-                irq0 = irq_counts(bdf, vectors)
                 assert l2.session is not None
-                res: WorkloadResult = run_workload(l2.session, params, delivery=delivery, trace_log=trace_log)
-                irq1 = irq_counts(bdf, vectors)
+                res: WorkloadResult = run_workload(
+                    l2.session,
+                    params,
+                    delivery=delivery,
+                    trace_log=trace_log,
+                    snapshot=lambda: irq_counts(bdf, vectors),
+                )
                 if probes is not None:
                     record["probes"] = probes.finish(out / "probes.npz")
             record["qtest_commands"] = l2.session.commands
@@ -179,8 +183,8 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
             counters=res.counters,
             phases={k: asdict(v) for k, v in res.phases.items()},
             device=asdict(res.device),
-            irq_before=irq0,
-            irq_after=irq1,
+            irq_before=res.phases["measure"].snapshot_start,
+            irq_after=res.phases["measure"].snapshot_end,
         )
         log(f"{cid}: {res.counters}")
     except Exception as e:

@@ -56,11 +56,14 @@ class TraceEvent:
 
 
 def trace_args(log_path: str | os.PathLike[str], events: Sequence[str] = LAB_TRACE_EVENTS) -> list[str]:
-    """QEMU options enabling ``events`` with the log backend written to ``log_path``."""
+    """QEMU options enabling ``events`` with the log backend written to ``log_path``.
+
+    ``-msg timestamp=on`` makes the log backend prefix each line with ``PID@SECONDS.MICROS:``.
+    """
     out: list[str] = []
     for ev in events:
         out += ["-trace", ev]
-    return [*out, "-D", os.fspath(log_path)]
+    return [*out, "-D", os.fspath(log_path), "-msg", "timestamp=on"]
 
 
 def parse_line(line: str, offset: int = 0) -> TraceEvent | None:

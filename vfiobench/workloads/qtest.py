@@ -512,6 +512,8 @@ class Phase:
     end_ns: int = 0
     trace_start: int = 0
     trace_end: int = 0
+    snapshot_start: dict[str, int] = field(default_factory=dict)
+    snapshot_end: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -598,6 +600,7 @@ def run_workload(
     *,
     delivery: Callable[[IvshmemGuest], Delivery] = RamDelivery,
     trace_log: str | os.PathLike[str] | None = None,
+    snapshot: Callable[[], dict[str, int]] | None = None,
     max_consecutive_timeouts: int = 5,
 ) -> WorkloadResult:
     """Set the device up, then run the workload.
@@ -609,6 +612,8 @@ def run_workload(
             ``lambda g: IrqCountDelivery(bdf)``).
         trace_log: The L2 QEMU's ``-D`` file; its size at each phase boundary is recorded so the
             trace events can be cut by phase.
+        snapshot: Called at each phase boundary (e.g. L1 interrupt counts); the results are kept
+            in the phases as ``snapshot_start``/``snapshot_end``.
         max_consecutive_timeouts: Abort with :class:`QtestError` after this many lost interrupts
             in a row (the lab is broken, not slow).
 
@@ -619,9 +624,10 @@ def run_workload(
     """
     params.validate()
 
-    def mark() -> tuple[int, int]:
+    def mark() -> tuple[int, int, dict[str, int]]:
+        snap = snapshot() if snapshot is not None else {}
         size = os.path.getsize(trace_log) if trace_log and os.path.exists(trace_log) else 0
-        return time.monotonic_ns(), size
+        return time.monotonic_ns(), size, snap
 
     guest = IvshmemGuest(qt)
     s0 = mark()
@@ -656,8 +662,8 @@ def run_workload(
     rec.counters["cycles"] = cycle
     samples = np.array(rec.rows, dtype=SAMPLE_DTYPE)
     phases = {
-        "setup": Phase(s0[0], s1[0], s0[1], s1[1]),
-        "measure": Phase(m0[0], m1[0], m0[1], m1[1]),
+        "setup": Phase(s0[0], s1[0], s0[1], s1[1], s0[2], s1[2]),
+        "measure": Phase(m0[0], m1[0], m0[1], m1[1], m0[2], m1[2]),
     }
     return WorkloadResult(samples, rec.counters, phases, info)
 

@@ -1,0 +1,126 @@
+"""Ground truth for a lab run: probe counts against QEMU's trace log, the workload and L1's IRQ count.
+
+Three independent witnesses see every measured cycle: the qtest workload's own counters (it did the
+masks, unmasks and triggers and saw the deliveries), QEMU's ``-trace`` log of the L2 QEMU
+(``vfio_msix_vector_release`` per mask, ``vfio_msix_vector_do_use`` per unmask,
+``vfio_msix_pba_enable``/``_disable`` per PBA toggle, ``vfio_msi_interrupt`` per interrupt that
+QEMU handles), and L1's ``/proc/interrupts`` (one ``vfio-msix`` interrupt per trigger). The probes
+must agree with them, exactly, over the measure phase:
+
+- ``set_irqs_ioctl`` = ``do_use`` + ``release`` under KVM (both switch the vector's eventfd), =
+  ``do_use`` under TCG (no KVM route: a mask issues no ioctl);
+- ``set_vector_signal`` = ``set_irqs_ioctl`` (each SET_IRQS carries one vector);
+- ``pba_toggle`` (PBA region) = ``pba_enable`` + ``pba_disable``.
+
+Burst windows coalesce triggers at several levels (eventfd counters), so for ``burst`` the checks
+that depend on the number of interrupts are bounds, not equalities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from vfiobench.store import Check
+
+TRACE_RELEASE = "vfio_msix_vector_release"
+TRACE_USE = "vfio_msix_vector_do_use"
+TRACE_PBA_ON = "vfio_msix_pba_enable"
+TRACE_PBA_OFF = "vfio_msix_pba_disable"
+TRACE_IRQ = "vfio_msi_interrupt"
+
+
+def _eq(name: str, expected: float, observed: float, detail: str) -> Check:
+    return Check(name, float(expected), float(observed), expected == observed, detail)
+
+
+def _within(name: str, low: float, high: float, observed: float, detail: str) -> Check:
+    return Check(
+        name, float(high), float(observed), low <= observed <= high, f"{detail} (allowed {low:g}..{high:g})"
+    )
+
+
+def lab_checks(
+    *,
+    workload: str,
+    accel: str,
+    counters: Mapping[str, int],
+    trace: Mapping[str, int],
+    irq_delta: int | None,
+    probes: Mapping[str, int] | None,
+) -> list[Check]:
+    """The checks of one lab cell's measure phase.
+
+    Args:
+        workload: ``mask-every-irq``, ``no-mask`` or ``burst``.
+        accel: ``kvm`` or ``tcg``.
+        counters: The workload's counters (``triggered``, ``delivered``, ``expected_deliveries``,
+            ``masks``, ``unmasks``, ``pba_seen``).
+        trace: QEMU trace-log event counts in the measure phase.
+        irq_delta: L1 ``vfio-msix`` interrupts during the measure phase (None if unknown).
+        probes: Probe event counts in the measure phase (None for a probe-free run), keyed
+            ``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle``.
+
+    Returns:
+        The checks, each with what was expected and what was observed.
+    """
+    c = {k: int(v) for k, v in counters.items()}
+    t = {k: int(trace.get(k, 0)) for k in (TRACE_RELEASE, TRACE_USE, TRACE_PBA_ON, TRACE_PBA_OFF, TRACE_IRQ)}
+    masked = workload != "no-mask"
+    out = [
+        _eq(
+            "workload: delivered == expected",
+            c["expected_deliveries"],
+            c["delivered"],
+            "interrupts seen by the guest",
+        ),
+        _eq(
+            "trace: vector releases == workload masks",
+            c["masks"],
+            t[TRACE_RELEASE],
+            "vfio_msix_vector_release",
+        ),
+        _eq("trace: vector uses == workload unmasks", c["unmasks"], t[TRACE_USE], "vfio_msix_vector_do_use"),
+    ]
+    if masked:
+        out.append(_eq("workload: PBA bit seen in every mask window", c["masks"], c["pba_seen"], "PBA polls"))
+        out.append(_eq("trace: PBA disables == unmasks", c["unmasks"], t[TRACE_PBA_OFF], TRACE_PBA_OFF))
+    else:
+        out.append(
+            _eq("trace: no PBA toggles without masking", 0, t[TRACE_PBA_ON] + t[TRACE_PBA_OFF], "pba_*")
+        )
+    # interrupts QEMU handled: every one while masked; unmasked only without the KVM irqfd
+    if workload == "burst":
+        out.append(
+            _within("trace: QEMU-handled interrupts", c["masks"], c["triggered"], t[TRACE_IRQ], TRACE_IRQ)
+        )
+        out.append(
+            _eq("trace: PBA enables == QEMU-handled interrupts", t[TRACE_IRQ], t[TRACE_PBA_ON], TRACE_PBA_ON)
+        )
+    else:
+        qemu_sees = c["triggered"] if (masked or accel == "tcg") else 0
+        out.append(_eq("trace: QEMU-handled interrupts", qemu_sees, t[TRACE_IRQ], f"{TRACE_IRQ} ({accel})"))
+        if masked:
+            out.append(_eq("trace: PBA enables == triggers", c["triggered"], t[TRACE_PBA_ON], TRACE_PBA_ON))
+    if irq_delta is not None:
+        if workload == "burst":
+            out.append(
+                _within("L1: vfio-msix interrupts", c["masks"], c["triggered"], irq_delta, "/proc/interrupts")
+            )
+        else:
+            out.append(
+                _eq("L1: vfio-msix interrupts == triggers", c["triggered"], irq_delta, "/proc/interrupts")
+            )
+    if probes is not None:
+        ioctls = t[TRACE_USE] + (t[TRACE_RELEASE] if accel == "kvm" else 0)
+        why = "do_use + release (KVM route)" if accel == "kvm" else "do_use (no KVM route)"
+        out.append(_eq("probe: set_irqs_ioctl == trace", ioctls, probes.get("set_irqs_ioctl", 0), why))
+        out.append(_eq("probe: set_vector_signal == trace", ioctls, probes.get("set_vector_signal", 0), why))
+        out.append(
+            _eq(
+                "probe: pba_toggle == trace",
+                t[TRACE_PBA_ON] + t[TRACE_PBA_OFF],
+                probes.get("pba_toggle", 0),
+                "pba_enable + pba_disable",
+            )
+        )
+    return out

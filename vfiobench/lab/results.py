@@ -1,0 +1,202 @@
+"""Turn one lab cell's output (``cells/<id>/`` in the share) into a complete run in the run store.
+
+Inside L1 there is no pyarrow, so the job writes ``.npz`` files and JSON; here, on the host, they
+become Parquet tables through :class:`~vfiobench.store.RunWriter`:
+
+- ``workload``: one row per interrupt (burst: per mask window). Columns ``cycle``, ``vector``,
+  ``triggers``, ``trigger_ts_ns``, ``delivered_ts_ns``, ``latency_ns`` (trigger → delivery seen),
+  ``mask_rtt_ns``, ``unmask_rtt_ns`` (qtest round trips; -1 when not masked), ``pba_polls``,
+  ``pba_seen``, ``delivered``. Times are CLOCK_MONOTONIC ns inside L1 (the clock of the probes).
+- ``qemu_trace``: the L2 QEMU's trace log; columns ``offset``, ``pid``, ``wall_ts_ns``, ``event``,
+  ``args``, ``phase`` (``setup``/``measure``/``teardown``).
+- one table per probe (probed runs), as the tracer decoded them.
+
+run.json gets ``source: lab``, ``kind`` (probed / probe-free), labels ``accel``, ``workload``, ``cell``,
+``lab_image``, boot times; the L2 QEMU's path, version, build-id and command line; the workload
+counters in ``workload.params.counters``; and the ground-truth :mod:`~vfiobench.lab.checks`.
+Attachments: ``console.log`` (L1), ``job.log``, ``qemu-trace.log``, ``l2-stderr.log``, ``cell.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from vfiobench.lab.checks import lab_checks
+from vfiobench.lab.image import Image
+from vfiobench.lab.vm import BootTimes
+from vfiobench.qemu.trace import df_trace_events
+from vfiobench.store import HostInfo, ProbeStats, QemuInfo, RunMeta, RunWriter, WorkloadInfo
+
+if TYPE_CHECKING:
+    from vfiobench.lab.runner import Cell
+
+WORKLOAD_COLUMNS = (
+    "cycle",
+    "vector",
+    "triggers",
+    "trigger_ts_ns",
+    "delivered_ts_ns",
+    "latency_ns",
+    "mask_rtt_ns",
+    "unmask_rtt_ns",
+    "pba_polls",
+    "pba_seen",
+    "delivered",
+)
+
+ATTACHMENTS = ("qemu-trace.log", "l2-stderr.log", "cell.json")
+
+
+def df_workload(samples: np.ndarray[Any, Any]) -> pd.DataFrame:
+    """The ``workload`` table from the job's structured samples (columns: :data:`WORKLOAD_COLUMNS`)."""
+    return pd.DataFrame({name: samples[name] for name in WORKLOAD_COLUMNS})
+
+
+def _phase_of(offsets: pd.Series, phases: dict[str, dict[str, int]]) -> pd.Series:
+    first = min((ph["trace_start"] for ph in phases.values()), default=0)
+    out = pd.Series("teardown", index=offsets.index, dtype=object)
+    out[offsets < first] = "start"
+    for name, ph in phases.items():
+        mask = (offsets >= ph["trace_start"]) & (offsets < ph["trace_end"])
+        out[mask] = name
+    return out
+
+
+def probe_counts_in(tables: dict[str, np.ndarray[Any, Any]], start_ns: int, end_ns: int) -> dict[str, int]:
+    """Events per probe table with ``ts_ns`` inside ``[start_ns, end_ns]``.
+
+    ``pba_toggle`` counts only rows marked as the MSI-X PBA region when the table has an ``is_pba``
+    column (the tracer records every ``memory_region_set_enabled`` call).
+    """
+    counts: dict[str, int] = {}
+    for name, arr in tables.items():
+        names = arr.dtype.names or ()
+        if "ts_ns" not in names:
+            continue
+        sel = (arr["ts_ns"] >= start_ns) & (arr["ts_ns"] <= end_ns)
+        if name == "pba_toggle" and "is_pba" in names:
+            sel &= arr["is_pba"].astype(bool)
+        counts[name] = int(np.count_nonzero(sel))
+    return counts
+
+
+def cell_to_run(
+    cell_dir: Path,
+    out: Path,
+    *,
+    cell: Cell,
+    share: Path,
+    image: Image,
+    boot: BootTimes,
+    l1_cmdline: list[str],
+    job_result: dict[str, Any],
+    overwrite: bool = False,
+) -> Path:
+    """Write the run of one cell; a cell that failed (or never ran) becomes a ``failed`` run.
+
+    Returns:
+        The run directory.
+    """
+    rec: dict[str, Any] = {}
+    if (cell_dir / "cell.json").is_file():
+        rec = json.loads((cell_dir / "cell.json").read_text())
+    qemu = rec.get("qemu", {})
+    dev = job_result.get("device", {})
+    meta = RunMeta(
+        run_id=f"lab-{cell.id}-{uuid.uuid4().hex[:8]}",
+        variant=cell.variant,
+        source="lab",
+        kind="probed" if cell.probes else "probe-free",
+        host=HostInfo(
+            kernel_release=str(job_result.get("kernel_release", image.kernel_release)),
+            cpu_model="QEMU TCG (lab L1, -cpu max)",
+            hostname="l1",
+            cpus=2,
+        ),
+        qemu=QemuInfo(
+            path=cell.qemu or str(qemu.get("path", "")),
+            version=str(qemu.get("version", "")),
+            build_id=str(qemu.get("build_id", "")),
+            cmdline=list(rec.get("l2_cmdline", [])),
+        ),
+        workload=WorkloadInfo(
+            name=cell.workload.name,
+            params=cell.workload.as_dict() | {"accel": cell.accel, "counters": rec.get("counters", {})},
+        ),
+        labels={
+            "accel": cell.accel,
+            "workload": cell.workload.name,
+            "cell": cell.id,
+            "lab_image": image.info.get("recipe_hash", ""),
+            "l1_qemu_cmdline": " ".join(l1_cmdline),
+            "l1_boot_s": boot.job_start_s,
+            "l1_exit_s": boot.exit_s,
+            "l1_device": dev.get("bdf", ""),
+            "l2_start_s": rec.get("l2_start_s"),
+            "cell_wall_s": rec.get("wall_s"),
+        },
+    )
+    w = RunWriter(out, meta, overwrite=overwrite)
+    with w:
+        for name in ("console.log", "job.log"):
+            if (share / name).is_file():
+                w.attach(name, share / name)
+        for name in ATTACHMENTS:
+            if (cell_dir / name).is_file():
+                w.attach(name, cell_dir / name)
+        status = rec.get("status", "failed")
+        if status != "complete":
+            w.meta.error = rec.get("error") or job_result.get("error") or "the cell did not run"
+            w.close("failed")
+            return out
+        with np.load(cell_dir / "workload.npz") as z:
+            samples = z["samples"]
+        w.append("workload", df_workload(samples))
+        phases: dict[str, dict[str, int]] = rec["phases"]
+        trace_path = cell_dir / "qemu-trace.log"
+        trace_counts: dict[str, int] = {}
+        if trace_path.is_file():
+            tdf = df_trace_events(trace_path)
+            tdf["phase"] = _phase_of(tdf["offset"], phases)
+            w.append("qemu_trace", tdf)
+            measured = tdf.loc[tdf["phase"] == "measure", "event"]
+            trace_counts = {str(k): int(v) for k, v in measured.value_counts().items()}
+        probe_counts: dict[str, int] | None = None
+        if cell.probes:
+            tables: dict[str, np.ndarray[Any, Any]] = {}
+            if (cell_dir / "probes.npz").is_file():
+                with np.load(cell_dir / "probes.npz") as z:
+                    tables = {k: z[k] for k in z.files}
+            for name, arr in tables.items():
+                w.append(name, arr)
+            for name, st in rec.get("probes", {}).items():
+                w.meta.probes[name] = ProbeStats(**st)
+            m = phases["measure"]
+            probe_counts = probe_counts_in(tables, m["start_ns"], m["end_ns"])
+        irq0, irq1 = rec.get("irq_before", {}), rec.get("irq_after", {})
+        vectors = [str(v) for v in cell.workload.vectors]
+        irq_delta = (
+            sum(int(irq1[v]) - int(irq0[v]) for v in vectors)
+            if all(v in irq0 and v in irq1 for v in vectors)
+            else None
+        )
+        w.meta.checks = lab_checks(
+            workload=cell.workload.name,
+            accel=cell.accel,
+            counters=rec["counters"],
+            trace=trace_counts,
+            irq_delta=irq_delta,
+            probes=probe_counts,
+        )
+        w.meta.labels["trace_counts_measure"] = json.dumps(trace_counts, sort_keys=True)
+        w.meta.labels["irq_delta_measure"] = irq_delta
+        if probe_counts is not None:
+            w.meta.labels["probe_counts_measure"] = json.dumps(probe_counts, sort_keys=True)
+        w.meta.workload.params["phases"] = phases
+    return out
