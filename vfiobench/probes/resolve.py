@@ -199,6 +199,8 @@ def resolve_targets(
         require_root()
     tracefs()
     require_bcc()
+    if pid is not None:
+        require_process(pid)
     res = Resolution()
     for p in probes:
         if p.kind == "tracepoint":

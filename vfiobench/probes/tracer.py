@@ -508,6 +508,9 @@ class Tracer:
                     else:
                         self._pending[name].append(table)
             if self._chunks is not None and self.writer is not None:
+                for spec in self.specs:  # a probe that saw nothing still leaves its (empty) table
+                    if not self.histogram and self.counts[spec.name] == 0:
+                        self._pending[spec.name].append(np.empty(0, dtype=TABLE_DTYPES[spec.name]))
                 self._flush()
                 if self.regions is not None and "pba_toggle" in self.counts and not self.histogram:
                     self._chunks.append(PBA_REGIONS_TABLE, self.regions.table())

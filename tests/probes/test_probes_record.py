@@ -1,0 +1,204 @@
+"""Real probes on the C stand-in, recorded through the real CLI (``python -m vfiobench record``).
+
+Needs root, BCC, tracefs and gcc; skips with the reason otherwise. Every count is exact.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import StandIn
+from vfiobench.qemu.binary import ElfFile
+from vfiobench.store import load_run
+
+pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
+
+N = 37  # SET_IRQS ioctls and PBA toggles the target makes (odd, prime)
+OTHER = 5  # toggles of a second region ("vfio-bar2")
+DELAY_US = 2000  # time memory_region_set_enabled sleeps inside
+ENOTTY = 25
+
+
+class Recorder:
+    """``python -m vfiobench record ...`` as a child process, started and waited for its attach line."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vfiobench", "record", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        self.err_lines: list[str] = []
+        while True:
+            line = self.proc.stderr.readline()
+            if not line:
+                out, err = self.proc.communicate()
+                pytest.fail(f"record exited before attaching: {''.join(self.err_lines)}{err}{out}")
+            self.err_lines.append(line)
+            if "attached" in line:
+                return
+
+    def wait(self, timeout: float = 60) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, "".join(self.err_lines) + err
+
+
+def test_exact_counts_pid_filter_durations(tmp_path: Path, standin_bin: Path, spawn: type[StandIn]) -> None:
+    target = spawn(standin_bin, "both", N, DELAY_US, OTHER)
+    decoy = spawn(standin_bin, "both", N, DELAY_US, OTHER)  # same binary, same calls: must not count
+    out = tmp_path / "run"
+    rec = Recorder("--pid", str(target.pid), "--out", str(out), "--variant", "standin")
+    target.go()
+    decoy.go()
+    assert target.wait_done() == N and decoy.wait_done() == N
+    time.sleep(0.5)  # the recorder resolves region names while the target is alive
+    target.finish()
+    rc, stdout, stderr = rec.wait()
+    decoy.finish()
+    assert rc == 0, stderr
+    assert "stopped (target exited)" in stdout
+
+    run = load_run(out)
+    meta = run.meta
+    assert meta.status == "complete" and meta.variant == "standin" and meta.kind == "probed"
+    assert meta.qemu.path == str(standin_bin) and meta.qemu.build_id == ElfFile(standin_bin).build_id
+    assert meta.qemu.cmdline[:2] == [str(standin_bin), "both"]
+
+    ioctl = run.table("set_irqs_ioctl")
+    assert len(ioctl) == N
+    assert list(ioctl.columns[:10]) == [
+        "ts_ns",
+        "dur_ns",
+        "pid",
+        "tid",
+        "fd",
+        "ret",
+        "index",
+        "start",
+        "count",
+        "flags",
+    ]
+    assert set(ioctl["pid"]) == {target.pid} and set(ioctl["tid"]) == {target.pid}
+    assert (ioctl["ret"] == -ENOTTY).all() and ioctl["fd"].nunique() == 1
+    assert (
+        ioctl["start"].tolist() == list(range(N))
+        and (ioctl["index"] == 2).all()
+        and (ioctl["count"] == 1).all()
+    )
+    # trigger (DATA_EVENTFD|ACTION_TRIGGER) on even calls, mask (DATA_NONE|ACTION_MASK) on odd ones
+    assert ioctl["flags"].tolist() == [0x24 if i % 2 == 0 else 0x09 for i in range(N)]
+    assert (ioctl["dur_ns"] > 0).all() and (ioctl["dur_ns"] < 50_000_000).all()
+
+    pba = run.table("pba_toggle")
+    assert len(pba) == N + OTHER
+    assert int(pba["is_pba"].sum()) == N and pba["mr"].nunique() == 2
+    on_pba = pba[pba["is_pba"]]
+    assert on_pba["enabled"].tolist() == [i % 2 == 0 for i in range(N)]
+    # usleep(2 ms) inside: at least the delay, and nothing like a lost return (bounded)
+    assert (pba["dur_ns"] >= DELAY_US * 1000).all() and (pba["dur_ns"] < DELAY_US * 1000 + 100_000_000).all()
+    regions = run.table("pba_regions").set_index("name")
+    assert regions.loc["msix-pba", "is_pba"] and not regions.loc["vfio-bar2", "is_pba"]
+    assert regions.loc["msix-pba", "name_offset"] == 88  # offsetof(MemoryRegion, name) in standin.c
+
+    commit = run.table("transaction_commit")
+    assert len(commit) == N + OTHER and (commit["depth"] == 0).all()
+    # set_enabled tail-jumps into commit: each commit runs inside its set_enabled call
+    p = pba.sort_values("ts_ns").reset_index(drop=True)
+    c = commit.sort_values("ts_ns").reset_index(drop=True)
+    assert (c["ts_ns"] >= p["ts_ns"]).all()
+    assert (c["ts_ns"] + c["dur_ns"] <= p["ts_ns"] + p["dur_ns"]).all()
+
+    for name, rows in (("set_irqs_ioctl", N), ("pba_toggle", N + OTHER), ("transaction_commit", N + OTHER)):
+        assert meta.probes[name].events == rows and meta.probes[name].lost == 0
+        assert meta.tables[name] == rows
+
+
+def test_endbr64_functions_are_probed_past_it(
+    tmp_path: Path, standin_cet_bin: Path, spawn: type[StandIn]
+) -> None:
+    target = spawn(standin_cet_bin, "toggle", N, 0, 0)
+    out = tmp_path / "run"
+    rec = Recorder(
+        "--pid", str(target.pid), "--probe", "pba_toggle", "--probe", "transaction_commit", "--out", str(out)
+    )
+    target.go()
+    target.wait_done()
+    time.sleep(0.3)
+    target.finish()
+    rc, _, stderr = rec.wait()
+    assert rc == 0, stderr
+    run = load_run(out)
+    assert "memory_region_set_enabled+0x4" in run.meta.probes["pba_toggle"].target
+    assert "single-stepped" not in run.meta.probes["pba_toggle"].target
+    assert len(run.table("pba_toggle")) == N and len(run.table("transaction_commit")) == N
+
+
+def test_histogram_mode_counts_exactly(tmp_path: Path, standin_bin: Path, spawn: type[StandIn]) -> None:
+    target = spawn(standin_bin, "both", N, DELAY_US, 0)
+    out = tmp_path / "run"
+    rec = Recorder("--pid", str(target.pid), "--histogram", "--out", str(out))
+    target.go()
+    target.wait_done()
+    target.finish()
+    rc, _, stderr = rec.wait()
+    assert rc == 0, stderr
+    run = load_run(out)
+    for name in ("set_irqs_ioctl", "pba_toggle", "transaction_commit"):
+        h = run.table(name)
+        assert list(h.columns) == ["bucket", "count", "lo_ns", "hi_ns"]
+        assert int(h["count"].sum()) == N == run.meta.probes[name].events
+        assert run.meta.probes[name].mode == "histogram"
+    pba = run.table("pba_toggle")
+    assert (pba["hi_ns"] > DELAY_US * 1000).all() and (pba["lo_ns"] < DELAY_US * 1000 + 100_000_000).all()
+    # 2**6 sub-buckets per power of two: each bucket is at most 1/64 of its lower bound wide
+    assert ((pba["hi_ns"] - pba["lo_ns"]) * 64 <= pba["lo_ns"]).all()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_a_clean_partial_run(
+    tmp_path: Path, standin_bin: Path, spawn: type[StandIn], sig: signal.Signals
+) -> None:
+    total = 1001
+    target = spawn(standin_bin, "toggle", total, DELAY_US, 0)  # ~2.2 s of calls
+    out = tmp_path / "run"
+    rec = Recorder("--pid", str(target.pid), "--probe", "pba_toggle", "--out", str(out))
+    target.go()
+    time.sleep(0.8)
+    rec.proc.send_signal(sig)
+    rc, _, stderr = rec.wait()
+    assert rc == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    run = load_run(out)
+    assert run.meta.status == "partial" and "KeyboardInterrupt" in (run.meta.error or "")
+    pba = run.table("pba_toggle")
+    assert 0 < len(pba) < total
+    assert run.meta.probes["pba_toggle"].events == len(pba)
+    assert np.all(np.diff(pba["ts_ns"].to_numpy()) > 0)
+    assert not list(out.glob("*.parts"))  # compacted into pba_toggle.parquet
+    target.wait_done()
+
+
+def test_duration_with_an_idle_target_gives_empty_tables(
+    tmp_path: Path, standin_bin: Path, spawn: type[StandIn]
+) -> None:
+    target = spawn(standin_bin, "toggle", N, 0, 0)  # never told to go
+    out = tmp_path / "run"
+    rec = Recorder("--pid", str(target.pid), "--duration", "0.5", "--out", str(out))
+    rc, stdout, stderr = rec.wait()
+    assert rc == 0, stderr
+    assert "stopped (duration)" in stdout
+    run = load_run(out)
+    assert run.meta.status == "complete"
+    for name in ("set_irqs_ioctl", "pba_toggle", "transaction_commit"):
+        assert run.meta.probes[name].events == 0
+        table = run.table(name)
+        assert len(table) == 0 and {"ts_ns", "dur_ns", "tid"} <= set(table.columns)
