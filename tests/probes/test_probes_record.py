@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import StandIn
+
 from vfiobench.qemu.binary import ElfFile
 from vfiobench.store import load_run
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import compile_c
+
 from vfiobench.cli import main
 from vfiobench.errors import MissingBinaryError, MissingSymbolError, ProbeError
 from vfiobench.probes.catalog import PROBES, bpf_dir, get_probe
@@ -54,7 +54,8 @@ def _c_buckets(tmp_path: Path, values: np.ndarray, bits: int) -> np.ndarray:
     src = tmp_path / "buckets.c"
     src.write_text(
         "#include <stdio.h>\n"
-        f"#define SUB_BUCKET_BITS {bits}\n#define MAX_BITS 63\n#define VB_MAX_VALUE ((1ULL << MAX_BITS) - 1)\n"
+        f"#define SUB_BUCKET_BITS {bits}\n#define MAX_BITS 63\n"
+        "#define VB_MAX_VALUE ((1ULL << MAX_BITS) - 1)\n"
         f'#include "{bpf_dir() / "buckets.bpf.h"}"\n'
         'int main(void) { unsigned long long v; while (scanf("%llu", &v) == 1) printf("%u\\n", vb_bucket(v));'
         " return 0; }\n"
