@@ -142,15 +142,13 @@ def msb_u64(v: npt.NDArray[np.uint64]) -> IntArray:
     Uses ``np.frexp`` on float64 for speed, then corrects the values whose conversion to float64
     rounded up to the next power of two (only possible above ``2**53``).
     """
-    _, e = np.frexp(v.astype(np.float64))
-    msb = e.astype(np.int64) - 1
+    flat = np.atleast_1d(v).ravel()
+    _, e = np.frexp(flat.astype(np.float64))
+    msb = np.asarray(e, dtype=np.int64) - 1
     np.maximum(msb, 0, out=msb)
     # float64 rounding can turn 2**k - small into 2**k: then v >> msb == 0, step back one bit.
-    big = msb >= 53
-    if np.any(big):
-        vb = v[big]
-        mb = msb[big]
-        too_high = (vb >> mb.astype(np.uint64)) == 0
-        mb[too_high] -= 1
-        msb[big] = mb
-    return msb
+    big = np.flatnonzero(msb >= 53)
+    if big.size:
+        too_high = (flat[big] >> msb[big].astype(np.uint64)) == 0
+        msb[big[too_high]] -= 1
+    return msb.reshape(np.shape(v))

@@ -1,0 +1,147 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from vfiobench.analysis.per_interrupt import (
+    df_cost_breakdown,
+    df_per_cycle,
+    df_per_interrupt,
+    interrupt_count,
+)
+from vfiobench.errors import AnalysisError
+from vfiobench.store import RunSet, load_run, load_runs
+
+US = 1000
+
+
+def calls(rows, extra):
+    df = pd.DataFrame(rows, columns=["ts_ns", "dur_ns", "tid"])
+    df[["ts_ns", "dur_ns"]] *= US
+    for k, v in extra.items():
+        df[k] = v
+    return df
+
+
+def stock_tables():
+    """Two cycles, hand-built (times in µs). See the expected values in the tests below."""
+    workload = pd.DataFrame(
+        {
+            "cycle": [0, 1],
+            "vector": 0,
+            "start_ts_ns": [1000 * US, 2000 * US],
+            "trigger_ts_ns": [1200 * US, 2200 * US],
+            "delivered_ts_ns": [1800 * US, 2900 * US],
+            "latency_ns": [600 * US, 700 * US],
+            "delivered": True,
+        }
+    )
+    # setup ioctl at 500 (before the first cycle: outside the window), then one per cycle
+    ioctl = calls([(500, 50, 1), (1100, 100, 1), (2100, 120, 1)], {"fd": 15, "ret": 0})
+    svs = calls([(510, 30, 1), (1120, 60, 1), (2110, 80, 1)], {"vector": 0, "fd": 19, "msix": True, "ret": 0})
+    toggles = calls([(1300, 400, 1), (1750, 20, 1), (2300, 500, 1)], {"mr": 7, "enabled": True})
+    toggles["is_pba"] = [True, False, True]
+    # two commits nested in the PBA toggles, two on the RCU thread, one after the last delivery
+    commits = calls(
+        [(1350, 300, 1), (2400, 350, 1), (2500, 10, 2), (2520, 10, 2), (3500, 10, 2)], {"depth": 0}
+    )
+    return {
+        "workload": workload,
+        "set_irqs_ioctl": ioctl,
+        "set_vector_signal": svs,
+        "pba_toggle": toggles,
+        "transaction_commit": commits,
+    }
+
+
+def test_per_interrupt_hand_computed(make_run):
+    make_run("s1", "stock", stock_tables(), labels={"repetition": 1}, lost=0)
+    free = pd.DataFrame(
+        {"cycle": range(4), "start_ts_ns": np.arange(4) * 10_000, "delivered": [True, True, True, False]}
+    )
+    root = make_run("f1", "stock", {"workload": free}, kind="probe-free").parent
+    df = df_per_interrupt(load_runs(root)).set_index("run_id")
+    s = df.loc["s1"]
+    assert s["interrupts"] == 2 and s["interrupts_source"] == "workload"
+    assert s["set_irqs_per_irq"] == 1.0 and s["set_vector_signal_per_irq"] == 1.0
+    assert s["pba_toggles_per_irq"] == 1.0 and s["region_toggles_per_irq"] == 0.5
+    assert s["commits_per_irq"] == 2.0
+    assert s["events_outside"] == 3  # setup ioctl + its set_vector_signal + the late RCU commit
+    # inclusive µs per interrupt
+    assert s["set_irqs_us_per_irq"] == pytest.approx(110)
+    assert s["set_vector_signal_us_per_irq"] == pytest.approx(70)
+    assert s["pba_toggle_us_per_irq"] == pytest.approx(450)
+    assert s["region_toggle_us_per_irq"] == pytest.approx(10)
+    assert s["commit_us_per_irq"] == pytest.approx(335)
+    # exclusive: nested calls subtracted from their parents
+    assert s["set_irqs_excl_us_per_irq"] == pytest.approx(40)
+    assert s["set_vector_signal_excl_us_per_irq"] == pytest.approx(70)
+    assert s["pba_toggle_excl_us_per_irq"] == pytest.approx(125)
+    assert s["commit_excl_us_per_irq"] == pytest.approx(335)
+    assert s["total_us_per_irq"] == pytest.approx(580)
+    assert s["repetition"] == 1 and s["kind"] == "probed"
+    # probe-free: only delivered cycles count, probe columns are NaN (not 0)
+    f = df.loc["f1"]
+    assert f["interrupts"] == 3
+    assert np.isnan(f["set_irqs_per_irq"]) and np.isnan(f["total_us_per_irq"])
+
+
+def test_window_all_counts_setup_and_late_calls(make_run):
+    rs = load_runs(make_run("s1", "stock", stock_tables()))
+    df = df_per_interrupt(rs, window="all")
+    assert df["set_irqs_per_irq"].iloc[0] == 1.5
+    assert df["commits_per_irq"].iloc[0] == 2.5
+    assert df["events_outside"].iloc[0] == 0
+    with pytest.raises(AnalysisError, match="window"):
+        df_per_interrupt(rs, window="cycles")
+
+
+def test_per_cycle_bills_calls_to_their_cycle(make_run):
+    rs = load_runs(make_run("s1", "stock", stock_tables()))
+    c = df_per_cycle(rs)
+    assert c["cycle"].tolist() == [0, 1]
+    assert c["commits"].tolist() == [1, 3]
+    assert c["region_toggles"].tolist() == [1, 0]
+    assert c["pba_toggle_us"].tolist() == pytest.approx([400, 500])
+    assert c["total_us"].tolist() == pytest.approx([520, 640])
+    assert c["total_us"].mean() == pytest.approx(df_per_interrupt(rs)["total_us_per_irq"].iloc[0])
+    assert c["latency_ns"].tolist() == [600 * US, 700 * US]
+
+
+def test_cost_breakdown_stacks_to_the_total(make_run):
+    make_run("s1", "stock", stock_tables())
+    t = stock_tables()
+    t["pba_toggle"] = t["pba_toggle"].iloc[[1]]  # always-on: no PBA toggles left
+    t["transaction_commit"] = t["transaction_commit"].iloc[[]]
+    root = make_run("a1", "pba-always-on", t).parent
+    rs = load_runs(root)
+    per = df_per_interrupt(rs)
+    b = df_cost_breakdown(per)
+    assert list(b.columns) == ["variant", "operation", "label", "us_per_irq", "runs"]
+    totals = b.groupby("variant")["us_per_irq"].sum()
+    assert totals["stock"] == pytest.approx(580)
+    assert totals["pba-always-on"] == pytest.approx(
+        per.set_index("variant").loc["pba-always-on", "total_us_per_irq"]
+    )
+    assert b[(b.variant == "pba-always-on") & (b.operation == "pba_toggle")]["us_per_irq"].iloc[0] == 0
+    # also straight from a run set
+    pd.testing.assert_frame_equal(df_cost_breakdown(rs), b)
+
+
+def test_interrupt_count_falls_back_to_params(make_run):
+    r = load_run(make_run("p1", "stock", {}, params={"cycles": 37, "delivered": 35}))
+    assert interrupt_count(r) == (35, "params:delivered")
+    r2 = load_run(make_run("p2", "stock", {}, params={"cycles": 37}))
+    assert interrupt_count(r2) == (37, "params:cycles")
+    r3 = load_run(make_run("p3", "stock", {}, params={"mode": "mask"}))
+    with pytest.raises(AnalysisError, match="no workload table"):
+        interrupt_count(r3)
+
+
+def test_histogram_mode_table_contributes_counts_and_time(make_run):
+    # in-kernel histogram: 6 ioctls of exactly 100 ns (bucket 100 is [100, 101))
+    hist = pd.DataFrame({"bucket": [100], "count": [6]})
+    rs = RunSet([load_run(make_run("h1", "stock", {"set_irqs_ioctl": hist}, params={"cycles": 3}))])
+    df = df_per_interrupt(rs)
+    assert df["set_irqs_per_irq"].iloc[0] == 2.0
+    assert df["set_irqs_us_per_irq"].iloc[0] == pytest.approx(0.2)
+    assert np.isnan(df["pba_toggles_per_irq"].iloc[0])  # not probed
