@@ -18,10 +18,12 @@ Everything lands in ``~/.cache/vfiobench/lab/<recipe-hash>/`` (``$VFIOBENCH_CACH
 The build goes to ``<hash>.building/`` and is renamed when complete, so a crashed build never looks
 cached. A second build with the same recipe returns the cached image at once.
 
-Inside L1 there is Debian's python3 with ``python3-bpfcc``, ``python3-numpy`` and ``python3-pandas``
-but **no pyarrow** (bookworm has no ``python3-pyarrow``): the job inside L1 writes its tables as
-``.npz`` files into the 9p share and ``vfiobench lab run`` turns them into runs with the run store on
-the host (see :mod:`vfiobench.lab.results`).
+Inside L1 there is Debian's python3 with ``python3-bpfcc``, ``python3-numpy`` and ``python3-pandas``.
+Bookworm has no ``python3-pyarrow``; the recipe unpacks PyPI's pyarrow wheel (pinned, fetched with
+``pip download``) into ``/usr/local/lib/python3.11/dist-packages`` so every vfiobench module imports
+in L1 (the probes' tracer imports the run store). The job inside L1 still writes its tables as
+``.npz`` files into the 9p share and ``vfiobench lab run`` turns them into runs on the host (see
+:mod:`vfiobench.lab.results`): the host's pandas/pyarrow write every run, whatever L1 has.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +63,11 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "procps",
 )
 
+#: PyPI wheels unpacked into the image (Debian bookworm has no python3-pyarrow).
+DEFAULT_WHEELS: tuple[str, ...] = ("pyarrow==26.0.1",)
+WHEEL_PLATFORMS: tuple[str, ...] = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+L1_PYTHON = "3.11"
+
 #: Packages whose installed versions are recorded in ``image.json``.
 VERSIONED_PACKAGES: tuple[str, ...] = (
     "linux-image-amd64",
@@ -81,6 +90,7 @@ class Recipe:
     mirror: str = "http://deb.debian.org/debian"
     security_mirror: str = "http://deb.debian.org/debian-security"
     packages: tuple[str, ...] = DEFAULT_PACKAGES
+    wheels: tuple[str, ...] = DEFAULT_WHEELS
     size: str = "3G"
     init_script: str = field(default="", repr=False)
 
@@ -271,6 +281,41 @@ class _Builder:
             )
             self.run(["chroot", str(self.root), "apt-get", "clean"])
 
+    def wheels(self) -> None:
+        """Download the recipe's wheels for L1's python and unpack them into its dist-packages."""
+        if not self.recipe.wheels:
+            return
+        dest = self.work / "wheels"
+        plat = [arg for p in WHEEL_PLATFORMS for arg in ("--platform", p)]
+        abi = "cp" + L1_PYTHON.replace(".", "")
+        self.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                L1_PYTHON,
+                "--implementation",
+                "cp",
+                "--abi",
+                abi,
+                *plat,
+                "-d",
+                str(dest),
+                *self.recipe.wheels,
+            ]
+        )
+        site = self.root / "usr/local/lib" / f"python{L1_PYTHON}" / "dist-packages"
+        site.mkdir(parents=True, exist_ok=True)
+        for whl in sorted(dest.glob("*.whl")):
+            self.say(f"unpacking {whl.name} into {site}")
+            with zipfile.ZipFile(whl) as z:
+                z.extractall(site)
+        shutil.rmtree(dest)
+
     def finish_root(self) -> dict[str, Any]:
         """Install the init, drop chroot leftovers, copy the kernel out; return facts for image.json."""
         init = self.root / "sbin" / "init-lab"
@@ -293,7 +338,7 @@ class _Builder:
         shutil.copyfile(initrd, self.work / "initrd.img")
         if not (self.root / "lib/modules" / release / "build").exists():
             raise LabError(f"the image has no kernel headers for {release}", "check the package list")
-        return {"kernel_release": release, "packages": self._versions()}
+        return {"kernel_release": release, "packages": self._versions(), "wheels": list(self.recipe.wheels)}
 
     def _versions(self) -> dict[str, str]:
         out = subprocess.run(
@@ -403,6 +448,8 @@ def build_image(
                     b.debootstrap()
                 with b.timed("apt-get install"):
                     b.install()
+                with b.timed("wheels"):
+                    b.wheels()
                 with b.timed("finish root"):
                     facts = b.finish_root()
                 with b.timed("mke2fs"):

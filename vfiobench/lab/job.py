@@ -176,6 +176,7 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
                 )
                 if probes is not None:
                     record["probes"] = probes.finish(out / "probes.npz")
+                    record["probes_attach_s"] = round(probes.attach_s, 3)
             record["qtest_commands"] = l2.session.commands
         np.savez(out / "workload.npz", samples=res.samples)
         record.update(
@@ -203,7 +204,9 @@ def open_tracer(cell: dict[str, Any], l2: L2Qemu) -> contextlib.AbstractContextM
     """The probes of a probed cell."""
     if not cell.get("probes"):
         return no_probes(cell, l2)
-    raise LabError("probed lab cells need vfiobench.probes' tracer, not integrated yet", "use --no-probes")
+    from vfiobench.lab.probing import LabProbes
+
+    return LabProbes(cell, l2.pid)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,7 +99,10 @@ class QtestSession:
         Raises:
             QtestError: the peer answered ``FAIL``, closed the connection or timed out.
         """
-        self.sock.sendall(line.encode() + b"\n")
+        try:
+            self.sock.sendall(line.encode() + b"\n")
+        except OSError as e:
+            raise QtestError(f"qtest {line!r}: the QEMU side closed the connection ({e})") from None
         self.commands += 1
         while True:
             reply = self._readline(line)
