@@ -11,6 +11,7 @@ from vfiobench.analysis.latency import (
     df_latency_summary,
     histogram_from_table,
     histogram_percentiles,
+    infer_layout,
     merge_histograms,
 )
 from vfiobench.errors import AnalysisError
@@ -139,3 +140,21 @@ def test_missing_columns_are_named():
         df_latency_summary(pd.DataFrame({"variant": ["a"], "dur_ns": [1]}), value="latency_ns")
     with pytest.raises(AnalysisError, match="'kind'"):
         df_cdf(pd.DataFrame({"dur_ns": [1]}), by="kind")
+
+
+def test_in_kernel_table_of_another_precision_decodes_with_its_own_layout():
+    # what `vfiobench record --histogram --sub-bucket-bits 4` stores: bucket, count, lo_ns, hi_ns
+    b4 = LogLinearBuckets(4)
+    v = np.array([1_500_000] * 3 + [2_000_000])
+    h4 = df_histogram(v, b4)
+    kernel = h4[["bucket", "count", "lo_ns", "hi_ns"]].copy()
+    kernel.attrs = {}
+    assert infer_layout(kernel) == b4
+    s = df_latency_summary(kernel, by=None)
+    assert s["max_ns"].iloc[0] == b4.upper(b4.index(2_000_000)) - 1
+    assert histogram_from_table(kernel)["lo_ns"].tolist() == kernel["lo_ns"].tolist()
+    with pytest.raises(AnalysisError, match="different layouts"):
+        merge_histograms([kernel, df_histogram(v)])
+    bad = kernel.assign(lo_ns=kernel["lo_ns"] + 1)
+    with pytest.raises(AnalysisError, match="no log-linear layout"):
+        infer_layout(bad)

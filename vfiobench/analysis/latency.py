@@ -94,17 +94,20 @@ def df_histograms(
 ) -> pd.DataFrame:
     """Log-linear histograms of ``df[value]`` per group (one pass: a single ``np.bincount``).
 
-    A bucketed table (``bucket``, ``count``) is re-aggregated per group instead.
+    A bucketed table (``bucket``, ``count``) is re-aggregated per group instead; its layout is taken
+    from its ``lo_ns`` column when it has one (see :func:`infer_layout`), so in-kernel histograms
+    recorded with another ``--sub-bucket-bits`` decode correctly.
 
     Returns:
         Columns ``[*by, bucket, lo_ns, hi_ns, count]``, one row per non-empty bucket per group,
         groups in first-seen order, buckets ascending.
     """
-    b = buckets or DEFAULT_BUCKETS
+    bucketed = is_bucketed(df) and value not in df.columns
+    b = buckets or (infer_layout(df) if bucketed else None) or DEFAULT_BUCKETS
     keys_cols = by_list(by)
     require_columns(df, keys_cols, "latency table")
     codes, keys = group_codes(df, keys_cols)
-    if is_bucketed(df) and value not in df.columns:
+    if bucketed:
         idx = df["bucket"].to_numpy(dtype=np.int64)
         weights = df["count"].to_numpy(dtype=np.int64)
     else:
@@ -118,6 +121,31 @@ def df_histograms(
     dense = np.bincount(flat, weights=weights, minlength=n_groups * b.n_buckets)
     nz = np.flatnonzero(dense)
     return _hist_frame(keys, nz // b.n_buckets, nz % b.n_buckets, np.rint(dense[nz]).astype(np.int64), b)
+
+
+def infer_layout(table: pd.DataFrame) -> LogLinearBuckets | None:
+    """The bucket layout of a bucketed table from its ``bucket`` and ``lo_ns`` columns.
+
+    Returns:
+        The :class:`LogLinearBuckets` whose ``lower(bucket)`` equals ``lo_ns`` on every row (the
+        smallest such ``sub_bucket_bits``), or None without a ``lo_ns`` column or rows.
+
+    Raises:
+        AnalysisError: no layout reproduces the table's bounds.
+    """
+    if "lo_ns" not in table.columns or "bucket" not in table.columns or table.empty:
+        return None
+    idx = table["bucket"].to_numpy(dtype=np.int64)
+    lo = table["lo_ns"].to_numpy(dtype=np.int64)
+    if attrs_bits := table.attrs.get("sub_bucket_bits"):
+        candidates = [int(attrs_bits), *range(1, 17)]
+    else:
+        candidates = list(range(1, 17))
+    for bits in candidates:
+        layout = LogLinearBuckets(bits)
+        if int(idx.max()) < layout.n_buckets and np.array_equal(layout.lower(idx), lo):
+            return layout
+    raise AnalysisError("bucketed table: no log-linear layout matches its bucket/lo_ns columns")
 
 
 def histogram_from_table(table: pd.DataFrame, buckets: LogLinearBuckets | None = None) -> pd.DataFrame:
@@ -147,7 +175,15 @@ def merge_histograms(hists: Iterable[pd.DataFrame], by: By | None = None) -> pd.
         AnalysisError: the histograms were made with different ``sub_bucket_bits``.
     """
     frames = list(hists)
-    bits = {f.attrs["sub_bucket_bits"] for f in frames if "sub_bucket_bits" in f.attrs}
+    bits: set[int] = set()
+    for f in frames:
+        layout = (
+            infer_layout(f)
+            if "sub_bucket_bits" not in f.attrs
+            else LogLinearBuckets(f.attrs["sub_bucket_bits"])
+        )
+        if layout is not None:
+            bits.add(layout.sub_bucket_bits)
     if len(bits) > 1:
         raise AnalysisError(f"cannot merge histograms of different layouts (sub_bucket_bits {sorted(bits)})")
     b = LogLinearBuckets(bits.pop()) if bits else DEFAULT_BUCKETS

@@ -30,6 +30,7 @@ import pandas as pd
 
 from vfiobench.analysis import schema
 from vfiobench.analysis.buckets import LogLinearBuckets
+from vfiobench.analysis.latency import infer_layout
 from vfiobench.analysis.nesting import exclusive_ns
 from vfiobench.errors import AnalysisError
 from vfiobench.store import Run, RunSet
@@ -190,7 +191,8 @@ def _run_calls(run: Run) -> tuple[pd.DataFrame, dict[str, bool], pd.DataFrame]:
             ops = np.full(len(df), next(op_index[n] for n, t in OPERATIONS if t == table))
         if "bucket" in df.columns and "count" in df.columns and "ts_ns" not in df.columns:
             idx = df["bucket"].to_numpy(dtype=np.int64)
-            mid = (buckets.lower(idx) + buckets.upper(idx) - 1) / 2.0
+            layout = infer_layout(df) or buckets
+            mid = (layout.lower(idx) + layout.upper(idx) - 1) / 2.0
             hist_frames.append(
                 pd.DataFrame({"op": ops, "count": df["count"].to_numpy(dtype=np.float64), "dur_ns": mid})
             )
