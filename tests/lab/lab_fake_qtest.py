@@ -7,7 +7,7 @@ bit; unmasking a pending vector delivers it (a 32-bit store of the entry's data 
 "guest RAM"); an unmasked doorbell delivers at once. It counts what happened so tests can compare
 the workload's own counters against an independent witness.
 
-Run as a script (``python fake_qtest.py SOCKET [--drop-doorbells]``) it connects to SOCKET like
+Run as a script (``python lab_fake_qtest.py SOCKET [--drop-doorbells]``) it connects to SOCKET like
 ``qemu -qtest unix:SOCKET`` does and serves until the peer closes.
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_qtest import FakeIvshmem, serve
+from lab_fake_qtest import FakeIvshmem, serve
 
 from vfiobench.errors import LabError
 from vfiobench.workloads.qtest import (
@@ -29,7 +29,7 @@ from vfiobench.workloads.qtest import (
     run_workload,
 )
 
-FAKE = Path(__file__).with_name("fake_qtest.py")
+FAKE = Path(__file__).with_name("lab_fake_qtest.py")
 
 
 @pytest.fixture
