@@ -145,3 +145,23 @@ def test_histogram_mode_table_contributes_counts_and_time(make_run):
     assert df["set_irqs_per_irq"].iloc[0] == 2.0
     assert df["set_irqs_us_per_irq"].iloc[0] == pytest.approx(0.2)
     assert np.isnan(df["pba_toggles_per_irq"].iloc[0])  # not probed
+
+
+def test_lab_style_run_measure_phase_and_starts_from_mask_rtt(make_run):
+    """Lab runs: no start_ts_ns (cycle starts = trigger - mask_rtt) and a measure phase in run.json."""
+    t = stock_tables()
+    w = t["workload"].drop(columns=["start_ts_ns"])
+    w["mask_rtt_ns"] = [150 * US, 150 * US]  # starts: 1050 and 2050 µs
+    t["workload"] = w
+    # the measure phase begins at 400 µs: the setup ioctl at 500 is now inside, billed to cycle 0
+    phases = {
+        "setup": {"start_ns": 0, "end_ns": 400 * US},
+        "measure": {"start_ns": 400 * US, "end_ns": 3000 * US},
+    }
+    rs = load_runs(make_run("lab1", "stock", t, params={"phases": phases}))
+    c = df_per_cycle(rs)
+    assert c["set_irqs"].tolist() == [2, 1]
+    assert c["commits"].tolist() == [1, 3]
+    per = df_per_interrupt(rs)
+    assert per["set_irqs_per_irq"].iloc[0] == 1.5
+    assert per["events_outside"].iloc[0] == 1  # only the RCU commit at 3500 µs

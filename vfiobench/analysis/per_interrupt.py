@@ -4,10 +4,16 @@ Delivered interrupts come from the run's ``workload`` table (one row per cycle; 
 ``delivered`` false are not counted) or, for a run without one, from ``run.json``
 ``workload.params`` (first of ``delivered``, ``interrupts``, ``cycles``).
 
-Window: by default only probe events inside the workload's window count (from the first cycle's
-start to the last cycle's delivery), so setup before the first cycle (the initial unmask) is not
-billed to interrupts; ``events_outside`` says how many were left out. Commits deferred to QEMU's RCU
-thread after the last delivery fall outside too (at most one burst).
+Window: by default only probe events inside the workload's window count, so setup before the first
+cycle (the initial unmask) is not billed to interrupts; ``events_outside`` says how many were left
+out. The window is the run's ``measure`` phase when run.json has one (``workload.params.phases.measure``
+with ``start_ns``/``end_ns``, as lab runs do), else the first cycle's start to the last cycle's end.
+Commits deferred to QEMU's RCU thread after the window's end fall outside (at most one burst).
+
+Cycles: a cycle starts at ``start_ts_ns``; without that column at ``trigger_ts_ns - mask_rtt_ns``
+(the mask write precedes the doorbell; ``mask_rtt_ns < 0`` means not masked) or ``trigger_ts_ns``.
+A call is billed to the cycle it starts in; calls inside the window before the first cycle go to the
+first.
 
 Times: ``*_us_per_irq`` are inclusive (each call's own measured duration: a PBA toggle includes the
 commit it tail-calls, an ioctl includes ``vfio_msi_set_vector_signal``). ``*_excl_us_per_irq`` are
@@ -21,8 +27,9 @@ exists but is empty gets 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -69,18 +76,30 @@ class CycleWindows:
     end_ns: int
     delivered: npt.NDArray[np.bool_]
     latency_ns: npt.NDArray[np.float64]
+    begin_ns: int | None = None  # window start when it is not the first cycle's start
 
 
-def cycle_windows(workload: pd.DataFrame) -> CycleWindows | None:
-    """Cycle start times from a workload table (``start_ts_ns`` or else ``trigger_ts_ns``).
+def cycle_windows(workload: pd.DataFrame, measure: Mapping[str, Any] | None = None) -> CycleWindows | None:
+    """Cycle start times and the window end from a workload table (see the module docstring).
 
-    Returns None when the table has no timestamps.
+    Args:
+        workload: the run's workload table.
+        measure: the run's measure phase (``start_ns``, ``end_ns``), if it has one.
+
+    Returns:
+        None when the table has no timestamps.
     """
-    start_col = next((c for c in ("start_ts_ns", "trigger_ts_ns") if c in workload.columns), None)
-    if start_col is None or workload.empty:
+    if workload.empty or not ({"start_ts_ns", "trigger_ts_ns"} & set(workload.columns)):
         return None
-    w = workload.sort_values(start_col, kind="stable")
-    start = w[start_col].to_numpy(dtype=np.int64)
+    if "start_ts_ns" in workload.columns:
+        start_all = workload["start_ts_ns"].to_numpy(dtype=np.int64)
+    else:
+        start_all = workload["trigger_ts_ns"].to_numpy(dtype=np.int64)
+        if "mask_rtt_ns" in workload.columns:
+            start_all = start_all - np.maximum(workload["mask_rtt_ns"].to_numpy(dtype=np.int64), 0)
+    order = np.argsort(start_all, kind="stable")
+    w = workload.iloc[order]
+    start = start_all[order]
     ends = [start[-1]]
     if "delivered_ts_ns" in w.columns:
         ends.append(int(np.nanmax(w["delivered_ts_ns"].to_numpy(dtype=np.float64))))
@@ -93,7 +112,11 @@ def cycle_windows(workload: pd.DataFrame) -> CycleWindows | None:
     latency = (
         w["latency_ns"].to_numpy(dtype=np.float64) if "latency_ns" in w.columns else np.full(len(w), np.nan)
     )
-    return CycleWindows(cycle, start, int(max(ends)), delivered, latency)
+    end = int(max(ends))
+    begin: int | None = None
+    if measure and isinstance(measure.get("start_ns"), int) and isinstance(measure.get("end_ns"), int):
+        begin, end = int(measure["start_ns"]), int(measure["end_ns"])
+    return CycleWindows(cycle, start, end, delivered, latency, begin)
 
 
 def interrupt_count(run: Run) -> tuple[int, str]:
@@ -128,6 +151,7 @@ def account_events(
     cycle_start_ns: npt.ArrayLike,
     window_end_ns: int | None,
     n_ops: int,
+    window_begin_ns: int | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
     """Vectorised core: bill each call to the cycle it started in.
 
@@ -139,6 +163,8 @@ def account_events(
         cycle_start_ns: ascending start of each cycle.
         window_end_ns: calls starting after it are outside (None: no end).
         n_ops: number of operation codes.
+        window_begin_ns: calls starting before it are outside (None: the first cycle's start);
+            calls between it and the first cycle are billed to the first cycle.
 
     Returns:
         ``(counts, incl_ns, excl_ns, outside)``: three ``(n_cycles, n_ops)`` float64 arrays (calls,
@@ -151,7 +177,11 @@ def account_events(
     starts = np.asarray(cycle_start_ns, dtype=np.int64)
     excl = exclusive_ns(ts, dur, tid)
     cyc = np.searchsorted(starts, ts, side="right") - 1
-    inside = cyc >= 0
+    if window_begin_ns is None:
+        inside = cyc >= 0
+    else:
+        inside = ts >= window_begin_ns
+        cyc = np.maximum(cyc, 0)
     if window_end_ns is not None:
         inside &= ts <= window_end_ns
     n_cycles = starts.size
@@ -227,7 +257,9 @@ def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, f
     names = [n for n, _ in OPERATIONS]
     calls, probed, hist = _run_calls(run)
     interrupts, source = interrupt_count(run)
-    windows = cycle_windows(run.table(schema.WORKLOAD)) if run.has_table(schema.WORKLOAD) else None
+    phases = run.meta.workload.params.get("phases")
+    measure = phases.get("measure") if isinstance(phases, Mapping) else None
+    windows = cycle_windows(run.table(schema.WORKLOAD), measure) if run.has_table(schema.WORKLOAD) else None
     if windows is not None and window == "workload":
         counts, incl, excl, outside = account_events(
             calls["ts_ns"],
@@ -237,6 +269,7 @@ def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, f
             windows.start_ns,
             windows.end_ns,
             n_ops,
+            windows.begin_ns,
         )
         tot_counts, tot_incl, tot_excl = counts.sum(0), incl.sum(0), excl.sum(0)
     else:
