@@ -5,24 +5,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
-from reportfixtures import write_pair, write_run
+from reportfixtures import ALWAYS_ON_FREE, STOCK, STOCK_LOSSY, edit_meta, sample_runs
 
 from vfiobench import report
 from vfiobench.cli import main
 from vfiobench.notebook import ERROR_OUTPUT_MARKER
 
-EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
-
 
 def external_refs(html: str) -> list[str]:
-    """src/href attributes that point off the page (http, https or protocol-relative)."""
-    return [m.group(0) for m in EXTERNAL.finditer(html)]
+    """What the page would fetch from the network (tags' src/href, CSS url()/@import)."""
+    return report.external_resources(html)
 
 
 def visible_text(html: str) -> str:
@@ -74,6 +73,26 @@ def test_reviewer_notebook_turns_an_unexpected_error_into_a_one_line_message() -
     assert "TB-LINE" not in json.dumps(nb)
 
 
+def test_external_resources_finds_fetches_but_not_links_data_urls_or_script_text() -> None:
+    page = """<html><head><script src="https://cdn.example/bokeh.js"></script>
+    <link rel="stylesheet" href="//fonts.example/x.css"><style>@import "https://a.example/y.css";
+    .x{background:url(https://b.example/z.png)} .y{background:url("data:image/svg+xml,http://www.w3.org")}</style>
+    </head><body><a href="https://docs.example/">docs</a>
+    <img srcset="https://c.example/1.png 1x, local.png 2x">
+    <script>t.src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-svg.js"</script><div style="background:url('http://d.example/w')"></div>
+    </body></html>"""
+    assert sorted(report.external_resources(page)) == sorted(
+        [
+            "https://cdn.example/bokeh.js",
+            "//fonts.example/x.css",
+            "https://a.example/y.css",
+            "https://b.example/z.png",
+            "https://c.example/1.png",
+            "http://d.example/w",
+        ]
+    )
+
+
 def test_to_html_has_no_code_no_prompts_and_nothing_external() -> None:
     cell = new_code_cell(
         "visible_code_marker = 1",
@@ -118,18 +137,21 @@ def test_index_lists_every_page_with_variant_status_and_lost_events(tmp_path: Pa
 
 
 def test_plan_run_pages_expands_directories_and_keeps_bad_paths(tmp_path: Path) -> None:
-    runs = write_pair(tmp_path / "runs")
-    (tmp_path / "other").mkdir()
-    dup = write_run(tmp_path / "other", "stock-r0", "stock", seed=3, cycles=10)
-    pages = report.plan_run_pages([runs, dup, tmp_path / "missing"], tmp_path / "out")
-    assert [p.name for p in pages] == ["always-on-r0", "stock-r0", "stock-r0-2", "missing"]
+    runs = sample_runs(tmp_path / "runs", cycles=5)
+    other = tmp_path / "other" / STOCK
+    shutil.copytree(runs / STOCK, other)
+    edit_meta(other, run_id="copied")
+    pages = report.plan_run_pages([runs, other, tmp_path / "missing"], tmp_path / "out")
+    names = [p.name for p in pages]
+    assert len(names) == 8 + 2 and len(set(names)) == len(names)
+    assert names[-2:] == [f"{STOCK}-2", "missing"]  # same directory name twice: made unique
     by_name = {p.name: p for p in pages}
-    assert by_name["always-on-r0"].variant == "pba-always-on"
-    assert by_name["always-on-r0"].lost_events == 3
-    assert by_name["stock-r0"].checks == "1/1 ok"
-    assert by_name["missing"].variant is None
+    assert by_name[STOCK_LOSSY].variant == "stock" and by_name[STOCK_LOSSY].lost_events == 4
+    assert by_name[STOCK].lost_events == 0 and by_name[STOCK].checks == "2/2 ok"
+    assert by_name[f"{STOCK}-2"].run_id == "copied"
+    assert by_name["missing"].variant is None and by_name["missing"].status is None
     assert by_name["missing"].parameters == {"run_dir": str((tmp_path / "missing").absolute())}
-    assert all(p.html.parent == tmp_path / "out" for p in pages)
+    assert all(p.html.parent == tmp_path / "out" and p.html.suffix == ".html" for p in pages)
 
 
 # ------------------------------------------------------------------------------------------ kernel
@@ -206,52 +228,71 @@ def test_execute_with_no_kernelspec_at_all_runs_this_interpreter(
 # ------------------------------------------------------------------------------------- the command
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sample_runs(tmp_path_factory.mktemp("sample") / "runs")
+
+
 @pytest.mark.notebook
-def test_report_command_renders_runs_compare_and_index(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    runs = write_pair(tmp_path / "runs")
+def test_report_command_renders_one_page_per_run_and_the_index(runs: Path, tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    assert main(["report", str(runs), "--compare", "--out", str(out), "--quiet"]) == 0
-    names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(
-        [f"{n}.{ext}" for n in ("always-on-r0", "stock-r0", "compare") for ext in ("html", "ipynb")]
-        + ["index.html"]
+    lab = tmp_path / "lab-run"
+    shutil.copytree(runs / STOCK, lab)
+    edit_meta(lab, source="lab", host={"kernel_release": "6.1.0-27-amd64", "cpu_model": "AMD EPYC 7B13"})
+    args = [str(lab), str(runs / STOCK_LOSSY), str(runs / ALWAYS_ON_FREE)]
+    assert main(["report", *args, "--out", str(out), "--quiet"]) == 0
+    pages = ("lab-run", STOCK_LOSSY, ALWAYS_ON_FREE)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{n}.{ext}" for n in pages for ext in ("html", "ipynb")] + ["index.html"]
     )
     index = (out / "index.html").read_text()
-    for n in ("always-on-r0", "stock-r0", "compare"):
-        assert f'href="{n}.html"' in index
-    assert "pba-always-on" in index and "SYNTHETIC DATA" in index
+    for n in pages:
+        assert f'href="{n}.html"' in index and f'href="{n}.ipynb"' in index
+    assert "pba-always-on" in index and "probe-free" not in index.split("<table")[0]
 
-    stock = (out / "stock-r0.html").read_text()
-    text = visible_text(stock)
-    assert "SYNTHETIC DATA" in text
+    page = (out / "lab-run.html").read_text()
+    text = visible_text(page)
+    assert "SYNTHETIC DATA" not in text  # source: lab
     for expected in (
-        "stock-r0",
-        "7.2.0",
-        "ab" * 20,
-        "qemu-system-x86_64 -S",
-        "6.1.0-test",
-        "Test CPU @ 2GHz",
-        "qtest-mask",
+        "Run r1-stock-probed · stock",
+        "7.2.0 (synthetic)",
+        "0" * 40,  # build-id
+        "qemu-system-x86_64 -accel kvm -S -qtest",
+        "6.1.0-27-amd64",
+        "AMD EPYC 7B13",
+        "mask-every-irq",
         "complete",
+        "kprobe:vfio_msi_set_vector_signal",  # lost-event table names each probe's target
     ):
         assert expected in text, expected
-    assert "No events lost." in text
-    assert "All 1 ground-truth checks passed." in text
-    assert "nbk.open_run" not in stock and "import" not in text  # no code cells
-    assert external_refs(stock) == []
+    assert "No events lost." in text and "All 2 ground-truth checks passed." in text
+    assert "PBA toggles / irq" in text and "interrupt latency (end to end)" in text
+    assert "open_run" not in page and "import" not in text  # no code cells
+    assert page.count('class="bk-root"') + page.count("data-root-id") >= 4  # Bokeh figures embedded
+    assert external_refs(page) == []
 
-    always = visible_text((out / "always-on-r0.html").read_text())
-    assert "3 events were lost" in always
+    lossy = visible_text((out / f"{STOCK_LOSSY}.html").read_text())
+    assert "SYNTHETIC DATA" in lossy and "4 events were lost" in lossy
+    free = visible_text((out / f"{ALWAYS_ON_FREE}.html").read_text())
+    assert "this run is probe-free" in free and "No probe calls recorded" in free
 
-    compare = visible_text((out / "compare.html").read_text())
-    assert "pba-always-on: " in compare and "fewer µs per interrupt" in compare
-    assert (
-        "A/B comparison: stock vs pba-always-on" in compare
-        or "A/B comparison: pba-always-on vs stock" in compare
-    )
-    # the executed notebook is kept beside the HTML, with its code
+
+@pytest.mark.notebook
+def test_report_compare_renders_the_ab_page(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    assert main(["report", str(runs), "--compare", "--no-runs", "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["compare.html", "compare.ipynb", "index.html"]
+    page = (out / "compare.html").read_text()
+    text = visible_text(page)
+    assert "A/B comparison: stock (baseline) vs pba-always-on" in text and "SYNTHETIC DATA" in text
+    assert re.search(r"pba-always-on: [0-9.]+x fewer µs per interrupt \[[0-9.]+, [0-9.]+\], p", text)
+    assert "lower interrupt latency" in text
+    assert "4 events were lost" in text and "All 8 ground-truth checks passed." in text
+    assert "overhead_ratio" in text
+    assert external_refs(page) == []
+    index = (out / "index.html").read_text()
+    assert 'href="compare.html"' in index and "stock vs pba-always-on" in index
+    # the executed notebook is kept beside the HTML, with its code and its outputs
     executed = nbformat.read(out / "compare.ipynb", as_version=4)
     assert any("nbk.open_runs" in c.source for c in executed.cells)
     assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
@@ -259,15 +300,14 @@ def test_report_command_renders_runs_compare_and_index(
 
 @pytest.mark.notebook
 def test_missing_and_corrupt_runs_still_get_a_page_and_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runs = write_pair(tmp_path / "runs")
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "run.json").write_text("{not json")
     missing = tmp_path / "no-such-run"
     out = tmp_path / "reports"
-    rc = main(["report", str(runs / "stock-r0"), str(corrupt), str(missing), "--out", str(out), "--quiet"])
+    rc = main(["report", str(runs / STOCK), str(corrupt), str(missing), "--out", str(out), "--quiet"])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
@@ -280,11 +320,13 @@ def test_missing_and_corrupt_runs_still_get_a_page_and_a_one_line_error(
         text = visible_text(page)
         assert "This report stopped." in text and message in text
         assert "Traceback" not in page and "An Exception was encountered" not in page
-        assert "Run metadata" not in text and "Probes and lost events" not in text  # never-run sections
+        # sections after the failing cell never ran and are not shown
+        assert "What was measured" not in text and "Probes and lost events" not in text
         assert (out / f"{name}.ipynb").is_file()
     index = (out / "index.html").read_text()
     assert "2 stopped" in index and "not valid JSON" in index
-    assert "This report stopped." not in visible_text((out / "stock-r0.html").read_text())
+    good = visible_text((out / f"{STOCK}.html").read_text())
+    assert "This report stopped." not in good and "What was measured" in good
 
 
 @pytest.mark.notebook
@@ -297,9 +339,8 @@ def test_missing_and_corrupt_runs_still_get_a_page_and_a_one_line_error(
     ],
 )
 def test_bad_compare_parameters_stop_the_page_with_the_reason(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    runs = write_pair(tmp_path / "runs")
     out = tmp_path / "reports"
     rc = main(["report", str(runs), "--compare", "--no-runs", "--out", str(out), "--quiet", *args])
     assert rc == 2
@@ -312,9 +353,8 @@ def test_bad_compare_parameters_stop_the_page_with_the_reason(
 
 
 def test_report_without_notebooks_dir_is_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runs = write_pair(tmp_path / "runs")
     rc = main(
         ["report", str(runs), "--out", str(tmp_path / "o"), "--notebooks", str(tmp_path / "nowhere"), "-q"]
     )

@@ -220,19 +220,23 @@ def status_badge(status: str) -> str:
     return f'<span class="vfb-status vfb-status-{s}">{s}</span>'
 
 
-def header(target: Run | RunSet, title: str | None = None) -> None:
+def header(target: Run | RunSet, title: str | None = None, *, baseline: str | None = None) -> None:
     """Show the page title, the synthetic-data banner when it applies, and the run status.
 
     Args:
         target: the run (run page) or the runs (compare page).
-        title: page title; default ``"<variant> · <run_id>"`` or ``"A/B: v1 vs v2 ..."``.
+        title: page title; default ``"Run <run_id> · <variant>"`` or
+            ``"A/B comparison: <baseline> (baseline) vs <v2> ..."``.
+        baseline: the compare page's baseline variant (named first in the default title).
     """
     setup()
     if isinstance(target, Run):
         default = f"Run {target.run_id} · {target.variant}"
         statuses = [target.meta.status]
     else:
-        default = "A/B comparison: " + " vs ".join(target.variants)
+        names = [f"{v} (baseline)" if v == baseline else v for v in target.variants]
+        names.sort(key=lambda n: not n.endswith("(baseline)"))
+        default = "A/B comparison: " + " vs ".join(names)
         statuses = [r.meta.status for r in target]
     parts = [f"<h1>{html.escape(title or default)}</h1>"]
     if is_synthetic(target):
@@ -657,6 +661,11 @@ def show_per_interrupt(target: Run | RunSet) -> None:
     except AnalysisError as e:
         note(f"Per-interrupt accounting not available: {e}")
         return
+    if isinstance(target, RunSet):
+        free = df[df["kind"] == "probe-free"]
+        df = df[df["kind"] != "probe-free"]
+        if len(free):
+            note(f"{len(free)} probe-free runs left out: they have no probe tables (see Probe overhead).")
     if isinstance(target, Run):
         row = df.drop(columns=["run_id", "variant", "kind"]).iloc[0]
         show_html(
@@ -713,14 +722,197 @@ def show_verdicts(
         show_table(
             ok[cols], caption="ratio = baseline / variant; CI: cluster bootstrap over runs; p: Mann–Whitney U"
         )
+        from vfiobench.plots import plot_ab_forest
+
+        show(plot_ab_forest(ok.reset_index(drop=True)))
 
 
 def show_repetitions(runset: RunSet, metric: str) -> None:
     """Display per-run statistics of ``metric`` so run-to-run spread is visible."""
     from vfiobench.analysis import df_repetitions
     from vfiobench.errors import AnalysisError
+    from vfiobench.plots import plot_repetitions
 
     try:
-        show_table(df_repetitions(runset, metric), caption=f"{metric} per run")
+        reps = df_repetitions(runset, metric)
     except AnalysisError as e:
         note(f"{metric}: not available ({e})")
+        return
+    show_table(reps, caption=f"{metric} per run")
+    scale, unit = (1e-3, "µs") if metric.endswith("_ns") else (1.0, "µs" if "us" in metric else "")
+    show(plot_repetitions(reps, "median", title=f"{metric}: median per run", unit_scale=scale, unit=unit))
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def as_runset(target: Run | RunSet) -> RunSet:
+    """A run set of one run (so set-wide analysis functions apply to a run page too)."""
+    return _as_runset(target)
+
+
+def df_calls(target: Run | RunSet) -> pd.DataFrame:
+    """Every streamed probe call of the runs in one long table.
+
+    Tables recorded in histogram mode (no ``ts_ns``/``dur_ns``) are left out.
+
+    Returns:
+        ``[run_id, variant, operation, ts_ns, dur_ns]``; ``operation`` the operation's display name.
+    """
+    from vfiobench.analysis import schema
+
+    runset = _as_runset(target)
+    parts = []
+    for name in schema.PROBE_TABLES:
+        df = runset.table(name)
+        if df.empty or not {"ts_ns", "dur_ns"} <= set(df.columns):
+            continue
+        df = df[["run_id", "variant", "ts_ns", "dur_ns"]]
+        parts.append(df.assign(operation=schema.OPERATION_LABELS.get(name, name)))
+    cols = ["run_id", "variant", "operation", "ts_ns", "dur_ns"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def show_operation_plots(run: Run) -> None:
+    """A run's latency histogram and CDF, one layer per probed operation (log µs axis)."""
+    from vfiobench.analysis import df_cdf, df_histograms
+    from vfiobench.plots import plot_cdf, plot_latency_histogram
+
+    calls = df_calls(run)
+    if calls.empty:
+        note("No probe calls recorded (probe-free run): no per-operation distributions.")
+        return
+    show(
+        plot_latency_histogram(
+            df_histograms(calls, by=("operation",)), by="operation", title="Call duration by operation"
+        )
+    )
+    show(plot_cdf(df_cdf(calls, by=("operation",)), by="operation", title="Call duration CDF by operation"))
+
+
+def show_interrupt_latency_plots(target: Run | RunSet) -> None:
+    """Distribution of the end-to-end interrupt latency (workload table), per variant and run kind."""
+    from vfiobench.analysis import df_cdf, df_histograms, schema
+    from vfiobench.plots import plot_cdf, plot_latency_histogram
+
+    runset = _as_runset(target)
+    w = runset.table(schema.WORKLOAD)
+    if w.empty or "latency_ns" not in w.columns:
+        note("No workload table with latency_ns: no interrupt-latency distribution.")
+        return
+    if "delivered" in w.columns:
+        w = w[w["delivered"].astype(bool)]
+    kinds = {r.run_id: r.meta.kind for r in runset}
+    w = w.assign(kind=w["run_id"].map(kinds))
+    show(
+        plot_latency_histogram(
+            df_histograms(w, value="latency_ns", by=("variant", "kind")),
+            by=("variant", "kind"),
+            title="Interrupt latency (trigger to delivery)",
+        )
+    )
+    if isinstance(target, RunSet):
+        show(
+            plot_cdf(
+                df_cdf(w, value="latency_ns", by=("variant", "kind")),
+                by=("variant", "kind"),
+                title="Interrupt latency CDF (probed runs carry probe overhead)",
+            )
+        )
+
+
+def show_operation_cdfs(runset: RunSet) -> None:
+    """One CDF per probed operation, variants overlaid (all runs of a variant merged)."""
+    from vfiobench.analysis import df_cdf
+    from vfiobench.plots import plot_cdf
+
+    calls = df_calls(runset)
+    if calls.empty:
+        note("No probe calls recorded in these runs.")
+        return
+    for op in calls["operation"].unique():
+        show(
+            plot_cdf(
+                df_cdf(calls[calls["operation"] == op], by=("variant",)), title=f"{op}: call duration CDF"
+            )
+        )
+
+
+def show_rates(target: Run | RunSet, bin_s: float = 0.5) -> None:
+    """Probe event rates over time; a compare page shows the first probed run of each variant."""
+    from vfiobench.analysis import df_probe_rates
+    from vfiobench.plots import plot_rate_timeline
+
+    runset = _as_runset(target)
+    probed = [r for r in runset if r.meta.probes]
+    if isinstance(target, RunSet):
+        probed = [next(r for r in probed if r.variant == v) for v in dict.fromkeys(r.variant for r in probed)]
+    rates = df_probe_rates(RunSet(probed), bin_s=bin_s)
+    if rates.empty:
+        note("No timestamped probe events: no rate timeline.")
+        return
+    by = ("probe",) if isinstance(target, Run) else ("probe", "variant")
+    show(plot_rate_timeline(rates, by=by, title=f"Probe events per second ({bin_s:g} s bins)"))
+
+
+def show_cost_breakdown(target: Run | RunSet) -> None:
+    """Stacked bars of exclusive µs per delivered interrupt by operation (probed runs)."""
+    from vfiobench.analysis import df_cost_breakdown, df_per_interrupt
+    from vfiobench.errors import AnalysisError
+    from vfiobench.plots import plot_cost_breakdown
+
+    try:
+        breakdown = df_cost_breakdown(df_per_interrupt(_as_runset(target)))
+    except AnalysisError as e:
+        note(f"Cost breakdown not available: {e}")
+        return
+    if breakdown.empty:
+        note("No probed runs: no per-operation cost breakdown.")
+        return
+    show(plot_cost_breakdown(breakdown))
+
+
+def df_probe_overhead(runset: RunSet) -> pd.DataFrame:
+    """Median interrupt latency of probed vs probe-free runs of each variant, and their ratio.
+
+    Returns:
+        ``[variant, probed_p50_us, probe_free_p50_us, overhead_ratio, probed_runs, probe_free_runs]``;
+        NaN where a variant lacks runs of one kind.
+    """
+    from vfiobench.analysis import df_latency_summary, schema
+
+    w = runset.table(schema.WORKLOAD)
+    cols = [
+        "variant",
+        "probed_p50_us",
+        "probe_free_p50_us",
+        "overhead_ratio",
+        "probed_runs",
+        "probe_free_runs",
+    ]
+    if w.empty or "latency_ns" not in w.columns:
+        return pd.DataFrame(columns=cols)
+    if "delivered" in w.columns:
+        w = w[w["delivered"].astype(bool)]
+    kinds = {r.run_id: r.meta.kind for r in runset}
+    w = w.assign(kind=w["run_id"].map(kinds))
+    s = df_latency_summary(w, value="latency_ns", by=("variant", "kind"))
+    rows = []
+    for v in runset.variants:
+        p50 = {k: s.loc[(s["variant"] == v) & (s["kind"] == k), "p50_ns"] for k in ("probed", "probe-free")}
+        a = float(p50["probed"].iloc[0]) / 1e3 if len(p50["probed"]) else float("nan")
+        b = float(p50["probe-free"].iloc[0]) / 1e3 if len(p50["probe-free"]) else float("nan")
+        n = {
+            k: sum(1 for r in runset if r.variant == v and r.meta.kind == k) for k in ("probed", "probe-free")
+        }
+        rows.append([v, a, b, a / b if b else float("nan"), n["probed"], n["probe-free"]])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def show_probe_overhead(runset: RunSet) -> None:
+    """Display :func:`df_probe_overhead`, the factor by which probes slow the measured path."""
+    show_table(
+        df_probe_overhead(runset),
+        caption="median interrupt latency with and without probes (overhead_ratio = probed / probe-free)",
+        empty="No workload latency in these runs: probe overhead cannot be shown.",
+    )

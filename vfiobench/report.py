@@ -37,6 +37,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
 
@@ -304,6 +305,51 @@ def to_html(nb: Any, title: str) -> str:
     return str(body)
 
 
+_URL_ATTRS = frozenset({"src", "href", "srcset", "data", "poster", "action", "formaction", "background"})
+_CSS_URL = re.compile(r"""(?:url\(\s*["']?|@import\s+["'])\s*((?:https?:)?//[^"')\s]+)""", re.IGNORECASE)
+
+
+class _ResourceFinder(HTMLParser):
+    """Collects URLs a browser would fetch from tag attributes and ``<style>`` blocks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.urls: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in _URL_ATTRS and tag != "a":  # a link the reader may follow is not a fetch
+                for part in value.split(","):
+                    url = part.strip().split(" ")[0]
+                    if re.match(r"(?:https?:)?//", url, re.IGNORECASE):
+                        self.urls.append(url)
+            elif name == "style":
+                self.urls.extend(_CSS_URL.findall(value))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.urls.extend(_CSS_URL.findall(data))
+
+
+def external_resources(page: str) -> list[str]:
+    """URLs an HTML page would fetch from the network when opened (tags and CSS, not script text).
+
+    Links (``<a href>``) are not fetches and are not listed; ``data:`` URLs are inline.
+    """
+    finder = _ResourceFinder()
+    finder.feed(page)
+    finder.close()
+    return finder.urls
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "run"
 
@@ -320,7 +366,11 @@ def render_page(
     page.error = execute(notebook, page.ipynb, page.parameters, kernel)
     nb = nbformat.read(page.ipynb, as_version=4)  # type: ignore[no-untyped-call]
     title = f"vfiobench · {page.name}"
-    page.html.write_text(to_html(nb, title), encoding="utf-8")
+    body = to_html(nb, title)
+    page.html.write_text(body, encoding="utf-8")
+    external = external_resources(body)
+    if external and page.error is None:
+        page.error = f"the page would fetch {len(external)} resources from the network, e.g. {external[0]}"
     return page
 
 
@@ -383,7 +433,9 @@ def plan_compare_page(
         with contextlib.suppress(VfioBenchError):
             runs.extend(load_run(d).meta for d in find_runs(p))
     if runs:
-        page.variant = " vs ".join(dict.fromkeys(m.variant for m in runs))
+        found = list(dict.fromkeys(m.variant for m in runs))
+        found.sort(key=lambda v: v != baseline)
+        page.variant = " vs ".join(found)
         statuses = {m.status for m in runs}
         page.status = statuses.pop() if len(statuses) == 1 else "mixed"
         page.source = ", ".join(sorted({m.source for m in runs}))
