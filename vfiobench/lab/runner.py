@@ -115,6 +115,25 @@ def plan_cells(
     return cells
 
 
+def unavailable_reason() -> str | None:
+    """Why the lab cannot run on this machine (None when it can): root, QEMU, image or build tools."""
+    import os
+
+    from vfiobench.lab.image import BUILD_TOOLS
+
+    if os.geteuid() != 0:
+        return "the lab needs root (image build with debootstrap/chroot; 9p share as root)"
+    if shutil.which("qemu-system-x86_64") is None:
+        return "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"
+    if cached_image() is None:
+        missing = [t for t in BUILD_TOOLS if shutil.which(t) is None]
+        if missing:
+            return (
+                f"no cached lab image and no {', '.join(missing)} to build one (apt-get install debootstrap)"
+            )
+    return None
+
+
 def copy_package(dest: Path) -> None:
     """Copy the vfiobench package into ``dest/vfiobench`` with a light ``__init__``."""
     src = Path(vfiobench.__file__).parent
