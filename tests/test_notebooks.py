@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import papermill as pm
 import pytest
-from reportfixtures import write_pair, write_run
+from reportfixtures import STOCK_LOSSY, edit_meta, sample_runs
 
 from vfiobench import report
 
@@ -44,23 +45,24 @@ def test_exactly_one_parameters_cell_first_typed_and_commented(name: str) -> Non
 
 @pytest.mark.parametrize("name", NAMES)
 def test_cells_only_call_package_functions(name: str) -> None:
-    """Thin notebooks: imports from vfiobench, assignments of calls, calls. No defs, loops or logic."""
+    """Thin notebooks: imports from vfiobench, then one call (or assignment of a call) per statement,
+    each calling vfiobench.notebook (``nbk``) or a function imported from vfiobench. No defs, loops, ifs."""
+    imported = {"nbk"}
     for cell in _code_cells(name)[1:]:
         for node in ast.parse(cell.source).body:
             if isinstance(node, ast.ImportFrom):
                 assert node.module and node.module.split(".")[0] == "vfiobench", ast.unparse(node)
+                imported |= {a.asname or a.name for a in node.names}
                 continue
             value = node.value if isinstance(node, ast.Assign | ast.Expr) else None
             assert isinstance(value, ast.Call), f"{name}: not a package call: {ast.unparse(node)}"
             func = value.func
-            assert isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name), ast.unparse(node)
-            assert func.value.id == "nbk", (
-                f"{name}: calls something other than vfiobench.notebook: {ast.unparse(node)}"
-            )
+            root = func.value if isinstance(func, ast.Attribute) else func
+            assert isinstance(root, ast.Name) and root.id in imported, f"{name}: {ast.unparse(node)}"
 
 
 def test_report_passes_exactly_the_notebook_parameters(tmp_path: Path) -> None:
-    runs = write_pair(tmp_path / "runs")
+    runs = sample_runs(tmp_path / "runs", cycles=5)
     run_params = set(pm.inspect_notebook(str(NOTEBOOKS / "run.ipynb")))
     compare_params = set(pm.inspect_notebook(str(NOTEBOOKS / "compare.ipynb")))
     for page in report.plan_run_pages([runs], tmp_path / "out"):
@@ -81,29 +83,54 @@ def _execute(name: str, tmp_path: Path, params: dict[str, Any]) -> tuple[nbforma
     return nb, html
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sample_runs(tmp_path_factory.mktemp("sample") / "runs")
+
+
+def _outputs(nb: nbformat.NotebookNode, kind: str) -> list[Any]:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == kind]
+
+
 @pytest.mark.notebook
-def test_run_notebook_executes_under_papermill(tmp_path: Path) -> None:
-    run_dir = write_run(tmp_path / "runs", "lab-run", "stock", seed=5, cycles=50, lost=7, source="lab")
+def test_run_notebook_executes_under_papermill(runs: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "lab-run"
+    shutil.copytree(runs / STOCK_LOSSY, run_dir)
+    edit_meta(run_dir, source="lab")
     nb, html = _execute("run.ipynb", tmp_path, {"run_dir": str(run_dir), "title": "My title"})
     assert nb.metadata.papermill.parameters == {"run_dir": str(run_dir), "title": "My title"}
     assert "<h1>My title</h1>" in html
     assert "SYNTHETIC DATA" not in html  # source: lab
-    assert "7 events were lost" in html
-    assert "syscalls:sys_enter_ioctl" in html  # probe target in the lost-events table
-    assert "7.2.0" in html and "qtest-mask" in html
+    assert "4 events were lost" in html
+    assert "memory_region_transaction_commit" in html  # the probe target that lost them
+    assert "7.2.0 (synthetic)" in html and "mask-every-irq" in html
     assert "PBA toggles / irq" in html and "interrupt latency (end to end)" in html
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    stderr = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
-    assert errors == [] and stderr == []
+    assert html.count("Bokeh.embed.embed_items") >= 5  # histogram, CDF, latency, rates, cost breakdown
+    assert html.count("/* BEGIN bokeh.min.js */") == 1  # inlined once, not per figure, never a CDN
+    assert _outputs(nb, "error") == []
+    assert [o for o in _outputs(nb, "stream") if o.name == "stderr"] == []
 
 
 @pytest.mark.notebook
-def test_compare_notebook_executes_under_papermill(tmp_path: Path) -> None:
-    runs = write_pair(tmp_path / "runs")
-    nb, html = _execute("compare.ipynb", tmp_path, {"runs": str(runs), "baseline": "stock"})
+def test_compare_notebook_executes_under_papermill(runs: Path, tmp_path: Path) -> None:
+    params = {"runs": [str(runs)], "baseline": "stock", "variants": ["stock", "pba-always-on"]}
+    nb, html = _execute("compare.ipynb", tmp_path, params)
     assert "SYNTHETIC DATA" in html
-    assert "A/B comparison: " in html
+    assert "A/B comparison: stock (baseline) vs pba-always-on" in html
     assert "pba-always-on: " in html and "fewer µs per interrupt" in html
     assert "lower interrupt latency" in html
-    stderr = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
+    assert "overhead_ratio" in html
+    assert html.count("Bokeh.embed.embed_items") >= 8
+    # BokehJS itself is inlined exactly once per page, however many figures there are
+    assert html.count("/* BEGIN bokeh.min.js */") == 1
+    assert _outputs(nb, "error") == []
+    stderr = [o for o in _outputs(nb, "stream") if o.name == "stderr"]
     assert stderr == [], json.dumps(stderr)[:2000]
+
+
+@pytest.mark.notebook
+@pytest.mark.skipif(not (NOTEBOOKS.parent / "data/sample").is_dir(), reason="data/sample/ not generated")
+def test_notebook_defaults_point_at_the_sample(tmp_path: Path) -> None:
+    """Run with no parameters at all (papermill's cwd is notebooks/): the defaults must work."""
+    for name in NAMES:
+        _execute(name, tmp_path, {})
