@@ -109,7 +109,7 @@ def cell_to_run(
     qemu = rec.get("qemu", {})
     dev = job_result.get("device", {})
     meta = RunMeta(
-        run_id=f"lab-{cell.id}-{uuid.uuid4().hex[:8]}",
+        run_id=cell.name or f"lab-{cell.id}-{uuid.uuid4().hex[:8]}",
         variant=cell.variant,
         source="lab",
         kind="probed" if cell.probes else "probe-free",
@@ -124,6 +124,7 @@ def cell_to_run(
             version=str(qemu.get("version", "")),
             build_id=str(qemu.get("build_id", "")),
             cmdline=list(rec.get("l2_cmdline", [])),
+            patches=list(cell.patches),
         ),
         workload=WorkloadInfo(
             name=cell.workload.name,
@@ -140,6 +141,7 @@ def cell_to_run(
             "l1_device": dev.get("bdf", ""),
             "l2_start_s": rec.get("l2_start_s"),
             "cell_wall_s": rec.get("wall_s"),
+            **cell.labels,
         },
     )
     w = RunWriter(out, meta, overwrite=overwrite)

@@ -64,6 +64,9 @@ class Cell:
         qemu: Host path of the L2 QEMU binary to copy into the share (None: L1's own Debian QEMU).
         qemu_args: Extra L2 command-line arguments.
         variant: The run's variant label.
+        name: The run id and directory name (an experiment's planned run id); default :attr:`id`.
+        labels: Extra run.json labels (an experiment's repetition, warm-up flag, patches).
+        patches: Names of the QEMU patches the binary was built with (run.json ``qemu.patches``).
     """
 
     accel: str
@@ -72,10 +75,15 @@ class Cell:
     qemu: str | None = None
     qemu_args: list[str] = field(default_factory=list)
     variant: str = "stock"
+    name: str | None = None
+    labels: dict[str, Any] = field(default_factory=dict)
+    patches: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:
-        """Directory-safe name: ``<accel>-<workload>[-probe-free]``."""
+        """Directory-safe name: :attr:`name`, else ``<accel>-<workload>[-probe-free]``."""
+        if self.name:
+            return self.name
         return f"{self.accel}-{self.workload.name}" + ("" if self.probes else "-probe-free")
 
 
