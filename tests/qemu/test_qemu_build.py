@@ -1,0 +1,138 @@
+"""Real builds of Debian's QEMU with the patches: properties, firmware, cache hits and misses, qtests.
+
+Marked ``qemubuild``: the first run builds (~4-5 min on 2 cores), later runs reuse the cache and a
+changed patch rebuilds incrementally (seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from vfiobench.cli import main
+from vfiobench.qemu import build as qb
+
+pytestmark = pytest.mark.qemubuild
+
+NEW_PROPERTIES = ("x-pba-always-on", "x-pba-disable", "x-msix-fd-cache")
+
+
+def test_patched_build_lists_each_property_with_default_off(all_patches_build: qb.BuildResult) -> None:
+    r = all_patches_build
+    assert r.binary.is_file() and r.binary == r.build_dir / "bin" / "qemu-system-x86_64"
+    assert r.patches == list(qb.SERIES)
+    assert r.properties == list(NEW_PROPERTIES)
+    props = qb.device_properties(r.binary)
+    for name in NEW_PROPERTIES:
+        assert name in props, f"{name} missing from -device vfio-pci,help"
+        assert props[name].startswith("<bool>")
+        assert qb.property_default(props[name]) == "false"
+    assert qb.property_default(props["x-no-kvm-msix"]) == "false"  # upstream's, still there
+    meta = json.loads((r.build_dir / "build.json").read_text())
+    assert [p["sha256"] for p in meta["patches"]] == [p.sha256 for p in qb.available_patches()]
+    assert sorted(p.name for p in (r.build_dir / "patches").iterdir()) == [
+        "01-pba-always-on.patch",
+        "02-pba-disable.patch",
+        "03-msix-fd-cache.patch",
+    ]
+
+
+def test_stock_recipe_build_has_none_of_the_properties(
+    stock_build: qb.BuildResult, all_patches_build: qb.BuildResult
+) -> None:
+    assert stock_build.patches == [] and stock_build.key != all_patches_build.key
+    props = qb.device_properties(stock_build.binary)
+    assert "x-no-kvm-msix" in props
+    assert not set(NEW_PROPERTIES) & set(props)
+
+
+def test_binary_keeps_symbols_and_its_trace_events(all_patches_build: qb.BuildResult) -> None:
+    binary = all_patches_build.binary
+    nm = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
+    symbols = {line.split()[-1] for line in nm.splitlines() if line.strip()}
+    # static functions resolve (uprobes on them need this); Debian's stripped binary has none
+    for sym in ("vfio_msix_vector_do_use", "vfio_msi_interrupt", "vfio_msix_set_vector_trigger"):
+        assert sym in symbols, sym
+    section = subprocess.run(["readelf", "-S", str(binary)], capture_output=True, text=True, check=True)
+    assert ".debug_info" in section.stdout
+    listed = subprocess.run(
+        [str(binary), "-trace", "help"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    for event in ("vfio_msix_pba_always_on", "vfio_msix_pba_skip", "vfio_msix_fd_cache_hit"):
+        assert event in listed
+
+
+def test_binary_runs_from_the_cache_with_debian_firmware(all_patches_build: qb.BuildResult) -> None:
+    """The relocated firmware links resolve: a q35 machine loads its BIOS and quits over QMP."""
+    binary = all_patches_build.binary
+    for rel in ("share/qemu", "share/seabios", "lib/ipxe/qemu"):
+        link = all_patches_build.build_dir / rel
+        assert link.is_symlink() and Path(link.readlink()).is_absolute()
+    if not Path("/usr/share/seabios/bios-256k.bin").is_file():
+        pytest.skip("Debian's seabios is not installed (qemu-system-x86 pulls it in)")
+    qmp = '{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n'
+    cmd = [str(binary), "-machine", "q35", "-accel", "tcg", "-nodefaults", "-display", "none", "-S"]
+    r = subprocess.run(
+        [*cmd, "-qmp", "stdio"],
+        input=qmp,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert '"return": {}' in r.stdout
+    assert "could not load" not in r.stderr
+
+
+def test_unchanged_selection_is_a_cache_hit(all_patches_build: qb.BuildResult) -> None:
+    before = all_patches_build.binary.stat()
+    again = qb.build_qemu(["msix-fd-cache", "pba-disable", "pba-always-on"])  # any order: same key
+    assert again.cached and again.seconds == 0.0
+    assert again.binary == all_patches_build.binary
+    after = again.binary.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_cli_prints_the_cached_binary_path(
+    all_patches_build: qb.BuildResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["qemu", "build", "--patch", "pba-always-on", "--patch", "pba-disable"]
+    assert main([*argv, "--patch", "msix-fd-cache"]) == 0
+    assert capsys.readouterr().out.strip() == str(all_patches_build.binary)
+
+
+def test_changed_patch_content_rebuilds(all_patches_build: qb.BuildResult, tmp_path: Path) -> None:
+    """A one-line edit of a patch gives a new key and a rebuilt binary carrying the edit."""
+    token = uuid.uuid4().hex[:12]  # fresh every run, so this is never a cache hit
+    original = next(p for p in qb.available_patches() if p.name == "pba-always-on")
+    edited = tmp_path / "pba-always-on.patch"
+    text = original.text.replace(b"PBA emulation enabled for good", f"PBA on for good {token}".encode())
+    assert text != original.text
+    edited.write_bytes(text)
+    result = qb.build_qemu([str(edited)], progress=print)
+    try:
+        assert not result.cached and result.seconds > 0
+        assert result.key != qb.build_key(all_patches_build.source_version, [original])
+        assert token.encode() in result.binary.read_bytes()  # the trace format string, rebuilt
+        assert token.encode() not in all_patches_build.binary.read_bytes()
+        print(f"incremental rebuild after a patch change: {result.seconds:.1f} s")
+        assert qb.build_qemu([str(edited)]).cached  # and now it is cached
+    finally:
+        shutil.rmtree(result.build_dir, ignore_errors=True)
+
+
+def test_qemu_qtests_closest_to_vfio_msix_pass(all_patches_build: qb.BuildResult) -> None:
+    log = qb.run_qtests(list(qb.SERIES), progress=print)
+    text = log.read_text()
+    for name in qb.QTESTS:
+        assert f"qtest-x86_64/{name}" in text
+    ok = re.search(r"^Ok:\s+(\d+)", text, re.MULTILINE)
+    fail = re.search(r"^Fail:\s+(\d+)", text, re.MULTILINE)
+    assert ok and int(ok.group(1)) == len(qb.QTESTS), text[-3000:]
+    assert fail and int(fail.group(1)) == 0
