@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vfiobench.lab_cli",
     "vfiobench.probes_cli",
     "vfiobench.qemu_cli",
+    "vfiobench.experiment_cli",
 )
 
 EPILOG = """\

@@ -168,6 +168,12 @@ class _ChunkWriter:
             raise self.error
 
 
+def _b(name: str | None) -> bytes:
+    """A BCC name argument as bytes (BCC warns with a DeprecationWarning on str)."""
+    assert name is not None, "probe spec without a function/symbol name"
+    return name.encode()
+
+
 def _proc_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:
@@ -295,7 +301,8 @@ class Tracer:
         from bcc import BPF
 
         try:
-            self._bpf = BPF(text=self.program.text, cflags=list(self.program.cflags))
+            # bytes throughout: BCC warns (DeprecationWarning) on every str argument
+            self._bpf = BPF(text=self.program.text.encode(), cflags=list(self.program.cflags))
         except Exception as e:
             raise ProbeError(
                 f"BCC could not compile the probes: {e}", "see the compiler output above"
@@ -309,20 +316,21 @@ class Tracer:
                         ("syscalls:sys_enter_ioctl", spec.entry_fn),
                         ("syscalls:sys_exit_ioctl", spec.return_fn),
                     ):
-                        b.attach_tracepoint(tp=tp, fn_name=fn)
-                        self._attached.append(("tracepoint", {"tp": tp, "fn_name": fn}))
+                        b.attach_tracepoint(tp=tp.encode(), fn_name=_b(fn))
+                        self._attached.append(("tracepoint", {"tp": tp.encode()}))
                 elif spec.kind == "kprobe":
-                    b.attach_kprobe(event=spec.symbol, fn_name=spec.entry_fn)
-                    self._attached.append(("kprobe", {"event": spec.symbol, "fn_name": spec.entry_fn}))
-                    b.attach_kretprobe(event=spec.symbol, fn_name=spec.return_fn)
-                    self._attached.append(("kretprobe", {"event": spec.symbol, "fn_name": spec.return_fn}))
+                    event = _b(spec.symbol)
+                    b.attach_kprobe(event=event, fn_name=_b(spec.entry_fn))
+                    self._attached.append(("kprobe", {"event": event}))
+                    b.attach_kretprobe(event=event, fn_name=_b(spec.return_fn))
+                    self._attached.append(("kretprobe", {"event": event}))
                 else:
                     t = res.uprobes[spec.name]
                     addr = t.address + t.offset
-                    args = {"name": str(t.binary), "addr": addr, "pid": upid}
-                    b.attach_uprobe(fn_name=spec.entry_fn, **args)
+                    args = {"name": str(t.binary).encode(), "addr": addr, "pid": upid}
+                    b.attach_uprobe(fn_name=_b(spec.entry_fn), **args)
                     self._attached.append(("uprobe", args))
-                    b.attach_uretprobe(fn_name=spec.return_fn, **args)
+                    b.attach_uretprobe(fn_name=_b(spec.return_fn), **args)
                     self._attached.append(("uretprobe", args))
                     self.targets[spec.name] = f"uprobe+uretprobe:{t.binary}:{t.symbol}+{t.offset:#x}" + (
                         " (single-stepped)" if t.single_stepped else ""
@@ -332,7 +340,7 @@ class Tracer:
             except Exception as e:
                 raise ProbeError(f"could not attach probe {spec.name} ({spec.target}): {e}") from None
             if not self.histogram:
-                self._readers[spec.name] = RingReader(b[spec.ring].map_fd, spec.dtype)
+                self._readers[spec.name] = RingReader(b[spec.ring.encode()].map_fd, spec.dtype)
         self.started_ns = time.monotonic_ns()
         if self.writer is not None:
             self._record_meta(res)
@@ -399,14 +407,14 @@ class Tracer:
         """Current lost-event counts per probe (ring-buffer reserve failures), from the kernel."""
         if self._bpf is None:
             return dict(self.lost)
-        table = self._bpf["lost"]
+        table = self._bpf[b"lost"]
         for spec in self.specs:
             self.lost[spec.name] = sum(int(x) for x in table[table.Key(spec.probe_id)])
         return dict(self.lost)
 
     def read_histograms(self) -> dict[str, np.ndarray[Any, Any]]:
         """Dense per-bucket counts per probe (histogram mode)."""
-        table = self._bpf["hist"]
+        table = self._bpf[b"hist"]
         return {s.name: read_hist_map(table, s.probe_id, self.sub_bucket_bits) for s in self.specs}
 
     def _flush(self) -> None:
