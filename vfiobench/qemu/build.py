@@ -29,9 +29,12 @@ The patches share no lines, so any subset applies in any order; they are applied
    recipe, the source version and the selected patches' names and contents: a cache hit returns
    it without building; any change to a patch file gives a new key and an (incremental) rebuild.
 
-Firmware: the binary relocates its data directories relative to itself, so each build directory
-has ``share/qemu``, ``share/seabios`` and ``lib/ipxe/qemu`` symlinks to Debian's firmware
-(``qemu-system-data``, ``seabios``, ``ipxe-qemu``), resolved wherever the directory is mounted.
+Firmware: QEMU 7.2 rewrites every configured directory under its prefix relative to the
+executable (``get_relocated_path``), so a copy of a ``--prefix=/usr`` binary outside ``/usr/bin``
+would look for its BIOS in ``<dir>/../share/seabios``. The firmware path is therefore spelled
+``//usr/share/...`` (the same directories for the kernel, but not "under the prefix" for that
+check): like Debian's own binary, a copy anywhere (the lab's 9p share) finds Debian's firmware
+(``qemu-system-data``, ``seabios``, ``ipxe-qemu``) without ``-L``.
 
 Heavy steps (configure, ninja, qtests) take ``/tmp/vfiobench-heavy.lock`` (pass ``lock=False``
 when the caller already holds it, e.g. under ``flock(1)``). Everything is logged under
@@ -64,7 +67,7 @@ from vfiobench.errors import QemuError
 SERIES: tuple[str, ...] = ("pba-always-on", "pba-disable", "msix-fd-cache")
 
 #: Bump when the build recipe (configure flags, install layout) changes: every cache key changes.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 #: The QEMU binary built (x86_64 system emulator only).
 BINARY_NAME = "qemu-system-x86_64"
@@ -99,7 +102,8 @@ CONFIGURE_ARGS: tuple[str, ...] = (
     "--sysconfdir=/etc",
     "--libexecdir=/usr/lib/qemu",
     "--localstatedir=/var",
-    "--firmwarepath=" + ":".join(FIRMWARE_PATH),
+    # "//usr/...": not relocated relative to the executable (see the module docstring)
+    "--firmwarepath=" + ":".join("/" + d for d in FIRMWARE_PATH),
     "--without-default-features",
     "--enable-kvm",
     "--enable-tcg",
@@ -752,7 +756,11 @@ def _ninja(bdir: Path, targets: Sequence[str], log: IO[str], progress: Progress 
 
 
 def _link_firmware(root: Path) -> None:
-    """Point ``root``'s relocated firmware directories at Debian's firmware (see module doc)."""
+    """Point ``root``'s firmware directories at Debian's (the build tree's ``qemu-bundle/usr``).
+
+    Run from its build directory, QEMU looks for firmware under ``qemu-bundle/`` + each configured
+    path; the dfsg source ships no BIOS, so the bundle gets links to Debian's firmware.
+    """
     for path in FIRMWARE_PATH:
         link = root / path.removeprefix("/usr/")
         if link.exists() or link.is_symlink():
@@ -775,7 +783,6 @@ def _install(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "bin").mkdir(parents=True)
     shutil.copy2(bdir / BINARY_NAME, tmp / "bin" / BINARY_NAME)
-    _link_firmware(tmp)
     (tmp / "patches").mkdir()
     for i, p in enumerate(patches, 1):
         (tmp / "patches" / f"{i:02d}-{p.name}.patch").write_bytes(p.text)
