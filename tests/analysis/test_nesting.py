@@ -1,6 +1,6 @@
 import numpy as np
 
-from vfiobench.analysis.nesting import exclusive_ns, union_ns
+from vfiobench.analysis.nesting import direct_parents, exclusive_ns, union_ns
 
 
 def ref_exclusive(ts, dur, tid):
@@ -70,3 +70,11 @@ def test_matches_stack_reference_on_random_trees_in_any_order():
 def test_empty():
     assert exclusive_ns([], [], []).tolist() == []
     assert union_ns([], [], []) == 0
+
+
+def test_direct_parents_pairs():
+    # A[0,100) > B[10,30) > C[12,20); D[40,50) in A; E on another thread
+    child, parent = direct_parents([0, 10, 12, 40, 5], [100, 20, 8, 10, 45], [1, 1, 1, 1, 2])
+    assert sorted(zip(child.tolist(), parent.tolist(), strict=True)) == [(1, 0), (2, 1), (3, 0)]
+    none = direct_parents([0, 10], [5, 5], [1, 1])
+    assert none[0].size == 0 and none[1].size == 0

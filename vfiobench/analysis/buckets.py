@@ -139,12 +139,13 @@ class LogLinearBuckets:
 def msb_u64(v: npt.NDArray[np.uint64]) -> IntArray:
     """Index of the highest set bit of each uint64 (``msb(0) = 0``), exact over the full range.
 
-    Uses ``np.frexp`` on float64 for speed, then corrects the values whose conversion to float64
-    rounded up to the next power of two (only possible above ``2**53``).
+    Reads the exponent field of the value converted to float64 (one pass, no ``log2``), then
+    corrects the values whose conversion rounded up to the next power of two (only possible at or
+    above ``2**53``).
     """
     flat = np.atleast_1d(v).ravel()
-    _, e = np.frexp(flat.astype(np.float64))
-    msb = np.asarray(e, dtype=np.int64) - 1
+    bits = flat.astype(np.float64).view(np.int64)
+    msb = (bits >> 52) - 1023
     np.maximum(msb, 0, out=msb)
     # float64 rounding can turn 2**k - small into 2**k: then v >> msb == 0, step back one bit.
     big = np.flatnonzero(msb >= 53)

@@ -38,7 +38,7 @@ import pandas as pd
 from vfiobench.analysis import schema
 from vfiobench.analysis.buckets import LogLinearBuckets
 from vfiobench.analysis.latency import infer_layout
-from vfiobench.analysis.nesting import exclusive_ns
+from vfiobench.analysis.nesting import direct_parents
 from vfiobench.errors import AnalysisError
 from vfiobench.store import Run, RunSet
 
@@ -175,22 +175,27 @@ def account_events(
     dur = np.asarray(dur_ns, dtype=np.int64)
     opc = np.asarray(op, dtype=np.int64)
     starts = np.asarray(cycle_start_ns, dtype=np.int64)
-    excl = exclusive_ns(ts, dur, tid)
     cyc = np.searchsorted(starts, ts, side="right") - 1
     if window_begin_ns is None:
         inside = cyc >= 0
     else:
         inside = ts >= window_begin_ns
-        cyc = np.maximum(cyc, 0)
+        np.maximum(cyc, 0, out=cyc)
     if window_end_ns is not None:
         inside &= ts <= window_end_ns
     n_cycles = starts.size
-    key = cyc[inside] * n_ops + opc[inside]
     size = n_cycles * n_ops
     shape = (n_cycles, n_ops)
-    counts = np.asarray(np.bincount(key, minlength=size), dtype=np.float64).reshape(shape)
-    incl = np.asarray(np.bincount(key, weights=dur[inside], minlength=size), dtype=np.float64).reshape(shape)
-    exc = np.asarray(np.bincount(key, weights=excl[inside], minlength=size), dtype=np.float64).reshape(shape)
+    key = cyc * n_ops + opc
+    key[~inside] = size  # one spare bin collects the calls outside the window
+    counts = np.bincount(key, minlength=size + 1)[:size].astype(np.float64).reshape(shape)
+    incl: npt.NDArray[np.float64] = np.asarray(
+        np.bincount(key, weights=dur, minlength=size + 1)[:size].reshape(shape), dtype=np.float64
+    )
+    # exclusive = inclusive minus the direct children's time, billed where the parent is billed
+    child, parent = direct_parents(ts, dur, tid)
+    nested = np.bincount(key[parent], weights=dur[child], minlength=size + 1)[:size].reshape(shape)
+    exc = np.asarray(incl - nested, dtype=np.float64)
     return counts, incl, exc, int((~inside).sum())
 
 
