@@ -716,11 +716,18 @@ def show_verdicts(
     ok = df[df["available"].astype(bool)]
     if not ok.empty:
         cols = [
-            "variant", "baseline", "metric", "statistic", "stat_baseline", "stat_variant", "ratio",
+            "variant", "baseline", "metric", "statistic", "unit", "stat_baseline", "stat_variant", "ratio",
             "ci_low", "ci_high", "p_value", "runs_baseline", "runs_variant", "n_baseline", "n_variant",
         ]  # fmt: skip
+        in_ns = ok["metric"].astype(str).str.endswith("_ns")
+        table = ok.assign(
+            unit=["µs" if ns or "us" in str(m) else "" for ns, m in zip(in_ns, ok["metric"], strict=True)]
+        )
+        for col in ("stat_baseline", "stat_variant"):
+            table[col] = table[col].astype("float64").where(~in_ns, table[col].astype("float64") / 1e3)
         show_table(
-            ok[cols], caption="ratio = baseline / variant; CI: cluster bootstrap over runs; p: Mann–Whitney U"
+            table[cols],
+            caption="ratio = baseline / variant; CI: cluster bootstrap over runs; p: Mann–Whitney U",
         )
         from vfiobench.plots import plot_ab_forest
 
@@ -738,8 +745,11 @@ def show_repetitions(runset: RunSet, metric: str) -> None:
     except AnalysisError as e:
         note(f"{metric}: not available ({e})")
         return
-    show_table(reps, caption=f"{metric} per run")
     scale, unit = (1e-3, "µs") if metric.endswith("_ns") else (1.0, "µs" if "us" in metric else "")
+    shown = reps.copy()
+    for col in ("median", "mean", "p90"):
+        shown[col] = shown[col] * scale
+    show_table(shown, caption=f"{metric} per run ({unit})" if unit else f"{metric} per run")
     show(plot_repetitions(reps, "median", title=f"{metric}: median per run", unit_scale=scale, unit=unit))
 
 

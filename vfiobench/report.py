@@ -44,8 +44,12 @@ from typing import Any, Literal
 from vfiobench.errors import ReportError, VfioBenchError
 from vfiobench.store import RUN_JSON, RunMeta, find_runs, load_run
 
-#: Where the report notebooks live (the repository's ``notebooks/``).
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+#: Where the report notebooks are looked for: the repository's ``notebooks/`` (a source checkout or
+#: an editable install), then ``<prefix>/share/vfiobench/notebooks`` (installed from a wheel).
+NOTEBOOK_DIRS: tuple[Path, ...] = (
+    Path(__file__).resolve().parent.parent / "notebooks",
+    Path(sys.prefix) / "share" / "vfiobench" / "notebooks",
+)
 RUN_NOTEBOOK = "run.ipynb"
 COMPARE_NOTEBOOK = "compare.ipynb"
 KERNEL_NAME = "vfiobench"
@@ -184,10 +188,12 @@ def notebook_path(name: str, notebooks_dir: Path | None = None) -> Path:
     Raises:
         ReportError: the notebook is not there (e.g. vfiobench installed without its notebooks/).
     """
-    path = (notebooks_dir or NOTEBOOKS_DIR) / name
-    if not path.is_file():
-        raise ReportError(f"{path}: report notebook not found", "pass --notebooks DIR pointing at notebooks/")
-    return path
+    dirs = (notebooks_dir,) if notebooks_dir is not None else NOTEBOOK_DIRS
+    for d in dirs:
+        if (d / name).is_file():
+            return d / name
+    where = " or ".join(str(d / name) for d in dirs)
+    raise ReportError(f"{where}: report notebook not found", "pass --notebooks DIR pointing at notebooks/")
 
 
 def execute(notebook: Path, out_ipynb: Path, parameters: dict[str, Any], kernel: str) -> str | None:
@@ -299,7 +305,6 @@ def to_html(nb: Any, title: str) -> str:
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
-        exclude_anchor_links=True,
     )
     body, _ = exporter.from_notebook_node(reviewer_notebook(nb), resources={"metadata": {"name": title}})
     return str(body)
