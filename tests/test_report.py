@@ -173,22 +173,25 @@ def _spec(dir_: Path, name: str, argv0: str) -> None:
 
 @pytest.fixture
 def isolated_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Jupyter sees only tmp_path/jp (plus this venv's own share/jupyter, which has no 'vfiobench')."""
+    """Jupyter looks in tmp_path/jp first, and the kernel name report.py wants is one nobody else has.
+
+    (This venv's own share/jupyter/kernels may hold a real 'vfiobench' spec from `make`; renaming the
+    wanted kernel keeps the tests independent of it.)
+    """
     jp = tmp_path / "jp"
     jp.mkdir()
     monkeypatch.setenv("JUPYTER_PATH", str(jp))
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "config"))
-    if (Path(sys.prefix) / "share/jupyter/kernels/vfiobench").exists():
-        pytest.skip("this venv registers a 'vfiobench' kernelspec itself; isolation impossible")
+    monkeypatch.setattr(report, "KERNEL_NAME", f"vfiobench-test-{os.getpid()}")
     return jp
 
 
 def test_registered_vfiobench_kernel_for_this_python_is_used(isolated_jupyter: Path) -> None:
-    _spec(isolated_jupyter, "vfiobench", sys.executable)
-    assert report.find_kernel() == "vfiobench"
+    _spec(isolated_jupyter, report.KERNEL_NAME, sys.executable)
+    assert report.find_kernel() == report.KERNEL_NAME
     with report.kernel_for_this_python() as name:
-        assert name == "vfiobench"
+        assert name == report.KERNEL_NAME
 
 
 def test_foreign_vfiobench_kernel_is_not_used_and_a_private_one_is_registered(isolated_jupyter: Path) -> None:
@@ -197,10 +200,10 @@ def test_foreign_vfiobench_kernel_is_not_used_and_a_private_one_is_registered(is
     other_venv = isolated_jupyter / "othervenv" / "bin"
     other_venv.mkdir(parents=True)
     (other_venv / "python").symlink_to(sys.executable)  # same base interpreter, another environment
-    _spec(isolated_jupyter, "vfiobench", str(other_venv / "python"))
+    _spec(isolated_jupyter, report.KERNEL_NAME, str(other_venv / "python"))
     assert report.find_kernel() is None
     with report.kernel_for_this_python() as name:
-        assert name.startswith("vfiobench-")
+        assert name != report.KERNEL_NAME and name.startswith("vfiobench-")
         spec = KernelSpecManager().get_kernel_spec(name)
         assert spec.argv[0] == sys.executable
         private = Path(spec.resource_dir)
@@ -209,13 +212,19 @@ def test_foreign_vfiobench_kernel_is_not_used_and_a_private_one_is_registered(is
     assert os.environ["JUPYTER_PATH"] == str(isolated_jupyter)
 
 
+def test_kernel_registered_by_make_is_recognised() -> None:
+    if not (Path(sys.prefix) / "share/jupyter/kernels/vfiobench/kernel.json").is_file():
+        pytest.skip("no 'vfiobench' kernelspec in this environment (`make report` registers it)")
+    assert report.find_kernel("vfiobench") == "vfiobench"
+
+
 @pytest.mark.notebook
 def test_execute_with_no_kernelspec_at_all_runs_this_interpreter(
     isolated_jupyter: Path, tmp_path: Path
 ) -> None:
     """A notebook whose metadata names a kernel nobody registered still runs (no NoSuchKernel)."""
     nb = new_notebook(cells=[new_code_cell("import sys\nprint(sys.executable)")])
-    nb.metadata["kernelspec"] = {"name": "vfiobench", "display_name": "vfiobench", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": report.KERNEL_NAME, "display_name": "x", "language": "python"}
     src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
     nbformat.write(nb, src)
     assert report.find_kernel() is None

@@ -126,10 +126,11 @@ def _same_interpreter(argv0: str) -> bool:
     return os.path.normpath(there.parent) == os.path.normpath(here.parent) and there.name.startswith("python")
 
 
-def find_kernel(name: str = KERNEL_NAME) -> str | None:
-    """Return ``name`` when that kernelspec exists and runs this interpreter, else ``None``."""
+def find_kernel(name: str | None = None) -> str | None:
+    """Return ``name`` (default :data:`KERNEL_NAME`) when that kernelspec runs this interpreter, else None."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+    name = name or KERNEL_NAME
     try:
         spec = KernelSpecManager().get_kernel_spec(name)
     except NoSuchKernel:
@@ -222,8 +223,9 @@ def execute(notebook: Path, out_ipynb: Path, parameters: dict[str, Any], kernel:
             cwd=str(notebook.parent),
             execution_timeout=CELL_TIMEOUT_S,
             request_save_on_cell_execute=False,
-            # ipykernel >= 7 warns on stderr about unencrypted TCP to localhost on every start
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # the kernel process's own log (ipykernel >= 7 warns about TCP to localhost on every start,
+            # and logs the shutdown interrupt as an error); notebook errors come through the protocol
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except pm.PapermillExecutionError as e:
         return f"{e.ename}: {e.evalue}" if not _is_expected(e.ename) else str(e.evalue)
