@@ -19,9 +19,10 @@ The build goes to ``<hash>.building/`` and is renamed when complete, so a crashe
 cached. A second build with the same recipe returns the cached image at once.
 
 Inside L1 there is Debian's python3 with ``python3-bpfcc``, ``python3-numpy`` and ``python3-pandas``.
-Bookworm has no ``python3-pyarrow``; the recipe unpacks PyPI's pyarrow wheel (pinned, fetched with
+Bookworm has no ``python3-pyarrow``; the recipe unpacks PyPI's pyarrow wheel (fetched with
 ``pip download``) into ``/usr/local/lib/python3.11/dist-packages`` so every vfiobench module imports
-in L1 (the probes' tracer imports the run store). The job inside L1 still writes its tables as
+in L1 (the probes' tracer imports the run store). It is pinned to 21.0.0: later pyarrow wheels
+refuse bookworm's numpy 1.24. The job inside L1 still writes its tables as
 ``.npz`` files into the 9p share and ``vfiobench lab run`` turns them into runs on the host (see
 :mod:`vfiobench.lab.results`): the host's pandas/pyarrow write every run, whatever L1 has.
 """
@@ -64,7 +65,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
 )
 
 #: PyPI wheels unpacked into the image (Debian bookworm has no python3-pyarrow).
-DEFAULT_WHEELS: tuple[str, ...] = ("pyarrow==26.0.1",)
+DEFAULT_WHEELS: tuple[str, ...] = ("pyarrow==21.0.0",)  # the last that accepts numpy 1.24
 WHEEL_PLATFORMS: tuple[str, ...] = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 L1_PYTHON = "3.11"
 
