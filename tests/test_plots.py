@@ -4,6 +4,7 @@ import pytest
 from bokeh.embed import json_item
 from bokeh.models import FactorRange, GlyphRenderer, LinearScale, LogScale
 from bokeh.models.annotations.geometry import Span, Whisker
+from bokeh.models.annotations.legends import Legend
 
 from vfiobench.analysis.latency import df_cdf, df_histograms
 from vfiobench.analysis.rates import df_rate_timeline
@@ -85,6 +86,8 @@ def test_cost_breakdown_stacks_operations_per_variant():
     assert data["total"] == [850.0, 290.0]
     # the second layer is stacked on the first
     assert bars[1].glyph.bottom.expr.fields == ("SET_IRQS ioctl",)
+    legends = [x for x in fig.right if isinstance(x, Legend)]  # beside the bars, not over them
+    assert [item.label["value"] for item in legends[0].items] == ["SET_IRQS ioctl", "PBA toggle"]
 
 
 def test_ab_forest_log_axis_ci_and_reference_line():

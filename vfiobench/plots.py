@@ -281,7 +281,7 @@ def plot_cost_breakdown(
     )
     renderers = p.vbar_stack(ops, x="bar", width=0.6, source=src, color=[cmap[o] for o in ops])
     items: list[Any] = [(op, [r]) for op, r in zip(ops, renderers, strict=True)]
-    p.add_layout(Legend(items=items, location="top_right"))
+    p.add_layout(Legend(items=items, location="top_left"), "right")  # beside the bars, never over them
     p.add_tools(
         HoverTool(
             tooltips=[("", "@bar"), ("total", "@total{0,0.0} µs")]
