@@ -1,0 +1,13 @@
+"""The ``Example:`` blocks in the analysis docstrings are real: run them."""
+
+import doctest
+import importlib
+
+import pytest
+
+
+@pytest.mark.parametrize("name", ["buckets", "latency", "rates", "ab"])
+def test_docstring_examples(name):
+    module = importlib.import_module(f"vfiobench.analysis.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
