@@ -1,0 +1,207 @@
+"""Host side of the lab without booting: share preparation, cell → run conversion, image recipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vfiobench.errors import LabError
+from vfiobench.lab.image import Image, Recipe, mounts_below, read_init_script
+from vfiobench.lab.results import WORKLOAD_COLUMNS, cell_to_run
+from vfiobench.lab.runner import Cell, plan_cells, prepare_share
+from vfiobench.lab.vm import BootTimes
+from vfiobench.store import load_run
+from vfiobench.workloads.qtest import SAMPLE_DTYPE, WorkloadParams
+
+N = 7  # cycles in the synthetic cell
+T0 = 1_000_000_000  # measure phase start, ns
+
+
+def synthetic_cell(d: Path, *, accel: str, lose_one_ioctl: bool = False) -> None:
+    """A cell directory as the L1 job writes it: mask-every-irq, N cycles, probes, trace log."""
+    d.mkdir(parents=True)
+    lines = ["1@1.000000:vfio_msix_vector_do_use  (0000:00:03.0) vector 0 used\n"]
+    setup_end = len(lines[0])
+    for _ in range(N):
+        lines += [
+            "1@1.000001:vfio_msix_vector_release  (0000:00:03.0) vector 0 released\n",
+            "1@1.000002:vfio_msix_pba_enable  (0000:00:03.0)\n",
+            "1@1.000003:vfio_msi_interrupt  (0000:00:03.0) vector 0 0x100000/0x41\n",
+            "1@1.000004:vfio_msix_vector_do_use  (0000:00:03.0) vector 0 used\n",
+            "1@1.000005:vfio_msix_pba_disable  (0000:00:03.0)\n",
+        ]
+    text = "".join(lines)
+    (d / "qemu-trace.log").write_text(text)
+    end = T0 + N * 1000
+    phases = {
+        "setup": {"start_ns": 0, "end_ns": T0, "trace_start": 0, "trace_end": setup_end},
+        "measure": {"start_ns": T0, "end_ns": end, "trace_start": setup_end, "trace_end": len(text)},
+    }
+    counters = {
+        "cycles": N,
+        "triggered": N,
+        "delivered": N,
+        "expected_deliveries": N,
+        "masks": N,
+        "unmasks": N,
+        "pba_seen": N,
+        "timeouts": 0,
+    }
+    rec = {
+        "id": d.name,
+        "status": "complete",
+        "counters": counters,
+        "phases": phases,
+        "irq_before": {"0": 10},
+        "irq_after": {"0": 10 + N},
+        "qemu": {
+            "path": "/usr/bin/qemu-system-x86_64",
+            "version": "QEMU emulator version 7.2.22",
+            "build_id": "ab" * 20,
+        },
+        "l2_cmdline": ["qemu-system-x86_64", "-accel", accel],
+        "probes": {"set_irqs_ioctl": {"target": "tp", "events": 99, "lost": 0, "mode": "stream"}},
+    }
+    (d / "cell.json").write_text(json.dumps(rec))
+    s = np.zeros(N, dtype=SAMPLE_DTYPE)
+    s["cycle"] = np.arange(N)
+    s["trigger_ts_ns"] = T0 + np.arange(N) * 1000
+    s["delivered_ts_ns"] = s["trigger_ts_ns"] + 500
+    s["latency_ns"] = 500
+    s["delivered"] = s["pba_seen"] = True
+    np.savez(d / "workload.npz", samples=s)
+    per_cycle = 2 if accel == "kvm" else 1
+    n_ioctl = N * per_cycle - (1 if lose_one_ioctl else 0)
+    ts = lambda n: T0 + 1 + np.arange(n, dtype=np.int64) * (N * 1000 // max(n, 1) - 1)  # noqa: E731
+    ioctl = np.zeros(n_ioctl + 2, dtype=[("ts_ns", "<i8"), ("dur_ns", "<i8")])
+    ioctl["ts_ns"][:n_ioctl] = ts(n_ioctl)
+    ioctl["ts_ns"][n_ioctl:] = [5, end + 10]  # set-up and teardown ioctls: outside the measure phase
+    svs = np.zeros(N * per_cycle, dtype=[("ts_ns", "<i8"), ("dur_ns", "<i8")])
+    svs["ts_ns"] = ts(N * per_cycle)
+    pba = np.zeros(2 * N + 3, dtype=[("ts_ns", "<i8"), ("dur_ns", "<i8"), ("is_pba", "?")])
+    pba["ts_ns"] = T0 + 1 + np.arange(2 * N + 3)
+    pba["is_pba"] = True
+    pba["is_pba"][-3:] = False  # other regions toggled too: not counted as PBA toggles
+    np.savez(d / "probes.npz", set_irqs_ioctl=ioctl, set_vector_signal=svs, pba_toggle=pba)
+
+
+def convert(tmp_path: Path, accel: str, **kw: bool):  # type: ignore[no-untyped-def]
+    share = tmp_path / "share"
+    synthetic_cell(share / "cells" / f"{accel}-mask-every-irq", accel=accel, **kw)
+    (share / "console.log").write_text("vfiobench-lab: job done rc=0\n")
+    cell = Cell(accel, WorkloadParams("mask-every-irq", cycles=N), probes=True)
+    img = Image(tmp_path, {"recipe_hash": "abc", "kernel_release": "6.1.0-test-amd64"})
+    out = cell_to_run(
+        share / "cells" / cell.id,
+        tmp_path / "run",
+        cell=cell,
+        share=share,
+        image=img,
+        boot=BootTimes(1.0, 15.0, 30.0, 31.0),
+        l1_cmdline=["qemu"],
+        job_result={"kernel_release": "6.1.0-t"},
+    )
+    return load_run(out)
+
+
+@pytest.mark.parametrize("accel", ["kvm", "tcg"])
+def test_cell_becomes_a_complete_checked_run(tmp_path: Path, accel: str) -> None:
+    run = convert(tmp_path, accel)
+    m = run.meta
+    assert (m.status, m.source, m.kind, m.variant) == ("complete", "lab", "probed", "stock")
+    assert m.labels["accel"] == accel and m.labels["irq_delta_measure"] == N
+    assert m.qemu.version.startswith("QEMU") and m.qemu.cmdline[-1] == accel
+    assert [c.name for c in m.checks if not c.ok] == []
+    counts = json.loads(m.labels["probe_counts_measure"])
+    assert counts == {
+        "set_irqs_ioctl": N * (2 if accel == "kvm" else 1),
+        "set_vector_signal": N * (2 if accel == "kvm" else 1),
+        "pba_toggle": 2 * N,
+    }
+    w = run.table("workload")
+    assert list(w.columns) == list(WORKLOAD_COLUMNS) and len(w) == N
+    trace = run.table("qemu_trace")
+    assert trace["phase"].value_counts().to_dict() == {"measure": 5 * N, "setup": 1}
+    assert run.table("set_irqs_ioctl").shape[0] == N * (2 if accel == "kvm" else 1) + 2
+    assert run.attachment("console.log").read_text().startswith("vfiobench-lab")
+    assert m.probes["set_irqs_ioctl"].events == 99
+
+
+def test_a_missing_ioctl_fails_its_check(tmp_path: Path) -> None:
+    run = convert(tmp_path, "kvm", lose_one_ioctl=True)
+    bad = [c for c in run.meta.checks if not c.ok]
+    assert [(c.name, c.expected, c.observed) for c in bad] == [
+        ("probe: set_irqs_ioctl == trace", 2 * N, 2 * N - 1)
+    ]
+
+
+def test_a_cell_that_never_ran_is_a_failed_run(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    cell = Cell("tcg", WorkloadParams("no-mask", cycles=3), probes=False)
+    out = cell_to_run(
+        share / "cells" / cell.id,
+        tmp_path / "run",
+        cell=cell,
+        share=share,
+        image=Image(tmp_path, {}),
+        boot=BootTimes(),
+        l1_cmdline=[],
+        job_result={"error": "LabError: binding failed"},
+    )
+    run = load_run(out)
+    assert run.meta.status == "failed" and "binding failed" in (run.meta.error or "")
+    assert run.meta.kind == "probe-free"
+
+
+def test_plan_cells_and_bad_input() -> None:
+    cells = plan_cells(["kvm", "tcg"], ["mask-every-irq", "no-mask"], cycles=5, probes=False)
+    assert [c.id for c in cells] == [
+        "kvm-mask-every-irq-probe-free",
+        "kvm-no-mask-probe-free",
+        "tcg-mask-every-irq-probe-free",
+        "tcg-no-mask-probe-free",
+    ]
+    with pytest.raises(LabError, match="unknown accelerator"):
+        plan_cells(["hvf"], ["no-mask"])
+    with pytest.raises(LabError, match="unknown workload"):
+        plan_cells(["kvm"], ["spin"])
+    with pytest.raises(LabError, match="no such QEMU binary"):
+        plan_cells(["kvm"], ["no-mask"], qemu="/nonexistent/qemu")
+
+
+def test_prepare_share_copies_package_with_light_init_and_custom_qemu(tmp_path: Path) -> None:
+    fake_qemu = tmp_path / "qemu-custom"
+    fake_qemu.write_bytes(b"\x7fELF")
+    cells = plan_cells(
+        ["kvm"], ["mask-every-irq"], cycles=5, qemu=str(fake_qemu), qemu_args=["-global", "x=1"]
+    )
+    share = tmp_path / "share"
+    share.mkdir()
+    job = prepare_share(share, cells, 4)
+    init = (share / "pkg" / "vfiobench" / "__init__.py").read_text()
+    assert "import" not in init.split('"""')[-1]  # no top-level imports in L1
+    assert (share / "pkg" / "vfiobench" / "lab" / "init-lab.sh").is_file()
+    assert not list((share / "pkg").rglob("__pycache__"))
+    c = job["cells"][0]
+    assert c["qemu"] == "/share/bin/qemu-0" and (share / "bin" / "qemu-0").read_bytes() == b"\x7fELF"
+    assert c["qemu_args"] == ["-L", "/usr/share/qemu", "-global", "x=1"]
+    assert json.loads((share / "job.json").read_text()) == job
+    assert "python3 -m vfiobench.lab.job /share/job.json" in (share / "job.sh").read_text()
+
+
+def test_recipe_hash_tracks_the_recipe_and_the_init_script() -> None:
+    r = Recipe.default()
+    assert r.digest() == Recipe.default().digest()
+    assert Recipe(packages=(*r.packages, "strace"), init_script=r.init_script).digest() != r.digest()
+    assert Recipe(init_script=r.init_script + "\n# changed").digest() != r.digest()
+    init = read_init_script()
+    assert "sysrq-trigger" in init and "remount,ro" in init and "/share/job.sh" in init
+
+
+def test_mounts_below_sees_proc(tmp_path: Path) -> None:
+    assert mounts_below(tmp_path) == []
+    assert Path("/proc") in mounts_below(Path("/proc"))
