@@ -76,6 +76,7 @@ def test_mask_every_irq_counts_match_the_device(peer: tuple[QtestSession, FakeIv
         "unmasks": 14,
         "pba_seen": 14,
         "timeouts": 0,
+        "late_deliveries": 0,
     }
     # the fake saw the same: 14 doorbells, 14 deliveries, 14 masks, 14 + 2 unmasks (2 at set-up)
     assert (dev.doorbells, dev.deliveries, dev.masks, dev.unmasks) == (14, 14, 14, 16)
