@@ -13,6 +13,7 @@ from vfiobench.analysis.latency import (
     histogram_percentiles,
     infer_layout,
     merge_histograms,
+    table_mode,
 )
 from vfiobench.errors import AnalysisError
 
@@ -158,3 +159,20 @@ def test_in_kernel_table_of_another_precision_decodes_with_its_own_layout():
     bad = kernel.assign(lo_ns=kernel["lo_ns"] + 1)
     with pytest.raises(AnalysisError, match="no log-linear layout"):
         infer_layout(bad)
+
+
+def test_table_mixing_streamed_and_histogram_runs_keeps_every_row():
+    streamed = pd.DataFrame({"run_id": "s", "variant": "v", "ts_ns": [1, 2], "dur_ns": [100, 200]})
+    kernel = df_histogram([100, 100, 300])[["bucket", "count", "lo_ns", "hi_ns"]].assign(
+        run_id="h", variant="v"
+    )
+    mixed = pd.concat([streamed, kernel], ignore_index=True)  # what RunSet.table() gives
+    assert table_mode(mixed, "dur_ns") == "mixed"
+    assert table_mode(streamed, "dur_ns") == "raw" and table_mode(kernel, "dur_ns") == "bucketed"
+    s = df_latency_summary(mixed)
+    assert s["count"].iloc[0] == 5  # 2 streamed + 3 counted in the kernel
+    assert s["p50_ns"].iloc[0] == 100
+    assert s["max_ns"].iloc[0] == 303  # 300 lies in bucket [300, 304): its highest equivalent value
+    h = df_histograms(mixed)
+    assert dict(zip(h["lo_ns"], h["count"], strict=True)) == {100: 3, 200: 1, 300: 1}
+    assert df_cdf(mixed)["cdf"].tolist() == [0.6, 0.8, 1.0]

@@ -44,6 +44,23 @@ SUMMARY_COLUMNS: tuple[str, ...] = ("count", "mean_ns", *(n for _, n in SUMMARY_
 HIST_COLUMNS: tuple[str, ...] = ("bucket", "lo_ns", "hi_ns", "count")
 
 
+def table_mode(df: pd.DataFrame, value: str) -> str:
+    """How a latency table holds its samples: ``"raw"``, ``"bucketed"`` or ``"mixed"``.
+
+    ``mixed`` is what :meth:`~vfiobench.store.RunSet.table` returns for a probe recorded streamed in
+    some runs and in histogram mode in others: rows with ``value`` and rows with ``bucket``/``count``.
+    Such a table is analysed as a histogram (raw rows bucketed, one count each), never by dropping
+    the rows of one kind.
+    """
+    if not is_bucketed(df):
+        return "raw"
+    if value not in df.columns or df[value].isna().all():
+        return "bucketed"
+    if df["bucket"].isna().all():
+        return "raw"
+    return "mixed"
+
+
 def is_bucketed(df: pd.DataFrame) -> bool:
     """True when ``df`` is a bucketed table (columns ``bucket`` and ``count``), not raw samples."""
     return "bucket" in df.columns and "count" in df.columns
@@ -96,20 +113,28 @@ def df_histograms(
 
     A bucketed table (``bucket``, ``count``) is re-aggregated per group instead; its layout is taken
     from its ``lo_ns`` column when it has one (see :func:`infer_layout`), so in-kernel histograms
-    recorded with another ``--sub-bucket-bits`` decode correctly.
+    recorded with another ``--sub-bucket-bits`` decode correctly. A mixed table (see
+    :func:`table_mode`) combines both kinds of rows in one histogram.
 
     Returns:
         Columns ``[*by, bucket, lo_ns, hi_ns, count]``, one row per non-empty bucket per group,
         groups in first-seen order, buckets ascending.
     """
-    bucketed = is_bucketed(df) and value not in df.columns
-    b = buckets or (infer_layout(df) if bucketed else None) or DEFAULT_BUCKETS
+    mode = table_mode(df, value)
+    hist_rows = df[df["bucket"].notna()] if mode == "mixed" else df
+    b = buckets or (infer_layout(hist_rows) if mode != "raw" else None) or DEFAULT_BUCKETS
     keys_cols = by_list(by)
     require_columns(df, keys_cols, "latency table")
     codes, keys = group_codes(df, keys_cols)
-    if bucketed:
+    weights: npt.NDArray[np.float64] | None
+    if mode == "bucketed":
         idx = df["bucket"].to_numpy(dtype=np.int64)
-        weights = df["count"].to_numpy(dtype=np.int64)
+        weights = df["count"].to_numpy(dtype=np.float64)
+    elif mode == "mixed":
+        has_bucket = df["bucket"].notna().to_numpy()
+        raw_idx = b.index(df[value].fillna(0).to_numpy())
+        idx = np.where(has_bucket, df["bucket"].fillna(0).to_numpy(dtype=np.int64), raw_idx)
+        weights = np.where(has_bucket, df["count"].fillna(0).to_numpy(dtype=np.float64), 1.0)
     else:
         require_columns(df, [value], "latency table")
         idx = b.index(df[value].to_numpy())
@@ -252,7 +277,8 @@ def df_latency_summary(df: pd.DataFrame, value: str = "dur_ns", by: By | None = 
 
     Works on raw samples (exact; linear interpolation between order statistics) and on bucketed
     tables (``bucket``, ``count`` columns, e.g. in-kernel histogram mode: HDR convention, mean from
-    bucket midpoints, max = top of the highest non-empty bucket).
+    bucket midpoints, max = top of the highest non-empty bucket). A table mixing streamed and
+    histogram-mode runs is summarised from one histogram of all its rows (:func:`table_mode`).
 
     Args:
         df: a table with ``value`` (raw) or ``bucket``/``count`` (bucketed) and the ``by`` columns.
@@ -267,7 +293,7 @@ def df_latency_summary(df: pd.DataFrame, value: str = "dur_ns", by: By | None = 
     require_columns(df, keys_cols, "latency table")
     codes, keys = group_codes(df, keys_cols)
     rows: list[dict[str, float]] = []
-    if is_bucketed(df) and value not in df.columns:
+    if table_mode(df, value) != "raw":
         hists = df_histograms(df, value=value, by=keys_cols)
         hcodes, _ = group_codes(hists, keys_cols)
         for g in range(len(keys)):
@@ -315,7 +341,7 @@ def df_cdf(
     keys_cols = by_list(by)
     require_columns(df, keys_cols, "latency table")
     parts: list[pd.DataFrame] = []
-    if is_bucketed(df) and value not in df.columns:
+    if table_mode(df, value) != "raw":
         hists = df_histograms(df, value=value, by=keys_cols)
         codes, keys = group_codes(hists, keys_cols)
         for g in range(len(keys)):
