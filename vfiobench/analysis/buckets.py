@@ -90,21 +90,22 @@ class LogLinearBuckets:
             int64 array of indices in ``[0, n_buckets)``, same shape as the input.
         """
         b = self.sub_bucket_bits
+        top = (1 << self.max_bits) - 1
         arr = np.asarray(values_ns)
-        if arr.dtype.kind == "f":
-            arr = np.nan_to_num(arr, nan=0.0, posinf=2.0**63, neginf=0.0)
-            v = np.clip(arr, 0, 2.0**64 - 2048).astype(np.uint64)
-        elif arr.dtype.kind == "i":
-            v = np.maximum(arr, 0).astype(np.uint64)
-        elif arr.dtype.kind in "ub":
-            v = arr.astype(np.uint64, copy=False)
+        if arr.dtype.kind == "i":
+            v = np.maximum(arr, 0, dtype=np.int64)  # max_bits <= 63: every int64 fits
+            if self.max_bits < 63:
+                np.minimum(v, top, out=v)
+        elif arr.dtype.kind == "f":
+            # the largest float64 below 2**max_bits: castable, and inside the last bucket
+            ceiling = float(np.nextafter(2.0**self.max_bits, 0.0))
+            arr = np.nan_to_num(arr, nan=0.0, posinf=ceiling, neginf=0.0)
+            v = np.clip(arr, 0.0, ceiling).astype(np.int64)
         else:
-            v = np.asarray(arr, dtype=np.uint64)
-        v = np.minimum(v, np.uint64((1 << self.max_bits) - 1))
-        msb = msb_u64(v)
-        shift = np.maximum(msb - b, 0).astype(np.uint64)
-        idx = (shift << np.uint64(b)) + (v >> shift)
-        return np.asarray(idx, dtype=np.int64)
+            v = np.minimum(np.asarray(arr, dtype=np.uint64), np.uint64(top)).astype(np.int64)
+        msb = _msb_nonneg(v)
+        shift = np.maximum(msb - b, 0)
+        return np.asarray((shift << b) + (v >> shift), dtype=np.int64)
 
     def lower(self, idx: npt.ArrayLike) -> IntArray:
         """Inclusive lower bound (ns) of each bucket index."""
@@ -136,6 +137,19 @@ class LogLinearBuckets:
         return {"sub_bucket_bits": self.sub_bucket_bits, "max_bits": self.max_bits}
 
 
+def _msb_nonneg(v: npt.NDArray[np.int64]) -> IntArray:
+    """``msb`` of non-negative int64 values (``msb(0) = 0``), exact (see :func:`msb_u64`)."""
+    flat = np.atleast_1d(v).ravel()
+    msb = (flat.astype(np.float64).view(np.int64) >> 52) - 1023
+    np.maximum(msb, 0, out=msb)
+    # float64 rounding can turn 2**k - small into 2**k: then v >> msb == 0, step back one bit.
+    big = np.flatnonzero(msb >= 53)
+    if big.size:
+        too_high = (flat[big] >> msb[big]) == 0
+        msb[big[too_high]] -= 1
+    return msb.reshape(np.shape(v))
+
+
 def msb_u64(v: npt.NDArray[np.uint64]) -> IntArray:
     """Index of the highest set bit of each uint64 (``msb(0) = 0``), exact over the full range.
 
@@ -147,7 +161,6 @@ def msb_u64(v: npt.NDArray[np.uint64]) -> IntArray:
     bits = flat.astype(np.float64).view(np.int64)
     msb = (bits >> 52) - 1023
     np.maximum(msb, 0, out=msb)
-    # float64 rounding can turn 2**k - small into 2**k: then v >> msb == 0, step back one bit.
     big = np.flatnonzero(msb >= 53)
     if big.size:
         too_high = (flat[big] >> msb[big].astype(np.uint64)) == 0
