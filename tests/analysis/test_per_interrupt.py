@@ -165,3 +165,11 @@ def test_lab_style_run_measure_phase_and_starts_from_mask_rtt(make_run):
     per = df_per_interrupt(rs)
     assert per["set_irqs_per_irq"].iloc[0] == 1.5
     assert per["events_outside"].iloc[0] == 1  # only the RCU commit at 3500 µs
+
+
+def test_histogram_mode_pba_probe_cannot_single_out_the_pba(make_run):
+    hist = pd.DataFrame({"bucket": [100], "count": [4], "lo_ns": [100], "hi_ns": [101]})
+    rs = RunSet([load_run(make_run("h2", "stock", {"pba_toggle": hist}, params={"cycles": 2}))])
+    df = df_per_interrupt(rs)
+    assert np.isnan(df["pba_toggles_per_irq"].iloc[0])
+    assert df["region_toggles_per_irq"].iloc[0] == 2.0

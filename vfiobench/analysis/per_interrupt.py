@@ -19,7 +19,9 @@ Times: ``*_us_per_irq`` are inclusive (each call's own measured duration: a PBA 
 commit it tail-calls, an ioctl includes ``vfio_msi_set_vector_signal``). ``*_excl_us_per_irq`` are
 exclusive (nested calls subtracted, see :mod:`vfiobench.analysis.nesting`), and they sum to
 ``total_us_per_irq``, the time per interrupt spent inside any probed call. A probe recorded in
-histogram mode contributes counts and inclusive time from bucket midpoints (no nesting there).
+histogram mode contributes counts and inclusive time from bucket midpoints (no nesting there); a
+``pba_toggle`` histogram cannot tell the PBA from other regions, so its calls count as
+``region_toggles`` and ``pba_toggles_per_irq`` is NaN.
 
 Probe-free runs (no probe tables) get NaN for every probe column, not zero; a probed run whose table
 exists but is empty gets 0.
@@ -216,11 +218,11 @@ def _run_calls(run: Run) -> tuple[pd.DataFrame, dict[str, bool], pd.DataFrame]:
             continue
         df = run.table(table)
         if table == schema.PBA_TOGGLE:
-            is_pba = (
-                df["is_pba"].astype(bool).to_numpy()
-                if "is_pba" in df.columns
-                else np.ones(len(df), dtype=bool)
-            )
+            if "is_pba" in df.columns:
+                is_pba = df["is_pba"].astype(bool).to_numpy()
+            else:  # histogram mode: the kernel cannot tell the PBA from other regions
+                is_pba = np.zeros(len(df), dtype=bool)
+                probed["pba_toggle"] = False
             ops = np.where(is_pba, op_index["pba_toggle"], op_index["region_toggle"])
         else:
             ops = np.full(len(df), next(op_index[n] for n, t in OPERATIONS if t == table))
