@@ -53,7 +53,7 @@ PAGE_CSS = """
 table.vfb-table{border-collapse:collapse;margin:.3em 0}
 table.vfb-table th,table.vfb-table td{border:1px solid #ccc;padding:.2em .6em;text-align:right}
 table.vfb-table th{background:#f3f3f3}
-table.vfb-table td:first-child,table.vfb-table th:first-child{text-align:left}
+table.vfb-table td:first-child,table.vfb-table th:first-child{text-align:left;white-space:nowrap}
 .vfb-bad{color:#b3261e;font-weight:600}.vfb-good{color:#1e7e34;font-weight:600}
 .vfb-note{color:#555;font-style:italic}
 """
@@ -716,8 +716,8 @@ def show_verdicts(
     ok = df[df["available"].astype(bool)]
     if not ok.empty:
         cols = [
-            "variant", "baseline", "metric", "statistic", "unit", "stat_baseline", "stat_variant", "ratio",
-            "ci_low", "ci_high", "p_value", "runs_baseline", "runs_variant", "n_baseline", "n_variant",
+            "variant", "metric", "statistic", "unit", "stat_baseline", "stat_variant", "ratio",
+            "ci_low", "ci_high", "p_value", "runs_baseline", "runs_variant", "n_variant",
         ]  # fmt: skip
         in_ns = ok["metric"].astype(str).str.endswith("_ns")
         table = ok.assign(
@@ -727,7 +727,8 @@ def show_verdicts(
             table[col] = table[col].astype("float64").where(~in_ns, table[col].astype("float64") / 1e3)
         show_table(
             table[cols],
-            caption="ratio = baseline / variant; CI: cluster bootstrap over runs; p: Mann–Whitney U",
+            caption=f"baseline: {baseline}; ratio = baseline / variant; CI: cluster bootstrap over runs; "
+            "p: Mann–Whitney U",
         )
         from vfiobench.plots import plot_ab_forest
 
