@@ -370,3 +370,17 @@ def test_report_without_notebooks_dir_is_a_one_line_error(
     assert rc == 2
     err = capsys.readouterr().err
     assert "run.ipynb: report notebook not found" in err and err.count("\n") == 1
+
+
+@pytest.mark.notebook
+def test_interrupted_batch_still_writes_the_index_of_finished_pages(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+
+    def interrupt_after_first(page: report.Page, done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        report.render_batch([runs / STOCK, runs / STOCK_LOSSY], out, on_page=interrupt_after_first)
+    index = (out / "index.html").read_text()
+    assert f'href="{STOCK}.html"' in index and STOCK_LOSSY not in index
+    assert (out / f"{STOCK}.html").is_file() and not (out / f"{STOCK_LOSSY}.html").exists()

@@ -497,14 +497,16 @@ def render_batch(
         planned.extend((nb, page) for page in plan_run_pages(paths, out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     batch = Batch(out_dir)
-    with kernel_for_this_python() as kernel:
-        for i, (nb_path, page) in enumerate(planned):
-            if before_page:
-                before_page(page, i, len(planned))
-            batch.pages.append(render_page(nb_path, page, kernel))
-            if on_page:
-                on_page(page, i + 1, len(planned))
-    batch.index = write_index(batch.pages, out_dir)
+    try:
+        with kernel_for_this_python() as kernel:
+            for i, (nb_path, page) in enumerate(planned):
+                if before_page:
+                    before_page(page, i, len(planned))
+                batch.pages.append(render_page(nb_path, page, kernel))
+                if on_page:
+                    on_page(page, i + 1, len(planned))
+    finally:  # Ctrl-C or a crash mid-batch: the index still links the pages already written
+        batch.index = write_index(batch.pages, out_dir)
     return batch
 
 
