@@ -298,6 +298,9 @@ def test_report_compare_renders_the_ab_page(runs: Path, tmp_path: Path) -> None:
     assert "lower interrupt latency" in text
     assert "4 events were lost" in text and "All 8 ground-truth checks passed." in text
     assert "overhead_ratio" in text
+    # every variant's build, command line, host and workload parameters are on the page
+    assert "x-pba-always-on.patch" in text and "vfio-pci,host=0000:00:04.0,x-pba-always-on=on" in text
+    assert "mask-every-irq" in text and '"cycles": 30' in text.replace("&quot;", '"')
     assert external_refs(page) == []
     index = (out / "index.html").read_text()
     assert 'href="compare.html"' in index and "stock vs pba-always-on" in index

@@ -53,6 +53,7 @@ PAGE_CSS = """
 table.vfb-table{border-collapse:collapse;margin:.3em 0}
 table.vfb-table th,table.vfb-table td{border:1px solid #ccc;padding:.2em .6em;text-align:right}
 table.vfb-table th{background:#f3f3f3}
+table.vfb-table td{max-width:28em;overflow-wrap:anywhere}
 table.vfb-table td:first-child,table.vfb-table th:first-child{text-align:left;white-space:nowrap}
 .vfb-bad{color:#b3261e;font-weight:600}.vfb-good{color:#1e7e34;font-weight:600}
 .vfb-note{color:#555;font-style:italic}
@@ -492,11 +493,14 @@ def show_runs(runset: RunSet) -> None:
                 "version": q.version,
                 "build-id": q.build_id,
                 "patches": ", ".join(q.patches),
+                "QEMU command line": " ".join(q.cmdline),
                 "host kernel": r.meta.host.kernel_release,
                 "host CPU": r.meta.host.cpu_model,
+                "workload": r.meta.workload.name,
+                "workload parameters": json.dumps(r.meta.workload.params, sort_keys=True, default=str),
             }
         )
-    show_table(pd.DataFrame(builds), caption="Builds and hosts per variant (first run of each)")
+    show_table(pd.DataFrame(builds), caption="Build, host and workload per variant (first run of each)")
 
 
 def note(text: str) -> None:
