@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,108 @@ def test_notebook_defaults_point_at_the_sample(tmp_path: Path) -> None:
     """Run with no parameters at all (papermill's cwd is notebooks/): the defaults must work."""
     for name in NAMES:
         _execute(name, tmp_path, {})
+
+
+# ------------------------------------------------------------------ vfiobench.notebook helpers (no kernel)
+
+
+@pytest.fixture
+def nbk_fresh() -> Any:
+    from vfiobench import notebook as nbk
+
+    nbk.reset_for_tests()
+    yield nbk
+    nbk.reset_for_tests()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"baseline": "stock", "variants": "stock"}, "parameter variants must be a list of strings or None"),
+        ({"baseline": "", "variants": None}, "parameter baseline must be a non-empty string"),
+        ({"baseline": "stock", "variants": ["stock", 3]}, "non-empty list of non-empty strings"),
+        ({"baseline": "stock", "variants": ["nope"]}, "unknown variant 'nope'"),
+    ],
+)
+def test_open_runs_rejects_bad_parameters_with_a_message_box(
+    nbk_fresh: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], message: str
+) -> None:
+    from vfiobench.errors import ReportError
+
+    shown: list[tuple[str, Any]] = []
+    monkeypatch.setattr(
+        nbk_fresh, "show_html", lambda markup, metadata=None: shown.append((markup, metadata))
+    )
+    runs = sample_runs(tmp_path / "runs", cycles=5)
+    with pytest.raises(ReportError, match=re.escape(message)):
+        nbk_fresh.open_runs(str(runs), **kwargs)
+    markup, metadata = shown[-1]  # the box, displayed before raising, marked for report.py
+    assert "This report stopped." in markup and message.replace("'", "&#x27;") in markup
+    assert metadata == {nbk_fresh.ERROR_OUTPUT_MARKER: True}
+
+
+def test_open_run_reports_a_missing_run(nbk_fresh: Any, tmp_path: Path) -> None:
+    from vfiobench.errors import RunStoreError
+
+    with pytest.raises(RunStoreError, match="no such run directory"):
+        nbk_fresh.open_run(str(tmp_path / "nope"))
+    with pytest.raises(Exception, match="parameter run_dir must be a non-empty string"):
+        nbk_fresh.open_run(None)
+
+
+def test_error_box_and_tables_escape_html(nbk_fresh: Any) -> None:
+    import pandas as pd
+
+    from vfiobench.errors import ReportError
+
+    box = nbk_fresh.error_html(ReportError("run <x> & y", "do <this>"))
+    assert "run &lt;x&gt; &amp; y" in box and "What to do: do &lt;this&gt;." in box
+    df = pd.DataFrame(
+        {"name": ["<b>"], "n": [1234567], "f": [0.000123456], "big": [12345.6], "nan": [float("nan")]}
+    )
+    html = nbk_fresh.table_html(df)
+    assert "&lt;b&gt;" in html and "<td><b>" not in html
+    assert "<td>1,234,567</td>" in html and "<td>0.0001235</td>" in html
+    assert "<td>12,346</td>" in html and "<td>–</td>" in html
+    assert "(nothing)" in nbk_fresh.table_html(df.iloc[0:0], empty="(nothing)")
+
+
+def test_lost_events_and_checks_frames(nbk_fresh: Any, tmp_path: Path) -> None:
+    from vfiobench.store import load_run, load_runs
+
+    runs = sample_runs(tmp_path / "runs", cycles=5)
+    lossy = nbk_fresh.df_lost_events(load_run(runs / STOCK_LOSSY))
+    assert list(lossy.columns) == [
+        "run_id",
+        "variant",
+        "probe",
+        "target",
+        "mode",
+        "events",
+        "lost",
+        "lost_pct",
+    ]
+    commit = lossy[lossy["probe"] == "transaction_commit"].iloc[0]
+    assert commit["lost"] == 4
+    assert commit["lost_pct"] == pytest.approx(100 * 4 / (commit["events"] + 4))
+    assert "4 events were lost" in nbk_fresh.lost_events_html(load_run(runs / STOCK_LOSSY))
+    free = load_run(runs / "r1-stock-probe-free")
+    assert "this run is probe-free" in nbk_fresh.lost_events_html(free)
+    checks = nbk_fresh.df_checks(load_runs(runs))
+    assert len(checks) == 8 and checks["ok"].all()
+    assert "No ground-truth checks recorded" in nbk_fresh.checks_html(free)
+
+
+def test_bokeh_html_inlines_bokehjs_once_per_kernel(nbk_fresh: Any) -> None:
+    from bokeh.plotting import figure
+
+    figs = []
+    for _ in range(2):
+        f = figure(width=200, height=100)
+        f.line([1, 2], [1, 2])
+        figs.append(f)
+    first, second = (nbk_fresh.bokeh_html(f) for f in figs)
+    assert first.count("/* BEGIN bokeh.min.js */") == 1
+    assert "/* BEGIN bokeh.min.js */" not in second
+    assert "data-root-id" in first and "data-root-id" in second
+    assert "cdn.bokeh.org" not in first + second
