@@ -387,3 +387,31 @@ def test_interrupted_batch_still_writes_the_index_of_finished_pages(runs: Path, 
     index = (out / "index.html").read_text()
     assert f'href="{STOCK}.html"' in index and STOCK_LOSSY not in index
     assert (out / f"{STOCK}.html").is_file() and not (out / f"{STOCK_LOSSY}.html").exists()
+
+
+@pytest.mark.notebook
+def test_an_unexpected_exception_is_shown_as_one_message_not_a_traceback(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    params = new_code_cell('run_dir: str = ""  # run')
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(
+        cells=[
+            params,
+            new_code_cell("print('first cell ran')"),
+            new_code_cell("def helper():\n    raise ValueError('boom:\\n  second line')\nhelper()"),
+            new_markdown_cell("## NEVER-SHOWN"),
+        ]
+    )
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "py", "language": "python"}
+    nbformat.write(nb, nbdir / "run.ipynb")
+    out = tmp_path / "reports"
+    assert main(["report", str(runs / STOCK), "--notebooks", str(nbdir), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"vfiobench: error: {out / STOCK}.html: ValueError: boom: second line\n"
+    page = (out / f"{STOCK}.html").read_text()
+    text = visible_text(page)
+    assert "first cell ran" in text and "This report stopped." in text and "ValueError: boom:" in text
+    assert "Traceback" not in page and "helper()" not in page and "NEVER-SHOWN" not in text

@@ -228,7 +228,8 @@ def execute(notebook: Path, out_ipynb: Path, parameters: dict[str, Any], kernel:
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except pm.PapermillExecutionError as e:
-        return f"{e.ename}: {e.evalue}" if not _is_expected(e.ename) else str(e.evalue)
+        message = str(e.evalue) if _is_expected(e.ename) else f"{e.ename}: {e.evalue}"
+        return " ".join(message.split())  # one line, whatever the exception's text
     except NoSuchKernel as e:
         raise ReportError(f"no Jupyter kernel {kernel!r} ({e})", "run `make report` to register it") from None
     finally:
