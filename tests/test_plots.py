@@ -64,7 +64,8 @@ def test_rate_timeline_one_line_per_group():
     steps = renderers(fig, "Step")
     assert len(steps) == 2
     d = steps[0].data_source.data
-    assert d["t_s"].tolist() == [0, 1, 2] and d["rate_per_s"].tolist() == [2, 0, 1]
+    # bins 0, 1, 2 plus the closing point at the end of the last bin
+    assert d["t_s"].tolist() == [0, 1, 2, 3] and d["rate_per_s"].tolist() == [2, 0, 1, 1]
     assert d["label"][0] == "v · r1"
 
 

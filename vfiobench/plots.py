@@ -203,7 +203,8 @@ def plot_rate_timeline(
 
     Returns:
         A figure with linear axes and one ``step`` line per group; sources hold ``t_s``,
-        ``rate_per_s``, ``label``.
+        ``rate_per_s``, ``label``, plus a closing point at the end of the last bin (its start +
+        ``span_s``) so the last bin is drawn.
     """
     _require(rates, ["t_s", "rate_per_s"], "plot_rate_timeline")
     keys = _by(rates, by)
@@ -220,11 +221,14 @@ def plot_rate_timeline(
     )
     for label, color in cmap.items():
         r = rates[labels == label].sort_values("t_s")
-        cols: dict[str, Any] = {
-            "t_s": r["t_s"].to_numpy(dtype=np.float64),
-            "rate_per_s": r["rate_per_s"].to_numpy(dtype=np.float64),
-            "label": [label] * len(r),
-        }
+        t = r["t_s"].to_numpy(dtype=np.float64)
+        rate = r["rate_per_s"].to_numpy(dtype=np.float64)
+        if len(r):  # close the last bin: a step line otherwise stops at its start
+            width = (
+                float(r["span_s"].iloc[-1]) if "span_s" in r.columns else float(np.diff(t[-2:]).sum() or 1)
+            )
+            t, rate = np.append(t, t[-1] + width), np.append(rate, rate[-1])
+        cols: dict[str, Any] = {"t_s": t, "rate_per_s": rate, "label": [label] * len(t)}
         src = ColumnDataSource(cols)
         p.step(
             x="t_s",
