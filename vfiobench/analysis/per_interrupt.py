@@ -188,7 +188,9 @@ def account_events(
     n_cycles = starts.size
     size = n_cycles * n_ops
     shape = (n_cycles, n_ops)
-    key = cyc * n_ops + opc
+    key = cyc  # in place: no fresh 10M-element temporaries
+    key *= n_ops
+    key += opc
     key[~inside] = size  # one spare bin collects the calls outside the window
     counts = np.bincount(key, minlength=size + 1)[:size].astype(np.float64).reshape(shape)
     incl: npt.NDArray[np.float64] = np.asarray(
