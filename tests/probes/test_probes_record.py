@@ -202,3 +202,85 @@ def test_duration_with_an_idle_target_gives_empty_tables(
         assert run.meta.probes[name].events == 0
         table = run.table(name)
         assert len(table) == 0 and {"ts_ns", "dur_ns", "tid"} <= set(table.columns)
+
+
+def test_real_qemu_pam_toggles_through_the_python_api(tmp_path: Path) -> None:
+    """Debian's QEMU itself: the probe sits on the ``je`` at +7 (its first instruction, a ``cmp``,
+    would be single-stepped) and region names come from the real ``MemoryRegion``.
+
+    A q35 guest's firmware-area PAM registers are toggled over qtest; QEMU's ``mch_update_pam``
+    re-applies all 13 PAM segments on each write, two ``memory_region_set_enabled`` calls per segment
+    (disable the old alias, enable the new one): 26 calls per write.
+    """
+    import shutil
+    import socket
+
+    from vfiobench.probes.tracer import Tracer
+    from vfiobench.store import RunMeta, RunWriter
+
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-system-x86 is not installed")
+    sock = tmp_path / "qtest.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(sock))
+    srv.listen(1)
+    proc = subprocess.Popen(
+        [
+            qemu,
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-S",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-m",
+            "64",
+            "-qtest",
+            f"unix:{sock}",
+            "-qtest-log",
+            "/dev/null",
+        ],
+    )
+    conn, _ = srv.accept()
+    f = conn.makefile("rw")
+
+    def qtest(line: str) -> str:
+        f.write(line + "\n")
+        f.flush()
+        return f.readline().strip()
+
+    try:
+        meta = RunMeta(run_id="qemu-pam", variant="stock", source="host")
+        probes = ["pba_toggle", "transaction_commit"]
+        with (
+            RunWriter(tmp_path / "run", meta) as writer,
+            Tracer(proc.pid, probes=probes, writer=writer) as tracer,
+        ):
+            for i in range(N):
+                assert qtest("outl 0xcf8 0x80000090") == "OK"
+                assert qtest(f"outb 0xcfd {0x30 if i % 2 == 0 else 0x00}") == "OK"  # PAM1
+            deadline = time.monotonic() + 5
+            while tracer.counts["pba_toggle"] < 26 * N and time.monotonic() < deadline:
+                tracer.poll()
+                time.sleep(0.01)
+    finally:
+        f.close()
+        conn.close()
+        srv.close()
+        proc.kill()
+        proc.wait()
+    run = load_run(tmp_path / "run")
+    assert "memory_region_set_enabled+0x7" in run.meta.probes["pba_toggle"].target
+    assert run.meta.qemu.version.startswith("QEMU emulator version") and run.meta.qemu.build_id
+    pba = run.table("pba_toggle")
+    assert len(pba) == 26 * N and not pba["is_pba"].any()
+    regions = run.table("pba_regions")
+    names = dict(zip(regions["mr"], regions["name"], strict=True))
+    assert {names[m] for m in pba["mr"]} == {"pam-pci", "pam-ram"}
+    assert sum(names[m] == "pam-ram" for m in pba["mr"]) == N
+    # each segment: disable the old alias, then enable the new one
+    assert pba["enabled"].tolist() == [False, True] * (13 * N)
+    assert len(run.table("transaction_commit")) >= 26 * N
