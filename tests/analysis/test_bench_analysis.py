@@ -28,6 +28,8 @@ def test_bench_analysis_small_run_prints_ratios_and_exact_counts(bench, capsys):
     assert "ratio hdrhistogram / vfiobench, histogram + percentiles:" in out
     assert "calls per interrupt  set_irqs 2.00, set_vector_signal 2.00, pba_toggle 2.00" in out
     assert "commit 14.00" in out
+    # the same calls through the run store and the public df_per_interrupt
+    assert "(end to end) df_per_interrupt, Parquet" in out and "commits/irq 14.00" in out
 
 
 def test_generated_calls_nest_like_stock_qemu(bench):

@@ -203,13 +203,14 @@ def account_events(
     return counts, incl, exc, int((~inside).sum())
 
 
-def _run_calls(run: Run) -> tuple[pd.DataFrame, dict[str, bool], pd.DataFrame]:
+def _run_calls(run: Run) -> tuple[dict[str, npt.NDArray[np.int64]], dict[str, bool], pd.DataFrame]:
     """Timestamped calls of a run, which operations were probed, and histogram-mode rows.
 
-    Returns ``(calls[ts_ns, dur_ns, tid, op], probed, hist[op, count, dur_ns])``.
+    Returns ``(calls{ts_ns, dur_ns, tid, op: int64 arrays}, probed, hist[op, count, dur_ns])``;
+    the calls stay numpy arrays (no DataFrame concat: runs can hold 10M calls).
     """
     op_index = {name: i for i, (name, _) in enumerate(OPERATIONS)}
-    frames: list[pd.DataFrame] = []
+    frames: list[dict[str, npt.NDArray[np.int64]]] = []
     hist_frames: list[pd.DataFrame] = []
     probed: dict[str, bool] = {}
     buckets = LogLinearBuckets()
@@ -238,20 +239,17 @@ def _run_calls(run: Run) -> tuple[pd.DataFrame, dict[str, bool], pd.DataFrame]:
             continue
         tid = df["tid"].to_numpy(dtype=np.int64) if "tid" in df.columns else np.zeros(len(df), dtype=np.int64)
         frames.append(
-            pd.DataFrame(
-                {
-                    "ts_ns": df["ts_ns"].to_numpy(dtype=np.int64),
-                    "dur_ns": df["dur_ns"].to_numpy(dtype=np.int64),
-                    "tid": tid,
-                    "op": ops,
-                }
-            )
+            {
+                "ts_ns": df["ts_ns"].to_numpy(dtype=np.int64),
+                "dur_ns": df["dur_ns"].to_numpy(dtype=np.int64),
+                "tid": tid,
+                "op": ops.astype(np.int64),
+            }
         )
-    calls = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame({c: pd.Series(dtype=np.int64) for c in ("ts_ns", "dur_ns", "tid", "op")})
-    )
+    calls = {
+        c: np.concatenate([f[c] for f in frames]) if frames else np.zeros(0, dtype=np.int64)
+        for c in ("ts_ns", "dur_ns", "tid", "op")
+    }
     hist = (
         pd.concat(hist_frames, ignore_index=True)
         if hist_frames
