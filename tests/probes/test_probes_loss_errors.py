@@ -10,7 +10,7 @@ from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
-from conftest import StandIn, bpf_unavailable_reason
+from probe_helpers import StandIn, bpf_unavailable_reason
 
 from vfiobench.cli import main
 from vfiobench.store import load_run

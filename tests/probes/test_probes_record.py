@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import StandIn
+from probe_helpers import StandIn
 
 from vfiobench.qemu.binary import ElfFile
 from vfiobench.store import load_run

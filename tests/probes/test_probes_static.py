@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compile_c
+from probe_helpers import compile_c
 
 from vfiobench.cli import main
 from vfiobench.errors import MissingBinaryError, MissingSymbolError, ProbeError
