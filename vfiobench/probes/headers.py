@@ -49,8 +49,9 @@ class HeadersStatus:
         return self.source != "none"
 
 
-def _debian_pairs(usr_src: Path = USR_SRC) -> list[tuple[str, Path, Path]]:
+def _debian_pairs(usr_src: Path | None = None) -> list[tuple[str, Path, Path]]:
     """(version, common, arch) for every complete Debian headers pair, newest first."""
+    usr_src = usr_src or USR_SRC
     arch = _ARCH.get(platform.machine(), platform.machine())
     pairs = []
     for common in usr_src.glob("linux-headers-*-common"):

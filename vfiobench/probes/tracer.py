@@ -270,6 +270,7 @@ class Tracer:
         self._pending: dict[str, list[np.ndarray[Any, Any]]] = {s.name: [] for s in self.specs}
         self._pending_rows = 0
         self._last_flush = time.monotonic()
+        self._last_total = 0.0
         self._memory: dict[str, list[np.ndarray[Any, Any]]] = {s.name: [] for s in self.specs}
         self._chunks: _ChunkWriter | None = None
         self._attached: list[tuple[str, dict[str, Any]]] = []
@@ -381,8 +382,17 @@ class Tracer:
     # ---- recording ------------------------------------------------------------------------------
 
     def poll(self) -> int:
-        """Drain every ring once; returns the number of events decoded (0 in histogram mode)."""
+        """Drain every ring once; returns the number of events decoded (0 in histogram mode).
+
+        In histogram mode it refreshes :attr:`counts` from the kernel's running totals instead
+        (at most twice a second).
+        """
         n = 0
+        if self.histogram and self._bpf is not None and time.monotonic() - self._last_total >= 0.5:
+            self._last_total = time.monotonic()
+            totals = self._bpf["hist_total"]
+            for spec in self.specs:
+                self.counts[spec.name] = sum(int(x) for x in totals[totals.Key(spec.probe_id)])
         for spec in self.specs:
             reader = self._readers.get(spec.name)
             if reader is None:

@@ -29,12 +29,18 @@ BPF_PERCPU_ARRAY(hist, u64, VB_NPROBES * VB_NBUCKETS);
 
 #include "buckets.bpf.h"
 
+/* hist_total[probe]: events counted so far (the live count while recording). */
+BPF_PERCPU_ARRAY(hist_total, u64, VB_NPROBES);
+
 static __always_inline void vb_hist_add(u32 probe, u64 dur)
 {
 	u32 idx = probe * VB_NBUCKETS + vb_bucket(dur);
 	u64 *v = hist.lookup(&idx);
 	if (v)
 		(*v)++;
+	u64 *t = hist_total.lookup(&probe);
+	if (t)
+		(*t)++;
 }
 #endif
 
