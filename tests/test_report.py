@@ -27,7 +27,8 @@ def external_refs(html: str) -> list[str]:
 def visible_text(html: str) -> str:
     body = html[html.index("<body") :]
     body = re.sub(r"<(style|script)\b.*?</\1>", " ", body, flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+    return re.sub(r" ([;.,])", r"\1", text)  # "lost</span>; 2" reads "lost; 2"
 
 
 # ------------------------------------------------------------------------------------- pure parts
@@ -275,6 +276,7 @@ def test_report_command_renders_one_page_per_run_and_the_index(runs: Path, tmp_p
     ):
         assert expected in text, expected
     assert "No events lost." in text and "All 2 ground-truth checks passed." in text
+    assert "probed run; no probe events lost; 2 of 2 ground-truth checks passed." in text
     assert "PBA toggles / irq" in text and "interrupt latency (end to end)" in text
     assert "open_run" not in page and "import" not in text  # no code cells
     assert page.count('class="bk-root"') + page.count("data-root-id") >= 4  # Bokeh figures embedded
@@ -297,6 +299,10 @@ def test_report_compare_renders_the_ab_page(runs: Path, tmp_path: Path) -> None:
     assert re.search(r"pba-always-on: [0-9.]+x fewer µs per interrupt \[[0-9.]+, [0-9.]+\], p", text)
     assert "lower interrupt latency" in text
     assert "4 events were lost" in text and "All 8 ground-truth checks passed." in text
+    assert (
+        "8 runs (4 probed, 4 probe-free); 4 probe events lost in 1 of 8 runs; "
+        "8 of 8 ground-truth checks passed." in text
+    )
     assert "overhead_ratio" in text
     # every variant's build, command line, host and workload parameters are on the page
     assert "x-pba-always-on.patch" in text and "vfio-pci,host=0000:00:04.0,x-pba-always-on=on" in text

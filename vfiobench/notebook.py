@@ -252,7 +252,37 @@ def header(target: Run | RunSet, title: str | None = None, *, baseline: str | No
             f'<p class="vfb-bad">{len(bad)} of {len(statuses)} runs are not complete '
             "(see the run table); their numbers cover only what was recorded.</p>"
         )
+    parts.append(trust_summary_html(target))
     show_html("\n".join(parts))
+
+
+def trust_summary_html(target: Run | RunSet) -> str:
+    """One line a reviewer reads first: runs by kind, events lost, ground-truth checks passed."""
+    runs = [target] if isinstance(target, Run) else list(target)
+    probed = sum(r.meta.kind == "probed" for r in runs)
+    lost = sum(r.meta.lost_events for r in runs)
+    lossy = sum(r.meta.lost_events > 0 for r in runs)
+    checks = [c for r in runs for c in r.meta.checks]
+    failed = sum(not c.ok for c in checks)
+    items = []
+    if isinstance(target, RunSet):
+        items.append(f"{len(runs)} runs ({probed} probed, {len(runs) - probed} probe-free)")
+    else:
+        items.append(f"{target.meta.kind} run")
+    if lost:
+        where = f" in {lossy} of {len(runs)} runs" if isinstance(target, RunSet) else ""
+        items.append(f'<span class="vfb-bad">{lost:,} probe events lost{where}</span>')
+    else:
+        items.append('<span class="vfb-good">no probe events lost</span>')
+    if not checks:
+        items.append("no ground-truth checks recorded")
+    elif failed:
+        items.append(f'<span class="vfb-bad">{failed} of {len(checks)} ground-truth checks failed</span>')
+    else:
+        items.append(
+            f'<span class="vfb-good">{len(checks)} of {len(checks)} ground-truth checks passed</span>'
+        )
+    return f'<p class="vfb-summary">{"; ".join(items)}.</p>'
 
 
 # -------------------------------------------------------------------------------------------- tables
