@@ -106,3 +106,14 @@ def test_df_ab_and_repetitions_on_runs(make_run):
         metric_samples(rs, "workload.nope")
     s, m = metric_samples(rs, "workload.latency_ns")
     assert len(s) == 800 and m.statistic == "median"
+
+
+def test_a_statistic_of_zero_gives_a_plain_verdict():
+    rng = np.random.default_rng(4)
+    stock = 2 + rng.integers(0, 2, 300)  # 2-3 toggles per cycle
+    always_on = np.zeros(300)  # never toggles
+    r = ab_compare(stock, always_on, name="always-on", quantity="PBA toggles per interrupt", statistic="mean")
+    assert r.ratio == float("inf") and r.significant and r.p_value < 0.001
+    assert r.ci_low == float("inf")
+    assert r.verdict.startswith("always-on: PBA toggles per interrupt 0 vs 2.")
+    assert "for the baseline (mean), p<0.001" in r.verdict

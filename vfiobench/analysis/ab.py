@@ -162,15 +162,23 @@ def ab_compare(
     bb = _cluster_boot(gb, n_boot, fn, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = ba / bb
-    boot = boot[np.isfinite(boot)]
-    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2]) if boot.size else (np.nan, np.nan)
+    degenerate = sa == 0 or sb == 0  # a side's statistic is 0 (e.g. no PBA toggles at all)
+    if degenerate:  # the ratio is 0 or infinite: keep the infinite replicates, no interpolation
+        boot = boot[~np.isnan(boot)]
+        qs = np.quantile(boot, [alpha / 2, 1 - alpha / 2], method="inverted_cdf") if boot.size else None
+    else:
+        boot = boot[np.isfinite(boot)]
+        qs = np.quantile(boot, [alpha / 2, 1 - alpha / 2]) if boot.size else None
+    lo, hi = (float(qs[0]), float(qs[1])) if qs is not None else (np.nan, np.nan)
     if np.ptp(np.concatenate([pa, pb])) == 0:
         p = 1.0  # every sample equal: U is undefined, there is no difference
     else:
         p = float(stats.mannwhitneyu(pa, pb, alternative="two-sided").pvalue)
     significant = bool(p < alpha and (lo > 1 or hi < 1))
     fewer, more = _words(quantity)
-    if not significant:
+    if degenerate and significant:
+        verdict = f"{name}: {quantity} {sb:.3g} vs {sa:.3g} for the baseline ({statistic}), {_fmt_p(p)}"
+    elif not significant:
         verdict = (
             f"{name}: no significant difference in {quantity} "
             f"(ratio {ratio:.2f} [{lo:.2f}, {hi:.2f}], {_fmt_p(p)})"
