@@ -353,9 +353,10 @@ def df_per_interrupt(runset: RunSet, *, window: str = "workload") -> pd.DataFram
 def df_per_cycle(runset: RunSet) -> pd.DataFrame:
     """Per-cycle accounting of every run with a timestamped workload table.
 
-    Each call is billed to the cycle it started in (cycles start at ``start_ts_ns``, else
-    ``trigger_ts_ns``). Deferred work (RCU-thread commits) lands in whichever cycle it happens in, so
-    per-cycle values are bursty but their mean is the per-interrupt cost.
+    Each call is billed to the cycle it started in (cycle starts and the window as in the module
+    docstring). Deferred work (RCU-thread commits) lands in whichever cycle it happens in, so
+    per-cycle values are bursty but their mean is the cost per cycle. Undelivered cycles are kept
+    (their calls cost time too); ``delivered`` marks them.
 
     Returns:
         ``[run_id, variant, kind, cycle, delivered, latency_ns, set_irqs, set_vector_signal,
