@@ -173,3 +173,14 @@ def test_histogram_mode_pba_probe_cannot_single_out_the_pba(make_run):
     df = df_per_interrupt(rs)
     assert np.isnan(df["pba_toggles_per_irq"].iloc[0])
     assert df["region_toggles_per_irq"].iloc[0] == 2.0
+
+
+def test_per_cycle_values_of_histogram_mode_operations_are_unknown(make_run):
+    t = stock_tables()
+    t["transaction_commit"] = pd.DataFrame({"bucket": [100], "count": [8], "lo_ns": [100], "hi_ns": [101]})
+    rs = load_runs(make_run("h3", "stock", t))
+    c = df_per_cycle(rs)
+    assert c["commits"].isna().all() and c["total_us"].isna().all()  # not 0: unknown per cycle
+    assert c["set_irqs"].tolist() == [1, 1]
+    per = df_per_interrupt(rs)
+    assert per["commits_per_irq"].iloc[0] == 4.0  # the histogram still counts per run

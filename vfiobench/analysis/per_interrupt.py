@@ -203,15 +203,19 @@ def account_events(
     return counts, incl, exc, int((~inside).sum())
 
 
-def _run_calls(run: Run) -> tuple[dict[str, npt.NDArray[np.int64]], dict[str, bool], pd.DataFrame]:
+def _run_calls(
+    run: Run,
+) -> tuple[dict[str, npt.NDArray[np.int64]], dict[str, bool], pd.DataFrame, set[str]]:
     """Timestamped calls of a run, which operations were probed, and histogram-mode rows.
 
-    Returns ``(calls{ts_ns, dur_ns, tid, op: int64 arrays}, probed, hist[op, count, dur_ns])``;
-    the calls stay numpy arrays (no DataFrame concat: runs can hold 10M calls).
+    Returns ``(calls{ts_ns, dur_ns, tid, op: int64 arrays}, probed, hist[op, count, dur_ns],
+    histogram_ops)``; the calls stay numpy arrays (no DataFrame concat: runs can hold 10M calls);
+    ``histogram_ops`` names the operations recorded in histogram mode (no per-call times).
     """
     op_index = {name: i for i, (name, _) in enumerate(OPERATIONS)}
     frames: list[dict[str, npt.NDArray[np.int64]]] = []
     hist_frames: list[pd.DataFrame] = []
+    hist_ops: set[str] = set()
     probed: dict[str, bool] = {}
     buckets = LogLinearBuckets()
     for name, table in OPERATIONS:
@@ -236,6 +240,7 @@ def _run_calls(run: Run) -> tuple[dict[str, npt.NDArray[np.int64]], dict[str, bo
             hist_frames.append(
                 pd.DataFrame({"op": ops, "count": df["count"].to_numpy(dtype=np.float64), "dur_ns": mid})
             )
+            hist_ops |= {n for n, t in OPERATIONS if t == table}
             continue
         tid = df["tid"].to_numpy(dtype=np.int64) if "tid" in df.columns else np.zeros(len(df), dtype=np.int64)
         frames.append(
@@ -255,14 +260,14 @@ def _run_calls(run: Run) -> tuple[dict[str, npt.NDArray[np.int64]], dict[str, bo
         if hist_frames
         else pd.DataFrame({c: pd.Series(dtype=np.float64) for c in ("op", "count", "dur_ns")})
     )
-    return calls, probed, hist
+    return calls, probed, hist, hist_ops
 
 
 def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, float]]:
     """Per-cycle accounting of one run (None without a timestamped workload) and its per-run row."""
     n_ops = len(OPERATIONS)
     names = [n for n, _ in OPERATIONS]
-    calls, probed, hist = _run_calls(run)
+    calls, probed, hist, hist_ops = _run_calls(run)
     interrupts, source = interrupt_count(run)
     phases = run.meta.workload.params.get("phases")
     measure = phases.get("measure") if isinstance(phases, Mapping) else None
@@ -311,11 +316,16 @@ def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, f
             "delivered": windows.delivered,
             "latency_ns": windows.latency_ns,
         }
+        # per cycle needs per-call times: histogram-mode operations are unknown (NaN), and so is
+        # the total when any probed operation was recorded in histogram mode
+        nan = np.full(len(windows.cycle), np.nan)
+        streamed = {n: probed[n] and n not in hist_ops for n in names}
         for i, name in enumerate(names):
-            data[COUNT_NAMES[name]] = counts[:, i] if probed[name] else np.full(len(windows.cycle), np.nan)
+            data[COUNT_NAMES[name]] = counts[:, i] if streamed[name] else nan
         for i, name in enumerate(names):
-            data[f"{name}_us"] = incl[:, i] / 1e3 if probed[name] else np.full(len(windows.cycle), np.nan)
-        data["total_us"] = excl.sum(1) / 1e3 if any_probe else np.full(len(windows.cycle), np.nan)
+            data[f"{name}_us"] = incl[:, i] / 1e3 if streamed[name] else nan
+        complete = any_probe and not any(probed[n] and n in hist_ops for n in names)
+        data["total_us"] = excl.sum(1) / 1e3 if complete else nan
         per_cycle = pd.DataFrame(data)
     return per_cycle, row
 
