@@ -19,9 +19,11 @@ Times: ``*_us_per_irq`` are inclusive (each call's own measured duration: a PBA 
 commit it tail-calls, an ioctl includes ``vfio_msi_set_vector_signal``). ``*_excl_us_per_irq`` are
 exclusive (nested calls subtracted, see :mod:`vfiobench.analysis.nesting`), and they sum to
 ``total_us_per_irq``, the time per interrupt spent inside any probed call. A probe recorded in
-histogram mode contributes counts and inclusive time from bucket midpoints (no nesting there); a
+histogram mode contributes counts and inclusive time from bucket midpoints (no nesting there, so
+``total_us_per_irq`` counts a histogram-mode call nested in another probed call twice); a
 ``pba_toggle`` histogram cannot tell the PBA from other regions, so its calls count as
-``region_toggles`` and ``pba_toggles_per_irq`` is NaN.
+``region_toggles`` and ``pba_toggles_per_irq`` is NaN. Per-cycle values of histogram-mode
+operations are NaN.
 
 Probe-free runs (no probe tables) get NaN for every probe column, not zero; a probed run whose table
 exists but is empty gets 0.
