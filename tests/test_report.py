@@ -421,3 +421,23 @@ def test_an_unexpected_exception_is_shown_as_one_message_not_a_traceback(
     text = visible_text(page)
     assert "first cell ran" in text and "This report stopped." in text and "ValueError: boom:" in text
     assert "Traceback" not in page and "helper()" not in page and "NEVER-SHOWN" not in text
+
+
+@pytest.mark.notebook
+def test_a_kernel_that_dies_gives_a_page_and_a_one_line_error(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    params = new_code_cell('run_dir: str = ""  # run')
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell("import os\nos._exit(3)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "py", "language": "python"}
+    nbformat.write(nb, nbdir / "run.ipynb")
+    out = tmp_path / "reports"
+    assert main(["report", str(runs / STOCK), "--notebooks", str(nbdir), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vfiobench: error: {out / STOCK}.html: DeadKernelError") and err.count("\n") == 1
+    text = visible_text((out / f"{STOCK}.html").read_text())
+    assert "This report stopped." in text and "DeadKernelError" in text
+    assert "DeadKernelError" in (out / "index.html").read_text()

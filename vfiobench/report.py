@@ -209,6 +209,7 @@ def execute(notebook: Path, out_ipynb: Path, parameters: dict[str, Any], kernel:
     """
     import papermill as pm
     from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     pm_logger = logging.getLogger("papermill")
     level = pm_logger.level
@@ -230,6 +231,9 @@ def execute(notebook: Path, out_ipynb: Path, parameters: dict[str, Any], kernel:
     except pm.PapermillExecutionError as e:
         message = str(e.evalue) if _is_expected(e.ename) else f"{e.ename}: {e.evalue}"
         return " ".join(message.split())  # one line, whatever the exception's text
+    except (CellTimeoutError, DeadKernelError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return f"{type(e).__name__}: {first}" if first else type(e).__name__
     except NoSuchKernel as e:
         raise ReportError(f"no Jupyter kernel {kernel!r} ({e})", "run `make report` to register it") from None
     finally:
@@ -371,8 +375,13 @@ def render_page(
     import nbformat
 
     page.html.parent.mkdir(parents=True, exist_ok=True)
+    page.ipynb.unlink(missing_ok=True)  # never render a previous batch's notebook
     page.error = execute(notebook, page.ipynb, page.parameters, kernel)
-    nb = nbformat.read(page.ipynb, as_version=4)  # type: ignore[no-untyped-call]
+    if page.ipynb.is_file():
+        nb = nbformat.read(page.ipynb, as_version=4)  # type: ignore[no-untyped-call]
+    else:  # the kernel died or timed out before papermill saved anything
+        cell = nbformat.v4.new_code_cell(outputs=[_html_output(_error_box(page.error or "no output"))])  # type: ignore[no-untyped-call]
+        nb = nbformat.v4.new_notebook(cells=[cell])  # type: ignore[no-untyped-call]
     title = f"vfiobench · {page.name}"
     body = to_html(nb, title)
     page.html.write_text(body, encoding="utf-8")
