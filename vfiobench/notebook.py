@@ -404,9 +404,13 @@ def df_lost_events(target: Run | RunSet) -> pd.DataFrame:
 def lost_events_html(target: Run | RunSet) -> str:
     """HTML for the lost-event table, with a one-line verdict above it."""
     df = df_lost_events(target)
-    kind = target.meta.kind if isinstance(target, Run) else None
+    runs = [target] if isinstance(target, Run) else list(target)
     if df.empty:
-        why = "this run is probe-free (no probes attached)" if kind == "probe-free" else "no probes recorded"
+        free = all(r.meta.kind == "probe-free" for r in runs)
+        if isinstance(target, Run):
+            why = "this run is probe-free (no probes attached)" if free else "no probes recorded"
+        else:
+            why = "every run is probe-free (no probes attached)" if free else "no probes recorded"
         return f'<p class="vfb-note">No probe statistics: {why}.</p>'
     lost = int(df["lost"].sum())
     verdict = (
