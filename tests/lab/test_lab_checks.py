@@ -141,3 +141,22 @@ def test_burst_bounds() -> None:
         workload="burst", accel="kvm", counters=counters, trace=trace, irq_delta=3, probes=None
     )
     assert failing(too_few) == ["L1: vfio-msix interrupts"]
+    # one straggler handled after the unmask (no PBA enable for it) is fine; fewer enables than windows is not
+    late = lab_checks(
+        workload="burst",
+        accel="tcg",
+        counters=counters,
+        trace=dict(trace, vfio_msi_interrupt=8),
+        irq_delta=8,
+        probes=None,
+    )
+    assert failing(late) == []
+    missing = lab_checks(
+        workload="burst",
+        accel="tcg",
+        counters=counters,
+        trace=dict(trace, vfio_msix_pba_enable=4),
+        irq_delta=7,
+        probes=None,
+    )
+    assert failing(missing) == ["trace: PBA enables"]

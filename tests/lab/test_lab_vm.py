@@ -114,8 +114,10 @@ def test_ctrl_c_ends_every_process(fake: tuple[Image, VmConfig, Path], tmp_path:
     img, cfg, pids = fake
     script = textwrap.dedent(
         f"""
+        import signal
         from pathlib import Path
         from vfiobench.lab.image import Image
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
         from vfiobench.lab.vm import L1VM, VmConfig
         img = Image(Path({str(img.path)!r}), {{}})
         with L1VM(img, Path({str(tmp_path)!r}), Path({str(tmp_path / "c.log")!r}),
