@@ -129,22 +129,9 @@ def test_qemu_qtests_closest_to_vfio_msix_pass(all_patches_build: qb.BuildResult
     text = log.read_text()
     for name in qb.QTESTS:
         assert f"qtest-x86_64/{name}" in text
-    ok = re.search(r"^Ok:\s+(\d+)", text, re.MULTILINE)
-    fail = re.search(r"^Fail:\s+(\d+)", text, re.MULTILINE)
-    assert ok and int(ok.group(1)) == len(qb.QTESTS), text[-3000:]
-    assert fail and int(fail.group(1)) == 0
-
-
-def _needed(binary: Path) -> set[str]:
-    out = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, check=True).stdout
-    return set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
-
-
-def test_binary_needs_only_libraries_debians_qemu_already_needs(all_patches_build: qb.BuildResult) -> None:
-    """So it runs in the lab's L1 (Debian bookworm with qemu-system-x86) over the 9p share."""
-    debian = Path("/usr/bin/qemu-system-x86_64")
-    if not debian.is_file():
-        pytest.skip("Debian's qemu-system-x86 is not installed to compare with")
-    ours = _needed(all_patches_build.binary)
-    assert "libglib-2.0.so.0" in ours
-    assert ours <= _needed(debian) | {"libm.so.6", "libgcc_s.so.1", "libc.so.6"}, ours - _needed(debian)
+    oks = [int(n) for n in re.findall(r"^Ok:\s+(\d+)", text, re.MULTILINE)]
+    bad = [int(n) for n in re.findall(r"^(?:Fail|Timeout|Unexpected Pass):\s+(\d+)", text, re.MULTILINE)]
+    assert sum(oks) == len(qb.QTESTS), text[-3000:]
+    assert bad and sum(bad) == 0
+    # the MSI-X test (vectors through an ivshmem server, pending bits read) really ran
+    assert re.search(r"/x86_64/ivshmem/server +OK", text), text[-3000:]
