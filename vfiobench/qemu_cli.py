@@ -68,9 +68,10 @@ def run_build(args: argparse.Namespace) -> int:
 
     from vfiobench.errors import QemuError
     from vfiobench.qemu import build as qb
+    from vfiobench.qemu.patchset import available_patches
 
     if args.list:
-        for p in qb.available_patches():
+        for p in available_patches():
             names = ", ".join(p.properties) or "-"
             print(f"{p.name:<16} {names:<20} {p.subject}")
         return 0

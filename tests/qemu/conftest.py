@@ -15,6 +15,7 @@ import pytest
 
 from vfiobench.errors import QemuError
 from vfiobench.qemu import build as qb
+from vfiobench.qemu import debsource as ds
 
 
 def source_unavailable_reason() -> str | None:
@@ -26,11 +27,11 @@ def source_unavailable_reason() -> str | None:
         return "not a Debian system (no /etc/debian_version)"
     try:
         if os.geteuid() == 0:
-            qb.ensure_deb_src()
-        qb.source_version()
+            ds.ensure_deb_src()
+        ds.source_version(qb.cache_root())
     except QemuError as e:
         return f"apt-get source qemu cannot work here: {e}"
-    missing = qb.missing_build_deps()
+    missing = ds.missing_build_deps()
     if missing and os.geteuid() != 0:
         return f"QEMU build dependencies missing and not root: {' '.join(missing)}"
     return None
@@ -42,7 +43,7 @@ def source_ready() -> str:
     reason = source_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    return qb.source_version()
+    return ds.source_version(qb.cache_root())
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +51,7 @@ def pristine_source(source_ready: str, tmp_path_factory: pytest.TempPathFactory)
     """Debian's qemu source after ``dpkg-source -x`` (fetched once into the cache)."""
     log = tmp_path_factory.mktemp("fetch") / "fetch.log"
     with open(log, "w") as fh:
-        return qb.fetch_source(source_ready, fh)
+        return ds.fetch_source(source_ready, fh, qb.cache_root())
 
 
 def _progress(message: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from vfiobench.cli import main
 from vfiobench.qemu import build as qb
+from vfiobench.qemu import patchset as ps
 
 pytestmark = pytest.mark.qemubuild
 
@@ -35,7 +36,7 @@ def test_patched_build_lists_each_property_with_default_off(all_patches_build: q
         assert qb.property_default(props[name]) == "false"
     assert qb.property_default(props["x-no-kvm-msix"]) == "false"  # upstream's, still there
     meta = json.loads((r.build_dir / "build.json").read_text())
-    assert [p["sha256"] for p in meta["patches"]] == [p.sha256 for p in qb.available_patches()]
+    assert [p["sha256"] for p in meta["patches"]] == [p.sha256 for p in ps.available_patches()]
     assert sorted(p.name for p in (r.build_dir / "patches").iterdir()) == [
         "01-pba-always-on.patch",
         "02-pba-disable.patch",
@@ -107,7 +108,7 @@ def test_cli_prints_the_cached_binary_path(
 def test_changed_patch_content_rebuilds(all_patches_build: qb.BuildResult, tmp_path: Path) -> None:
     """A one-line edit of a patch gives a new key and a rebuilt binary carrying the edit."""
     token = uuid.uuid4().hex[:12]  # fresh every run, so this is never a cache hit
-    original = next(p for p in qb.available_patches() if p.name == "pba-always-on")
+    original = next(p for p in ps.available_patches() if p.name == "pba-always-on")
     edited = tmp_path / "pba-always-on.patch"
     text = original.text.replace(b"PBA emulation enabled for good", f"PBA on for good {token}".encode())
     assert text != original.text

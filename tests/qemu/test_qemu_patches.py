@@ -15,6 +15,8 @@ import pytest
 from vfiobench.cli import main
 from vfiobench.errors import QemuError
 from vfiobench.qemu import build as qb
+from vfiobench.qemu import debsource as ds
+from vfiobench.qemu import patchset as ps
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_patches_in_documented_order_each_adds_its_property() -> None:
-    patches = qb.available_patches()
+    patches = ps.available_patches()
     assert [p.name for p in patches] == ["pba-always-on", "pba-disable", "msix-fd-cache"]
     assert [p.properties for p in patches] == [
         ("x-pba-always-on",),
@@ -44,7 +46,7 @@ def test_shipped_patches_in_documented_order_each_adds_its_property() -> None:
 def test_resolve_orders_by_series_drops_duplicates_and_keeps_files(tmp_path: Path) -> None:
     own = tmp_path / "mine.patch"
     own.write_text("--- a/hw/vfio/pci.c\n+++ b/hw/vfio/pci.c\n@@ -1 +1 @@\n-a\n+b\n")
-    got = qb.resolve_patches(["msix-fd-cache", str(own), "pba-always-on.patch", "pba-always-on"])
+    got = ps.resolve_patches(["msix-fd-cache", str(own), "pba-always-on.patch", "pba-always-on"])
     assert [p.name for p in got] == ["pba-always-on", "msix-fd-cache", "mine"]
     assert got[-1].origin == str(own.resolve())
     assert got[0].origin == "package"
@@ -52,27 +54,27 @@ def test_resolve_orders_by_series_drops_duplicates_and_keeps_files(tmp_path: Pat
 
 def test_resolve_rejects_unknown_names_and_non_diffs(tmp_path: Path) -> None:
     with pytest.raises(QemuError, match="no QEMU patch named 'pba-sometimes'") as e:
-        qb.resolve_patches(["pba-sometimes"])
+        ps.resolve_patches(["pba-sometimes"])
     assert e.value.hint is not None and "pba-always-on, pba-disable, msix-fd-cache" in e.value.hint
     junk = tmp_path / "junk.patch"
     junk.write_text("not a diff\n")
     with pytest.raises(QemuError, match="not a unified diff"):
-        qb.resolve_patches([str(junk)])
+        ps.resolve_patches([str(junk)])
     with pytest.raises(QemuError, match="cannot read patch file"):
-        qb.resolve_patches([str(tmp_path / "missing.patch")])
+        ps.resolve_patches([str(tmp_path / "missing.patch")])
 
 
 def test_build_key_depends_on_version_and_exact_patch_content() -> None:
-    a, _, c = qb.available_patches()
+    a, _, c = ps.available_patches()
     v = "7.2+dfsg-7+deb12u18"
     key = qb.build_key(v, [a, c])
     assert re.fullmatch(r"[0-9a-f]{16}", key)
     assert qb.build_key(v, [a, c]) == key  # deterministic
-    assert qb.build_key(v, qb.resolve_patches(["msix-fd-cache", "pba-always-on"])) == key
+    assert qb.build_key(v, ps.resolve_patches(["msix-fd-cache", "pba-always-on"])) == key
     assert qb.build_key(v, [a]) != key
     assert qb.build_key(v, []) not in {key, qb.build_key(v, [a])}
     assert qb.build_key("7.2+dfsg-7+deb12u19", [a, c]) != key
-    one_byte = qb.Patch(a.name, a.origin, a.text.replace(b"enabled for good", b"enabled for goods"))
+    one_byte = ps.Patch(a.name, a.origin, a.text.replace(b"enabled for good", b"enabled for goods"))
     assert qb.build_key(v, [one_byte, c]) != key
     assert qb.build_dir_for(v, key, Path("/c")) == Path(f"/c/build-{v}-{key}")
     assert qb.build_dir_for("1:7.2", key, Path("/c")).name == f"build-1_7.2-{key}"
@@ -94,7 +96,7 @@ def test_deb_src_entries_mirror_deb822_and_one_line_sources() -> None:
         "deb [arch=amd64 signed-by=/k.gpg] http://ftp.fr.debian.org/debian bookworm main contrib\n"
         "deb-src http://ftp.fr.debian.org/debian bookworm main\n"
     )
-    text = qb.deb_src_entries({"debian.sources": deb822, "sources.list": one_line})
+    text = ds.deb_src_entries({"debian.sources": deb822, "sources.list": one_line})
     stanzas = text.split("\n\n")
     assert stanzas[0].startswith("# Added by vfiobench")
     assert stanzas[0].endswith(
@@ -106,13 +108,13 @@ def test_deb_src_entries_mirror_deb822_and_one_line_sources() -> None:
         "Components: main contrib\nSigned-By: /k.gpg\n"
     )
     assert "nodesource" not in text and "mirror.example" not in text and "old/debian" not in text
-    assert qb.deb_src_entries({"x.sources": "Types: deb\nURIs: https://example.org/apt\n"}) == ""
+    assert ds.deb_src_entries({"x.sources": "Types: deb\nURIs: https://example.org/apt\n"}) == ""
 
 
 def test_build_deps_are_installed_by_setup_system() -> None:
     script = (REPO / ".ci" / "setup-system").read_text()
     pkgs = set(re.search(r"PKGS=\(([^)]*)\)", script, re.DOTALL).group(1).split())  # type: ignore[union-attr]
-    assert set(qb.BUILD_DEPS) <= pkgs, set(qb.BUILD_DEPS) - pkgs
+    assert set(ds.BUILD_DEPS) <= pkgs, set(ds.BUILD_DEPS) - pkgs
     assert "deb-src" in script and "apt-get update" in script
 
 
@@ -145,28 +147,28 @@ def test_sync_work_tree_writes_only_changed_files_and_restores_deselected(tmp_pa
         (tree / "d").mkdir(parents=True)
         (tree / "d" / "one.c").write_text("int a;\nint b;\nint c;\n")
         (tree / "d" / "two.c").write_text("int x;\n")
-    p1 = qb.Patch(
+    p1 = ps.Patch(
         "p1", "t", b"--- a/d/one.c\n+++ b/d/one.c\n@@ -1,3 +1,3 @@\n int a;\n-int b;\n+int B;\n int c;\n"
     )
-    p2 = qb.Patch("p2", "t", b"--- a/d/two.c\n+++ b/d/two.c\n@@ -1 +1 @@\n-int x;\n+int X;\n")
+    p2 = ps.Patch("p2", "t", b"--- a/d/two.c\n+++ b/d/two.c\n@@ -1 +1 @@\n-int x;\n+int X;\n")
     old = time.time() - 1000
     for f in (work / "d" / "one.c", work / "d" / "two.c"):
         os.utime(f, (old, old))
 
-    assert qb.sync_work_tree(pristine, work, [p1, p2]) == ["d/one.c", "d/two.c"]
+    assert ps.sync_work_tree(pristine, work, [p1, p2]) == ["d/one.c", "d/two.c"]
     assert (work / "d" / "one.c").read_text() == "int a;\nint B;\nint c;\n"
     assert (work / "d" / "two.c").read_text() == "int X;\n"
     assert (pristine / "d" / "one.c").read_text() == "int a;\nint b;\nint c;\n"  # never touched
 
     os.utime(work / "d" / "one.c", (old, old))
-    assert qb.sync_work_tree(pristine, work, [p1, p2]) == []  # nothing differs: nothing written
-    assert qb.sync_work_tree(pristine, work, [p1]) == ["d/two.c"]  # p2 deselected: restored
+    assert ps.sync_work_tree(pristine, work, [p1, p2]) == []  # nothing differs: nothing written
+    assert ps.sync_work_tree(pristine, work, [p1]) == ["d/two.c"]  # p2 deselected: restored
     assert (work / "d" / "two.c").read_text() == "int x;\n"
     assert (work / "d" / "one.c").stat().st_mtime == pytest.approx(old)  # untouched, no rebuild
 
-    bad = qb.Patch("bad", "t", b"--- a/d/two.c\n+++ b/d/two.c\n@@ -1 +1 @@\n-int y;\n+int Y;\n")
+    bad = ps.Patch("bad", "t", b"--- a/d/two.c\n+++ b/d/two.c\n@@ -1 +1 @@\n-int y;\n+int Y;\n")
     with pytest.raises(QemuError, match="patch bad does not apply"):
-        qb.sync_work_tree(pristine, work, [bad])
+        ps.sync_work_tree(pristine, work, [bad])
     assert (work / "d" / "two.c").read_text() == "int x;\n"  # a failed apply leaves the tree alone
 
 
@@ -175,12 +177,12 @@ def test_sync_work_tree_writes_only_changed_files_and_restores_deselected(tmp_pa
 
 @pytest.mark.qemubuild
 def test_every_subset_of_patches_applies_to_debian_source_in_any_order(pristine_source: Path) -> None:
-    patches = qb.available_patches()
+    patches = ps.available_patches()
     results: dict[frozenset[str], dict[str, bytes | None]] = {}
     orders = 0
     for r in range(1, len(patches) + 1):
         for perm in itertools.permutations(patches, r):
-            got = qb.patched_files(pristine_source, perm)  # raises QemuError if one does not apply
+            got = ps.patched_files(pristine_source, perm)  # raises QemuError if one does not apply
             orders += 1
             key = frozenset(p.name for p in perm)
             assert results.setdefault(key, got) == got, f"order {[p.name for p in perm]} differs"
@@ -194,7 +196,7 @@ def test_every_subset_of_patches_applies_to_debian_source_in_any_order(pristine_
 
 @pytest.mark.qemubuild
 def test_patches_pass_qemu_checkpatch(pristine_source: Path, tmp_path: Path) -> None:
-    for p in qb.available_patches():
+    for p in ps.available_patches():
         (tmp_path / f"{p.name}.patch").write_bytes(p.text)
         r = subprocess.run(
             ["perl", "scripts/checkpatch.pl", "--no-signoff", str(tmp_path / f"{p.name}.patch")],

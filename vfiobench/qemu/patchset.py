@@ -1,0 +1,199 @@
+"""The project's QEMU patches: loading, selecting, applying, and syncing a work tree.
+
+The patches are package data (``vfiobench/qemu/patches/*.patch``, ``git format-patch`` output
+against Debian bookworm's QEMU 7.2 source after ``dpkg-source -x``). Each adds one ``vfio-pci``
+property that defaults to today's behaviour. They share no lines, so any subset applies in any
+order; :data:`SERIES` is the documented order in which they are applied (``patch --fuzz=0``).
+
+Setting ``x-pba-always-on`` and ``x-pba-disable`` on one device is contradictory; with both on the
+PBA is enabled at MSI-X enable and never touched again (always-on wins), without the pending-bit
+bookkeeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vfiobench.errors import QemuError
+
+#: Documented application order of the package's patches (they are independent; see module doc).
+SERIES: tuple[str, ...] = ("pba-always-on", "pba-disable", "msix-fd-cache")
+
+
+_PROP_RE = re.compile(r'^\+\s*DEFINE_PROP_\w+\("([^"]+)"', re.MULTILINE)
+
+
+_FILE_RE = re.compile(r"^\+\+\+ b/(\S+)", re.MULTILINE)
+
+
+_SUBJECT_RE = re.compile(r"^Subject: (?:\[PATCH[^\]]*\] )?(.+(?:\n[ \t].+)*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One patch file: its name, where it came from, and its exact content.
+
+    Attributes:
+        name: File name without ``.patch`` (``pba-always-on``).
+        origin: ``package`` for the shipped patches, else the file's path.
+        text: The patch content, byte for byte as read (it is what the cache key hashes).
+    """
+
+    name: str
+    origin: str
+    text: bytes
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the patch content."""
+        return hashlib.sha256(self.text).hexdigest()
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Source files the patch changes, relative to the source tree (``hw/vfio/pci.c``)."""
+        return tuple(dict.fromkeys(_FILE_RE.findall(self.text.decode("utf-8", "replace"))))
+
+    @property
+    def properties(self) -> tuple[str, ...]:
+        """Device properties the patch adds (from its ``DEFINE_PROP_*`` lines)."""
+        return tuple(_PROP_RE.findall(self.text.decode("utf-8", "replace")))
+
+    @property
+    def subject(self) -> str:
+        """The patch's one-line subject (``vfio/pci: add ...``), or its name."""
+        m = _SUBJECT_RE.search(self.text.decode("utf-8", "replace"))
+        return " ".join(m.group(1).split()) if m else self.name
+
+
+def available_patches() -> list[Patch]:
+    """The patches shipped in the package, in :data:`SERIES` order (others after, by name)."""
+    root = importlib.resources.files("vfiobench.qemu").joinpath("patches")
+    found = {
+        entry.name.removesuffix(".patch"): entry.read_bytes()
+        for entry in root.iterdir()
+        if entry.name.endswith(".patch")
+    }
+    order = [n for n in SERIES if n in found] + sorted(set(found) - set(SERIES))
+    return [Patch(n, "package", found[n]) for n in order]
+
+
+def resolve_patches(selection: Sequence[str]) -> list[Patch]:
+    """Turn ``--patch`` arguments into patches in application order.
+
+    Args:
+        selection: Package patch names (``pba-always-on`` or ``pba-always-on.patch``) or paths to
+            patch files (anything containing ``/``). Duplicates are dropped.
+
+    Returns:
+        Package patches in :data:`SERIES` order, then patch files in the order given.
+
+    Raises:
+        QemuError: An unknown name or an unreadable/empty file.
+    """
+    shipped = {p.name: p for p in available_patches()}
+    chosen: dict[str, Patch] = {}
+    files: list[Patch] = []
+    for item in selection:
+        if "/" in item or (item.endswith(".patch") and Path(item).is_file()):
+            path = Path(item).expanduser()
+            try:
+                text = path.read_bytes()
+            except OSError as e:
+                raise QemuError(f"cannot read patch file {path}: {e.strerror}") from None
+            if not _FILE_RE.search(text.decode("utf-8", "replace")):
+                raise QemuError(f"{path} is not a unified diff (no '+++ b/...' line)")
+            if all(p.sha256 != hashlib.sha256(text).hexdigest() for p in files):
+                files.append(Patch(path.name.removesuffix(".patch"), str(path.resolve()), text))
+            continue
+        name = item.removesuffix(".patch")
+        if name not in shipped:
+            raise QemuError(
+                f"no QEMU patch named {item!r}",
+                f"available: {', '.join(shipped) or 'none'}; or give a path to a .patch file",
+            )
+        chosen[name] = shipped[name]
+    ordered = [chosen[n] for n in shipped if n in chosen]
+    return ordered + files
+
+
+def apply_patches(tree: Path, patches: Sequence[Patch]) -> None:
+    """Apply ``patches`` in order to ``tree`` with ``patch -p1 --fuzz=0``.
+
+    Raises:
+        QemuError: A patch does not apply cleanly (the message names it and patch's complaint).
+    """
+    for p in patches:
+        r = subprocess.run(
+            ["patch", "-p1", "--fuzz=0", "--batch", "--forward", "--no-backup-if-mismatch", "-d", str(tree)],
+            input=p.text,
+            capture_output=True,
+            check=False,
+        )
+        if r.returncode != 0:
+            out = (r.stdout + r.stderr).decode("utf-8", "replace").strip().splitlines()
+            why = next((line for line in out if "FAILED" in line or "rror" in line), out[-1] if out else "")
+            raise QemuError(
+                f"patch {p.name} does not apply to the Debian qemu source: {why}",
+                "regenerate it against `apt-get source qemu` after dpkg-source -x",
+            )
+
+
+def patched_files(pristine: Path, patches: Sequence[Patch]) -> dict[str, bytes | None]:
+    """Contents of every file ``patches`` touch after applying them to ``pristine``.
+
+    Only the touched files are copied (to a temporary directory), so this takes milliseconds.
+
+    Returns:
+        Relative path → new content (None when a patch deleted the file).
+    """
+    touched = list(dict.fromkeys(f for p in patches for f in p.files))
+    with tempfile.TemporaryDirectory(prefix="vfiobench-patch-") as tmp:
+        stage = Path(tmp)
+        for rel in touched:
+            src = pristine / rel
+            if src.is_file():
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, stage / rel)
+        apply_patches(stage, patches)
+        return {rel: (stage / rel).read_bytes() if (stage / rel).is_file() else None for rel in touched}
+
+
+def sync_work_tree(pristine: Path, work: Path, patches: Sequence[Patch]) -> list[str]:
+    """Make ``work`` equal to ``pristine`` + ``patches``, writing only files whose content differs.
+
+    Files patched by an earlier build but not by this selection are restored from ``pristine``.
+    Unchanged files keep their mtime, so ninja rebuilds only what the patch change affects.
+
+    Returns:
+        The relative paths written (empty when the tree already matched).
+    """
+    record = work / ".vfiobench-patched.json"
+    previous: list[str] = json.loads(record.read_text()) if record.is_file() else []
+    wanted = patched_files(pristine, patches)
+    written: list[str] = []
+    for rel in dict.fromkeys([*previous, *wanted]):
+        content = wanted[rel] if rel in wanted else _read_or_none(pristine / rel)
+        target = work / rel
+        if _read_or_none(target) == content:
+            continue
+        if content is None:
+            target.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        written.append(rel)
+    record.write_text(json.dumps(sorted(wanted)))
+    return written
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
