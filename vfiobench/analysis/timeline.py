@@ -201,7 +201,7 @@ def _bool(df: pd.DataFrame, col: str, default: bool) -> B:
 
 def _irq_event(name: str) -> Select:
     def select(df: pd.DataFrame) -> B:
-        return np.asarray((df["event"].astype(str) == name).to_numpy(dtype=bool), dtype=bool)
+        return np.asarray((df["event"] == name).to_numpy(dtype=bool, na_value=False), dtype=bool)
 
     return select
 
