@@ -10,6 +10,8 @@
 #define SET_IRQS_CMD 0x3b6e
 #endif
 
+/* One slot per thread, kept for the thread's life (no map insert/delete per ioctl): ts != 0 while a
+ * SET_IRQS ioctl of that thread is in flight. */
 struct vb_set_irqs_start {
 	u64 ts;
 	s32 fd;
@@ -45,11 +47,13 @@ int vb_ioctl_enter(struct vb_sys_enter_ioctl_args *args)
 	if (!vb_pid_ok(id))
 		return 0;
 	u32 tid = (u32)id;
-	struct vb_set_irqs_start s = {};
-	s.ts = bpf_ktime_get_ns();
-	s.fd = (s32)args->fd;
-	s.hdr_ok = bpf_probe_read_user(s.hdr, sizeof(s.hdr), (void *)args->arg) == 0;
-	set_irqs_inflight.update(&tid, &s);
+	struct vb_set_irqs_start zero = {};
+	struct vb_set_irqs_start *s = set_irqs_inflight.lookup_or_try_init(&tid, &zero);
+	if (!s)
+		return 0;
+	s->fd = (s32)args->fd;
+	s->hdr_ok = bpf_probe_read_user(s->hdr, sizeof(s->hdr), (void *)args->arg) == 0;
+	s->ts = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -57,21 +61,24 @@ int vb_ioctl_exit(struct vb_sys_exit_ioctl_args *args)
 {
 	u64 now = bpf_ktime_get_ns();
 	u64 id = bpf_get_current_pid_tgid();
+	if (!vb_pid_ok(id))
+		return 0;
 	u32 tid = (u32)id;
 	struct vb_set_irqs_start *s = set_irqs_inflight.lookup(&tid);
-	if (!s)
+	if (!s || !s->ts)
 		return 0;
+	u64 ts = s->ts;
+	s->ts = 0;
 #ifdef VB_HISTOGRAM
-	vb_hist_add(VB_SET_IRQS_IOCTL, now - s->ts);
+	vb_hist_add(VB_SET_IRQS_IOCTL, now - ts);
 #else
 	struct vb_set_irqs_event *e = set_irqs_ioctl_events.ringbuf_reserve(sizeof(*e));
 	if (!e) {
 		vb_count_lost(VB_SET_IRQS_IOCTL);
-		set_irqs_inflight.delete(&tid);
 		return 0;
 	}
-	e->ts_ns = s->ts;
-	e->dur_ns = now - s->ts;
+	e->ts_ns = ts;
+	e->dur_ns = now - ts;
 	e->pid = (u32)(id >> 32);
 	e->tid = tid;
 	e->fd = s->fd;
@@ -84,6 +91,5 @@ int vb_ioctl_exit(struct vb_sys_exit_ioctl_args *args)
 	e->hdr_ok = s->hdr_ok;
 	set_irqs_ioctl_events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 #endif
-	set_irqs_inflight.delete(&tid);
 	return 0;
 }
