@@ -164,9 +164,9 @@ def test_open_runs_rejects_bad_parameters_with_a_message_box(
     from vfiobench.errors import ReportError
 
     shown: list[tuple[str, Any]] = []
-    monkeypatch.setattr(
-        nbk_fresh, "show_html", lambda markup, metadata=None: shown.append((markup, metadata))
-    )
+    from vfiobench.notebook import display
+
+    monkeypatch.setattr(display, "show_html", lambda markup, metadata=None: shown.append((markup, metadata)))
     runs = sample_runs(tmp_path / "runs", cycles=5)
     with pytest.raises(ReportError, match=re.escape(message)):
         nbk_fresh.open_runs(str(runs), **kwargs)
