@@ -15,7 +15,7 @@ examples:
   vfiobench qemu build --patch pba-always-on           one property; prints the binary's path
   vfiobench qemu build --patch pba-always-on --patch msix-fd-cache --check
   vfiobench qemu build --patch ./my-change.patch       a patch file of your own (cached by content)
-  flock /tmp/vfiobench-heavy.lock vfiobench qemu build --no-lock --patch pba-disable
+  flock /tmp/vfiobench-heavy.lock vfiobench qemu build --patch pba-disable   (lock seen as held)
 
 The first build fetches `apt-get source qemu` and compiles x86_64-softmmu (~4 min on 2 cores);
 a different patch set rebuilds incrementally (seconds); an unchanged one is a cache hit.
@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.add_argument(
         "--no-lock",
         action="store_true",
-        help="do not take /tmp/vfiobench-heavy.lock (you already hold it, e.g. via flock(1))",
+        help="do not take /tmp/vfiobench-heavy.lock (not needed under `flock` in a parent: detected)",
     )
     build.add_argument("--json", action="store_true", help="print build.json instead of the path")
     build.set_defaults(func=run_build)

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -207,3 +208,54 @@ def test_patches_pass_qemu_checkpatch(pristine_source: Path, tmp_path: Path) -> 
         out = r.stdout.decode()
         assert r.returncode == 0, f"{p.name}:\n{out}"
         assert re.search(r"total: 0 errors, 0 warnings", out), f"{p.name}:\n{out}"
+
+
+# ------------------------------------------------------------------ the heavy-jobs lock
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="flock(1) (util-linux) is not installed")
+def test_heavy_lock_under_flock_is_not_taken_again(tmp_path: Path) -> None:
+    lock = tmp_path / "heavy.lock"
+    code = (
+        "import sys; from pathlib import Path; from vfiobench.qemu import build as b\n"
+        f"with b.heavy_lock(True, print, Path({str(lock)!r})):\n    print('inside')\n"
+    )
+    r = subprocess.run(
+        ["flock", str(lock), sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    assert "held by parent process" in r.stdout and r.stdout.rstrip().endswith("inside")
+    assert qb.lock_holder_is_ancestor(lock) is None  # nobody holds it now
+
+
+def _flocked(path: Path) -> bool:
+    """Whether /proc/locks lists a held (not waiting) flock on ``path``'s inode."""
+    ino = str(path.stat().st_ino)
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" not in fields and len(fields) > 5 and fields[5].split(":")[-1] == ino:
+            return True
+    return False
+
+
+def test_heavy_lock_waits_for_another_holder(tmp_path: Path) -> None:
+    lock, released = tmp_path / "heavy.lock", tmp_path / "released"
+    lock.touch()
+    holder = (
+        "import fcntl, pathlib, time\n"
+        f"fh = open({str(lock)!r}, 'a+'); fcntl.flock(fh, fcntl.LOCK_EX)\n"
+        "time.sleep(1)\n"
+        f"pathlib.Path({str(released)!r}).touch(); fcntl.flock(fh, fcntl.LOCK_UN)\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", holder])
+    try:
+        deadline = time.monotonic() + 10
+        while not _flocked(lock):
+            assert time.monotonic() < deadline, "the other process did not take the lock"
+            time.sleep(0.01)
+        messages: list[str] = []
+        with qb.heavy_lock(True, messages.append, lock):
+            assert released.exists()  # we got in only after the other holder let go
+        assert messages and messages[0].startswith("waiting for")
+    finally:
+        other.wait(timeout=10)

@@ -223,18 +223,69 @@ def list_builds(root: Path | None = None) -> list[BuildResult]:
     return sorted(found, key=lambda r: str(r.meta.get("built_at", "")))
 
 
+def _ancestors() -> set[int]:
+    """PIDs of this process and all its ancestors (from /proc)."""
+    pids: set[int] = set()
+    pid = os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # field 4: ppid (after "pid (comm) state")
+    return pids
+
+
+def lock_holder_is_ancestor(path: Path = HEAVY_LOCK) -> int | None:
+    """The PID of an ancestor holding a flock on ``path`` (e.g. ``flock path vfiobench ...``).
+
+    Read from ``/proc/locks``; waiters (``->`` lines) are ignored. Taking the lock again from a
+    child would deadlock, so :func:`heavy_lock` skips it then.
+
+    Returns:
+        The holder's PID when it is this process or one of its ancestors, else None.
+    """
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    ancestors = _ancestors()
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or "->" in fields or fields[1] != "FLOCK":
+            continue
+        pid, dev_ino = int(fields[4]), fields[5].split(":")
+        if len(dev_ino) == 3 and int(dev_ino[2]) == st.st_ino and pid in ancestors:
+            return pid
+    return None
+
+
 @contextlib.contextmanager
-def heavy_lock(enabled: bool = True, progress: Progress | None = None) -> Iterator[None]:
-    """Hold ``/tmp/vfiobench-heavy.lock`` (shared with flock(1)) for the duration."""
+def heavy_lock(
+    enabled: bool = True, progress: Progress | None = None, path: Path = HEAVY_LOCK
+) -> Iterator[None]:
+    """Hold the heavy-jobs lock (``/tmp/vfiobench-heavy.lock``, shared with flock(1)).
+
+    Skipped when ``enabled`` is False or when an ancestor process already holds it (a command run
+    under ``flock /tmp/vfiobench-heavy.lock ...``), which would otherwise deadlock.
+    """
     if not enabled:
         yield
         return
-    with open(HEAVY_LOCK, "a+") as fh:
+    holder = lock_holder_is_ancestor(path)
+    if holder is not None:
+        if progress:
+            progress(f"{path} is held by parent process {holder}; not taking it again")
+        yield
+        return
+    with open(path, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if progress:
-                progress(f"waiting for {HEAVY_LOCK} (another heavy job runs; --no-lock if you hold it)")
+                progress(f"waiting for {path} (another heavy job runs)")
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
