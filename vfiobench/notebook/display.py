@@ -27,8 +27,9 @@ PAGE_CSS = """
 .vfb-status-complete{background:#1e7e34}.vfb-status-partial{background:#c77700}
 .vfb-status-failed{background:#b3261e}
 .vfb-kv{border-collapse:collapse;margin:.3em 0;width:auto !important}
-.vfb-kv th{text-align:left !important;padding:.15em 1em .15em 0;vertical-align:top;white-space:nowrap;color:#444}
-.vfb-kv td{text-align:left !important;padding:.15em 0;font-family:monospace;overflow-wrap:anywhere;max-width:60em}
+.vfb-kv th,.vfb-kv td{text-align:left !important;vertical-align:top}
+.vfb-kv th{padding:.15em 1em .15em 0;white-space:nowrap;color:#444}
+.vfb-kv td{padding:.15em 0;font-family:monospace;overflow-wrap:anywhere;max-width:60em}
 table.vfb-table{border-collapse:collapse;margin:.3em 0}
 table.vfb-table th,table.vfb-table td{border:1px solid #ccc;padding:.2em .6em;text-align:right}
 table.vfb-table th{background:#f3f3f3}
