@@ -103,6 +103,11 @@ def test_cli_prints_the_cached_binary_path(
     argv = ["qemu", "build", "--patch", "pba-always-on", "--patch", "pba-disable"]
     assert main([*argv, "--patch", "msix-fd-cache"]) == 0
     assert capsys.readouterr().out.strip() == str(all_patches_build.binary)
+    assert main([*argv, "--patch", "msix-fd-cache", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["key"] == all_patches_build.key
+    assert meta["properties"] == list(NEW_PROPERTIES)
+    assert meta["source_version"] == all_patches_build.source_version
 
 
 def test_changed_patch_content_rebuilds(all_patches_build: qb.BuildResult, tmp_path: Path) -> None:
@@ -136,3 +141,18 @@ def test_qemu_qtests_closest_to_vfio_msix_pass(all_patches_build: qb.BuildResult
     assert bad and sum(bad) == 0
     # the MSI-X test (vectors through an ivshmem server, pending bits read) really ran
     assert re.search(r"/x86_64/ivshmem/server +OK", text), text[-3000:]
+
+
+def _needed(binary: Path) -> set[str]:
+    out = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
+
+
+def test_binary_needs_only_libraries_debians_qemu_already_needs(all_patches_build: qb.BuildResult) -> None:
+    """So it runs in the lab's L1 (Debian bookworm with qemu-system-x86) over the 9p share."""
+    debian = Path("/usr/bin/qemu-system-x86_64")
+    if not debian.is_file():
+        pytest.skip("Debian's qemu-system-x86 is not installed to compare with")
+    ours = _needed(all_patches_build.binary)
+    assert "libglib-2.0.so.0" in ours
+    assert ours <= _needed(debian) | {"libm.so.6", "libgcc_s.so.1", "libc.so.6"}, ours - _needed(debian)
