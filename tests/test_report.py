@@ -441,3 +441,15 @@ def test_a_kernel_that_dies_gives_a_page_and_a_one_line_error(
     text = visible_text((out / f"{STOCK}.html").read_text())
     assert "This report stopped." in text and "DeadKernelError" in text
     assert "DeadKernelError" in (out / "index.html").read_text()
+
+
+def test_unwritable_output_directory_is_a_one_line_error(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["report", str(runs / STOCK), "--out", str(blocker / "reports"), "-q"]) == 2
+    err = capsys.readouterr().err
+    where = blocker / "reports"
+    expected = f"{where}: cannot create the output directory (Not a directory) (choose another --out)"
+    assert err == f"vfiobench: error: {expected}\n"

@@ -505,7 +505,12 @@ def render_batch(
     if runs:
         nb = notebook_path(RUN_NOTEBOOK, notebooks_dir)
         planned.extend((nb, page) for page in plan_run_pages(paths, out_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReportError(
+            f"{out_dir}: cannot create the output directory ({e.strerror})", "choose another --out"
+        ) from None
     batch = Batch(out_dir)
     try:
         with kernel_for_this_python() as kernel:
