@@ -806,6 +806,51 @@ def events_in_window(tables: Mapping[str, pd.DataFrame], start_ns: int, end_ns: 
     )
 
 
+def df_window_events(run: Run, timeline: pd.DataFrame) -> pd.DataFrame:
+    """The raw probe events of ``run`` inside the windows of its interrupts in ``timeline``.
+
+    An interrupt's window runs from its trigger to its last milestone found (its delivery when it
+    was delivered). Vectorised: one ``searchsorted`` per table. Where windows overlap (vectors
+    interleaved) an event is shown with the interrupt triggered last before it.
+
+    Args:
+        run: the run.
+        timeline: rows of :func:`df_timeline` (rows of other runs are ignored).
+
+    Returns:
+        ``[run_id, irq, table, event, ts_ns, dur_ns, end_ts_ns, tid, detail]`` in time order
+        (the columns of :func:`events_in_window` plus the run and the interrupt's ``irq``).
+    """
+    rows = timeline[timeline["run_id"] == run.run_id] if "run_id" in timeline.columns else timeline
+    cols = ["run_id", "irq", "table", "event", "ts_ns", "dur_ns", "end_ts_ns", "tid", "detail"]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    ts_cols = [ts_column(m) for m in MILESTONE_NAMES]
+    start_all = rows[ts_column("trigger")].to_numpy(dtype=np.int64)
+    end_all = rows[ts_cols].astype("float64").max(axis=1, skipna=True).to_numpy(dtype=np.float64)
+    order = np.argsort(start_all, kind="stable")
+    start, end = start_all[order], end_all[order]
+    irq_ids = rows["irq"].to_numpy(dtype=np.int64)[order]
+    parts = []
+    for name, df in _probe_tables(run).items():
+        if "ts_ns" not in df.columns or df.empty:
+            continue
+        ts = df["ts_ns"].to_numpy(dtype=np.int64)
+        pos = np.searchsorted(start, ts, side="right") - 1
+        ok = pos >= 0
+        ok[ok] = ts[ok] <= end[pos[ok]]
+        if not ok.any():
+            continue
+        ev = events_in_window({name: df[ok]}, int(ts[ok].min()), int(ts[ok].max()))
+        ev.insert(0, "irq", irq_ids[pos[ok]][np.argsort(ts[ok], kind="stable")])
+        parts.append(ev)
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(parts, ignore_index=True).sort_values("ts_ns", kind="stable").reset_index(drop=True)
+    out.insert(0, "run_id", run.run_id)
+    return out[cols]
+
+
 def df_interrupt_events(run: Run, timeline_row: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
     """The raw probe events inside one interrupt's window (trigger to delivery), for hover text.
 
