@@ -72,6 +72,9 @@ def test_exact_counts_pid_filter_durations(tmp_path: Path, standin_bin: Path, sp
     assert meta.status == "complete" and meta.variant == "standin" and meta.kind == "probed"
     assert meta.qemu.path == str(standin_bin) and meta.qemu.build_id == ElfFile(standin_bin).build_id
     assert meta.qemu.cmdline[:2] == [str(standin_bin), "both"]
+    # set_enabled starts with QEMU's fast-path cmp (single-stepped): the probe sits on the je at +4
+    assert meta.probes["pba_toggle"].target.endswith("memory_region_set_enabled+0x4")
+    assert meta.probes["transaction_commit"].target.endswith("memory_region_transaction_commit+0x0")
 
     ioctl = run.table("set_irqs_ioctl")
     assert len(ioctl) == N
@@ -137,7 +140,9 @@ def test_endbr64_functions_are_probed_past_it(
     rc, _, stderr = rec.wait()
     assert rc == 0, stderr
     run = load_run(out)
-    assert "memory_region_set_enabled+0x4" in run.meta.probes["pba_toggle"].target
+    # endbr64 (4 bytes), then QEMU's fast-path cmp (4 bytes): the probe sits on the je at +8
+    assert "memory_region_set_enabled+0x8" in run.meta.probes["pba_toggle"].target
+    assert "memory_region_transaction_commit+0x4" in run.meta.probes["transaction_commit"].target
     assert "single-stepped" not in run.meta.probes["pba_toggle"].target
     assert len(run.table("pba_toggle")) == N and len(run.table("transaction_commit")) == N
 

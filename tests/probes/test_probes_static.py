@@ -149,7 +149,8 @@ def test_elf_reader_on_the_standin(standin_bin: Path, standin_cet_bin: Path) -> 
     assert not elf.starts_with_endbr64(sym)
     cet = ElfFile(standin_cet_bin)
     csym = cet.require_symbol("memory_region_set_enabled")
-    assert cet.starts_with_endbr64(csym) and probe_offset(cet.function_bytes(csym)) == 4
+    assert probe_offset(elf.function_bytes(sym)) == 4  # cmp %sil,0x2f(%rdi) (4 bytes); je
+    assert cet.starts_with_endbr64(csym) and probe_offset(cet.function_bytes(csym)) == 8
     assert elf.symbol("no_such_function") is None
     with pytest.raises(MissingSymbolError, match="no_such_function"):
         elf.require_symbol("no_such_function")
