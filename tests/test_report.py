@@ -310,6 +310,9 @@ def test_report_compare_renders_the_ab_page(runs: Path, tmp_path: Path) -> None:
     assert external_refs(page) == []
     index = (out / "index.html").read_text()
     assert 'href="compare.html"' in index and "stock vs pba-always-on" in index
+    # the verdict lines are copied onto the index page
+    assert re.search(r"compare</a>: pba-always-on: [0-9.]+x fewer µs per interrupt", index)
+    assert "lower interrupt latency (median)" in index
     # the executed notebook is kept beside the HTML, with its code and its outputs
     executed = nbformat.read(out / "compare.ipynb", as_version=4)
     assert any("nbk.open_runs" in c.source for c in executed.cells)

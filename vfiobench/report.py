@@ -87,6 +87,7 @@ class Page:
     source: str | None = None
     lost_events: int | None = None
     checks: str | None = None
+    verdicts: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -362,6 +363,17 @@ def external_resources(page: str) -> list[str]:
     return finder.urls
 
 
+def _verdicts(nb: Any) -> list[str]:
+    """The A/B verdict lines a notebook displayed (output metadata ``VERDICTS_MARKER``)."""
+    from vfiobench.notebook import VERDICTS_MARKER
+
+    lines: list[str] = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            lines.extend(str(v) for v in out.get("metadata", {}).get(VERDICTS_MARKER, []))
+    return lines
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "run"
 
@@ -382,6 +394,7 @@ def render_page(
     else:  # the kernel died or timed out before papermill saved anything
         cell = nbformat.v4.new_code_cell(outputs=[_html_output(_error_box(page.error or "no output"))])  # type: ignore[no-untyped-call]
         nb = nbformat.v4.new_notebook(cells=[cell])  # type: ignore[no-untyped-call]
+    page.verdicts = _verdicts(nb)
     title = f"vfiobench · {page.name}"
     body = to_html(nb, title)
     page.html.write_text(body, encoding="utf-8")
@@ -581,6 +594,13 @@ def index_html(pages: Sequence[Page]) -> str:
         if synthetic
         else ""
     )
+    verdicts = "".join(
+        f'<li><a href="{html.escape(p.html.name)}">{html.escape(p.name)}</a>: {html.escape(v)}</li>'
+        for p in pages
+        for v in p.verdicts
+    )
+    if verdicts:
+        banner += f"<h2>Verdicts</h2><ul>{verdicts}</ul>"
     failed = sum(not p.ok for p in pages)
     summary = f"{len(pages)} pages" + (f', <span class="bad">{failed} stopped</span>' if failed else "")
     return (

@@ -26,6 +26,7 @@ Example (in a notebook)::
 from vfiobench.notebook.display import (
     ERROR_OUTPUT_MARKER,
     PAGE_CSS,
+    VERDICTS_MARKER,
     bokeh_html,
     error_html,
     fmt_number,
@@ -83,6 +84,7 @@ __all__ = [
     "PAGE_CSS",
     "PER_INTERRUPT_COLUMNS",
     "SYNTHETIC_BANNER",
+    "VERDICTS_MARKER",
     "as_runset",
     "bokeh_html",
     "checks_html",

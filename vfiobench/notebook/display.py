@@ -16,6 +16,9 @@ from vfiobench.errors import ReportError, VfioBenchError
 ERROR_OUTPUT_MARKER = "vfiobench-error"
 
 
+#: Output metadata key holding the A/B verdict lines (report.py copies them to the index page).
+VERDICTS_MARKER = "vfiobench-verdicts"
+
 #: Page style, emitted once by :func:`setup`.
 PAGE_CSS = """
 .vfb-banner{background:#fff3cd;border:2px solid #e0a800;color:#5c4400;padding:.6em 1em;margin:.5em 0;

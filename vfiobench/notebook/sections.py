@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from vfiobench.notebook.display import fmt_number, kv_html, note, show, show_html, show_table
+from vfiobench.notebook.display import VERDICTS_MARKER, fmt_number, kv_html, note, show, show_html, show_table
 from vfiobench.store import Run, RunSet
 
 
@@ -161,14 +161,16 @@ def show_verdicts(
 ) -> None:
     """Display one verdict line per (variant, metric) and the table of ratios behind them."""
     df = df_verdicts(runset, baseline, metrics)
-    items = []
+    items, lines = [], []
     for rec in df.to_dict("records"):
         cls = "vfb-good" if rec.get("available") and rec.get("significant") else "vfb-note"
         text = (
             rec["verdict"] if rec.get("available") else f"{rec['metric']}: not available ({rec['verdict']})"
         )
+        lines.append(str(text))
         items.append(f'<li class="{cls}">{html.escape(str(text))}</li>')
-    show_html(f'<ul class="vfb-verdicts">{"".join(items)}</ul>')
+    # the metadata lets vfiobench.report put the verdicts on the index page
+    show_html(f'<ul class="vfb-verdicts">{"".join(items)}</ul>', metadata={VERDICTS_MARKER: lines})
     ok = df[df["available"].astype(bool)]
     if not ok.empty:
         cols = [
