@@ -289,7 +289,7 @@ def doctor_findings(
             program = build_program(specs, pid=os.getpid())
             t0 = time.monotonic()
             try:
-                b = BPF(text=program.text, cflags=list(program.cflags))
+                b = BPF(text=program.text.encode(), cflags=list(program.cflags))
             except Exception as e:
                 from vfiobench.errors import BccError
 

@@ -174,3 +174,17 @@ def test_doctor_reports_each_check() -> None:
         assert rc == 1 and "✗ kprobes" in text and "fix: run this probe where kprobes exist" in text
     elif reason is not None:
         assert rc == 1 and "✗" in text
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.usefixtures("bpf_ready")
+def test_doctor_passes_with_a_trial_compile_here(standin_bin: Path) -> None:
+    out = io.StringIO()
+    from contextlib import redirect_stdout
+
+    with redirect_stdout(out):
+        rc = main(["doctor", "--qemu", str(standin_bin)])
+    text = out.getvalue()
+    assert rc == 0, text
+    assert "✓ compile probes" in text and "memory_region_set_enabled at" in text and "probe at +0x4" in text

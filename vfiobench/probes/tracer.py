@@ -390,7 +390,7 @@ class Tracer:
         n = 0
         if self.histogram and self._bpf is not None and time.monotonic() - self._last_total >= 0.5:
             self._last_total = time.monotonic()
-            totals = self._bpf["hist_total"]
+            totals = self._bpf[b"hist_total"]
             for spec in self.specs:
                 self.counts[spec.name] = sum(int(x) for x in totals[totals.Key(spec.probe_id)])
         for spec in self.specs:
