@@ -248,7 +248,8 @@ def run_lab(
         image: The L1 image; built (or taken from the cache) when None.
         vm_config: L1 settings; the timeout defaults to :func:`estimate_timeout_s`.
         show: Receives progress lines (the job's log, live).
-        keep_share: Keep the 9p share directory (it is otherwise removed after conversion).
+        keep_share: Keep the 9p share directory (it is otherwise removed after a successful
+            conversion; after a failure or Ctrl-C it is always kept, for its console and job logs).
         overwrite: Replace existing run directories.
 
     Raises:
@@ -306,7 +307,10 @@ def run_lab(
             raise LabError(
                 f"the L1 job failed: {job_result.get('error')}", f"see {runs[0] if runs else share}"
             )
-        return LabResult(runs, boot, share, job, job_result)
-    finally:
-        if not keep_share:
-            shutil.rmtree(share, ignore_errors=True)
+    except BaseException:
+        # keep the evidence of a failed or interrupted boot: console log, job log, cell outputs
+        show(f"lab: the share with the console and job logs is kept at {share}")
+        raise
+    if not keep_share:
+        shutil.rmtree(share, ignore_errors=True)
+    return LabResult(runs, boot, share, job, job_result)
