@@ -169,6 +169,8 @@ def test_plan_cells_and_bad_input() -> None:
         plan_cells(["hvf"], ["no-mask"])
     with pytest.raises(LabError, match="unknown workload"):
         plan_cells(["kvm"], ["spin"])
+    with pytest.raises(LabError, match=r"vectors \[4\] do not exist"):
+        plan_cells(["kvm"], ["no-mask"], vectors=[0, 4])
     with pytest.raises(LabError, match="no such QEMU binary"):
         plan_cells(["kvm"], ["no-mask"], qemu="/nonexistent/qemu")
 

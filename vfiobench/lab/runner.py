@@ -30,6 +30,7 @@ from vfiobench.lab.vm import L1VM, BootTimes, VmConfig
 from vfiobench.workloads.qtest import WorkloadParams
 
 ACCELS: tuple[str, ...] = ("kvm", "tcg")
+DEVICE_VECTORS = 4  # MSI-X vectors of L1's ivshmem-doorbell (VmConfig.vectors)
 L1_QEMU = "/usr/bin/qemu-system-x86_64"
 SHARE_QEMU_DIR = "bin"
 
@@ -105,6 +106,12 @@ def plan_cells(
     Raises:
         LabError: an unknown accelerator or workload, or bad parameters.
     """
+    bad = [v for v in vectors if not 0 <= v < DEVICE_VECTORS]
+    if bad:
+        raise LabError(
+            f"vectors {bad} do not exist: the lab's ivshmem device has {DEVICE_VECTORS}",
+            f"use vectors 0..{DEVICE_VECTORS - 1}",
+        )
     for a in accels:
         if a not in ACCELS:
             raise LabError(f"unknown accelerator {a!r}", f"choose {' or '.join(ACCELS)}")
