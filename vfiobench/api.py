@@ -1,0 +1,536 @@
+"""The interactive way in: load runs, slice them, get a DataFrame or a Bokeh figure back.
+
+Every method is a thin call into :mod:`vfiobench.analysis` (DataFrames, times in ns) or
+:mod:`vfiobench.plots` / :mod:`vfiobench.plots_timeline` (Bokeh figures); nothing here computes
+anything of its own, so what a notebook shows is what the reports show.
+
+Example:
+    >>> import vfiobench as vb
+    >>> runs = vb.load("data/sample")                                        # doctest: +SKIP
+    >>> runs                                                                 # doctest: +SKIP
+    Runs(12 runs: stock ×6, pba-always-on ×6; probed 6, probe-free 6; source synthetic)
+    >>> stock = runs.filter(variant="stock", kind="probed")                  # doctest: +SKIP
+    >>> stock.latency("pba_toggle")[["variant", "p50_ns", "p99_ns"]]          # doctest: +SKIP
+    >>> runs.compare("stock", "pba-always-on")[["metric", "ratio", "verdict"]]  # doctest: +SKIP
+    >>> vb.show(runs.plot_timeline_view())                                   # doctest: +SKIP
+
+In JupyterLab a :class:`Runs` displays as a table of its runs; :func:`show` displays any figure
+with BokehJS inlined (linked views work in the notebook and in a saved page alike).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pandas as pd
+
+from vfiobench.errors import AnalysisError
+from vfiobench.store import Run, RunSet, load_runs
+
+#: Operation names :meth:`Runs.latency` and friends accept, and the table each reads.
+#: (Table names of :mod:`vfiobench.analysis.schema`, spelled out: importing the analysis package
+#: here would make ``import vfiobench`` load scipy.)
+OPERATIONS: dict[str, str] = {
+    "interrupt": "workload",
+    "set_irqs": "set_irqs_ioctl",
+    "set_irqs_ioctl": "set_irqs_ioctl",
+    "set_vector_signal": "set_vector_signal",
+    "pba_toggle": "pba_toggle",
+    "commit": "transaction_commit",
+    "transaction_commit": "transaction_commit",
+}
+_WORKLOAD = "workload"
+
+#: Columns of the runs table shown by :meth:`Runs._repr_html_`.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "run_id", "variant", "kind", "source", "status", "workload", "accel", "repetition", "interrupts",
+    "lost_events", "checks_ok",
+)  # fmt: skip
+
+Selector = str | Sequence[str] | None
+
+
+def _as_set(value: Selector) -> set[str] | None:
+    if value is None:
+        return None
+    return {value} if isinstance(value, str) else {str(v) for v in value}
+
+
+class Runs:
+    """A set of recorded runs, for exploring in a notebook (wraps :class:`~vfiobench.store.RunSet`).
+
+    Args:
+        runset: the runs.
+
+    Example:
+        >>> runs = load("data/sample")                # doctest: +SKIP
+        >>> len(runs), runs.variants                  # doctest: +SKIP
+        (12, ['stock', 'pba-always-on'])
+    """
+
+    def __init__(self, runset: RunSet) -> None:
+        self.runset = runset
+        self._timeline: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------------------------ the set
+
+    def __len__(self) -> int:
+        return len(self.runset)
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runset)
+
+    def __getitem__(self, run_id: str) -> Run:
+        return self.runset[run_id]
+
+    @property
+    def variants(self) -> list[str]:
+        """Variant labels present, in first-seen order."""
+        return self.runset.variants
+
+    @property
+    def run_ids(self) -> list[str]:
+        """Run identifiers, in load order."""
+        return [r.run_id for r in self.runset]
+
+    def filter(
+        self,
+        variant: Selector = None,
+        workload: Selector = None,
+        accel: Selector = None,
+        kind: Selector = None,
+        source: Selector = None,
+        **labels: Any,
+    ) -> Runs:
+        """The runs matching every given criterion; each takes one value or a list of accepted values.
+
+        Args:
+            variant: variant label(s), e.g. ``"stock"`` or ``["stock", "pba-always-on"]``.
+            workload: workload name(s), e.g. ``"mask-every-irq"``.
+            accel: the ``accel`` label (``"kvm"``, ``"tcg"``).
+            kind: ``"probed"`` or ``"probe-free"``.
+            source: ``"lab"``, ``"host"`` or ``"synthetic"``.
+            **labels: any other run label, e.g. ``repetition=1``.
+
+        Example:
+            >>> runs.filter(variant="stock", kind="probed").run_ids      # doctest: +SKIP
+            ['r1-stock-probed', 'r2-stock-probed', 'r3-stock-probed']
+        """
+        want: dict[str, set[str] | None] = {
+            "variant": _as_set(variant),
+            "workload": _as_set(workload),
+            "accel": _as_set(accel),
+            "kind": _as_set(kind),
+            "source": _as_set(source),
+        }
+
+        def value(run: Run, key: str) -> Any:
+            m = run.meta
+            if key == "workload":
+                return m.workload.name or m.labels.get("workload")
+            if key == "accel":
+                return m.labels.get("accel", m.workload.params.get("accel"))
+            return getattr(m, key) if hasattr(m, key) else m.labels.get(key)
+
+        def keep(run: Run) -> bool:
+            for key, accepted in want.items():
+                if accepted is not None and str(value(run, key)) not in accepted:
+                    return False
+            for key, v in labels.items():
+                accepted_l = {str(x) for x in v} if isinstance(v, list | tuple | set) else {str(v)}
+                if str(value(run, key)) not in accepted_l:
+                    return False
+            return True
+
+        return Runs(RunSet(r for r in self.runset if keep(r)))
+
+    def meta(self) -> pd.DataFrame:
+        """One row per run (:meth:`~vfiobench.store.RunSet.meta_frame`).
+
+        Example:
+            >>> runs.meta()[["run_id", "variant", "kind", "lost_events"]]     # doctest: +SKIP
+        """
+        return self.runset.meta_frame()
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Table ``name`` of every run, concatenated, with ``run_id`` and ``variant`` first.
+
+        Example:
+            >>> runs.table("pba_toggle").head()                              # doctest: +SKIP
+        """
+        return self.runset.table(name)
+
+    def summary(self) -> pd.DataFrame:
+        """The compact runs table shown in JupyterLab.
+
+        Returns:
+            ``[run_id, variant, kind, source, status, workload, accel, repetition, interrupts,
+            lost_events, checks_ok]`` (``interrupts`` from the workload counters when recorded).
+
+        Example:
+            >>> runs.summary()                                               # doctest: +SKIP
+        """
+        rows = []
+        for r in self.runset:
+            m = r.meta
+            params = m.workload.params
+            interrupts = params.get("delivered", (params.get("counters") or {}).get("delivered"))
+            rows.append(
+                {
+                    "run_id": m.run_id,
+                    "variant": m.variant,
+                    "kind": m.kind,
+                    "source": m.source,
+                    "status": m.status,
+                    "workload": m.workload.name,
+                    "accel": m.labels.get("accel", params.get("accel")),
+                    "repetition": m.labels.get("repetition"),
+                    "interrupts": interrupts,
+                    "lost_events": m.lost_events,
+                    "checks_ok": m.checks_ok if m.checks else None,
+                }
+            )
+        return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+    def __repr__(self) -> str:
+        if not len(self):
+            return "Runs(0 runs)"
+        meta = self.runset.meta_frame()
+        by_variant = ", ".join(f"{v} ×{n}" for v, n in meta["variant"].value_counts(sort=False).items())
+        kinds = ", ".join(f"{k} {n}" for k, n in meta["kind"].value_counts(sort=False).items())
+        sources = ", ".join(dict.fromkeys(meta["source"]))
+        return f"Runs({len(self)} runs: {by_variant}; {kinds}; source {sources})"
+
+    def _repr_html_(self) -> str:
+        """JupyterLab display: a one-line summary and the runs table (escaped)."""
+        table = self.summary().to_html(index=False, na_rep="–", escape=True, border=0)
+        synthetic = any(r.meta.source == "synthetic" for r in self.runset)
+        warn = " <b>Synthetic data, not a measurement.</b>" if synthetic else ""
+        return f"<p>{html.escape(repr(self))}{warn}</p>{table}"
+
+    # ------------------------------------------------------------------------------- DataFrames
+
+    def _operation(self, operation: str) -> tuple[pd.DataFrame, str]:
+        """The samples table of an operation and its value column."""
+        if operation not in OPERATIONS:
+            raise AnalysisError(f"unknown operation {operation!r}", f"use one of {', '.join(OPERATIONS)}")
+        table = OPERATIONS[operation]
+        df = self.runset.table(table)
+        if table == _WORKLOAD:
+            if "latency_ns" not in df.columns:
+                raise AnalysisError("no workload table with latency_ns in these runs")
+            if "delivered" in df.columns:
+                df = df[df["delivered"].astype(bool)]
+            kinds = {r.run_id: r.meta.kind for r in self.runset}
+            return df.assign(kind=df["run_id"].map(kinds)), "latency_ns"
+        if df.empty or not ({"dur_ns"} <= set(df.columns) or {"bucket", "count"} <= set(df.columns)):
+            raise AnalysisError(f"no {table} calls in these runs (probe-free runs have none)")
+        return df, "dur_ns"
+
+    @staticmethod
+    def _by(operation: str, by: Sequence[str] | None) -> list[str]:
+        if by is not None:
+            return list(by)
+        return ["variant", "kind"] if OPERATIONS.get(operation) == _WORKLOAD else ["variant"]
+
+    def latency(self, operation: str = "interrupt", by: Sequence[str] | None = None) -> pd.DataFrame:
+        """Latency summary of an operation: count, mean, p50/p90/p99/p99.9, max (ns).
+
+        Args:
+            operation: ``"interrupt"`` (the workload's trigger → delivery latency) or a probed
+                operation: ``"set_irqs"``, ``"set_vector_signal"``, ``"pba_toggle"``, ``"commit"``.
+            by: grouping columns (default ``variant``; ``variant, kind`` for ``interrupt``, since
+                probes inflate end-to-end times).
+
+        Returns:
+            :func:`~vfiobench.analysis.latency.df_latency_summary`: ``[*by, count, mean_ns,
+            p50_ns, p90_ns, p99_ns, p999_ns, max_ns]``.
+
+        Example:
+            >>> runs.latency("pba_toggle")[["variant", "count", "p50_ns"]]    # doctest: +SKIP
+        """
+        from vfiobench.analysis import df_latency_summary
+
+        df, value = self._operation(operation)
+        return df_latency_summary(df, value=value, by=self._by(operation, by))
+
+    def histogram(self, operation: str = "interrupt", by: Sequence[str] | None = None) -> pd.DataFrame:
+        """Log-linear latency histogram of an operation per group.
+
+        Returns:
+            :func:`~vfiobench.analysis.latency.df_histograms`: ``[*by, bucket, lo_ns, hi_ns, count]``.
+
+        Example:
+            >>> runs.histogram("set_irqs").groupby("variant")["count"].sum()  # doctest: +SKIP
+        """
+        from vfiobench.analysis import df_histograms
+
+        df, value = self._operation(operation)
+        return df_histograms(df, value=value, by=self._by(operation, by))
+
+    def cdf(self, operation: str = "interrupt", by: Sequence[str] | None = None) -> pd.DataFrame:
+        """Empirical CDF of an operation's latency per group (:func:`~vfiobench.analysis.latency.df_cdf`).
+
+        Example:
+            >>> runs.cdf("pba_toggle").tail(3)                               # doctest: +SKIP
+        """
+        from vfiobench.analysis import df_cdf
+
+        df, value = self._operation(operation)
+        return df_cdf(df, value=value, by=self._by(operation, by))
+
+    def per_interrupt(self) -> pd.DataFrame:
+        """Counts and µs per delivered interrupt, one row per run.
+
+        Returns:
+            :func:`~vfiobench.analysis.per_interrupt.df_per_interrupt` (``set_irqs_per_irq``,
+            ``pba_toggles_per_irq``, ``total_us_per_irq``...).
+
+        Example:
+            >>> runs.per_interrupt()[["run_id", "pba_toggles_per_irq"]]       # doctest: +SKIP
+        """
+        from vfiobench.analysis import df_per_interrupt
+
+        return df_per_interrupt(self.runset)
+
+    def cost_breakdown(self) -> pd.DataFrame:
+        """Exclusive µs per interrupt by operation per variant (``analysis.df_cost_breakdown``).
+
+        Example:
+            >>> runs.cost_breakdown()                                        # doctest: +SKIP
+        """
+        from vfiobench.analysis import df_cost_breakdown
+
+        return df_cost_breakdown(self.per_interrupt())
+
+    def compare(
+        self,
+        baseline: str,
+        *variants: str,
+        metrics: Sequence[str] = ("latency_ns", "us_per_irq"),
+    ) -> pd.DataFrame:
+        """A/B: each variant against ``baseline`` on each metric (:func:`~vfiobench.analysis.ab.df_ab`).
+
+        Args:
+            baseline: the reference variant.
+            *variants: the variants to compare (default: every other variant).
+            metrics: ``latency_ns`` (probe-free runs when present), ``cycle_ns``, ``us_per_irq``
+                (probed runs), or ``"<table>.<column>"``.
+
+        Returns:
+            The rows of ``df_ab`` for every metric: ``variant, baseline, metric, ratio`` (baseline /
+            variant), ``ci_low, ci_high, p_value, significant, verdict``...
+
+        Example:
+            >>> runs.compare("stock", "pba-always-on")[["metric", "ratio", "verdict"]]  # doctest: +SKIP
+        """
+        from vfiobench.analysis import df_ab
+
+        keep = [baseline, *variants] if variants else None
+        unknown = [v for v in (keep or [baseline]) if v not in self.variants]
+        if unknown:
+            raise AnalysisError(
+                f"unknown variant {', '.join(map(repr, unknown))}",
+                f"these runs have {', '.join(self.variants)}",
+            )
+        rs = self.filter(variant=keep).runset if keep else self.runset
+        return pd.concat([df_ab(rs, m, baseline=baseline) for m in metrics], ignore_index=True)
+
+    # --------------------------------------------------------------------------------- timelines
+
+    def timeline(self, *, expect_fraction: float = 0.5) -> pd.DataFrame:
+        """One row per interrupt: its milestones and the time in each stage.
+
+        Returns:
+            :func:`~vfiobench.analysis.timeline.df_timeline` (``latency_ns``, ``complete``,
+            ``missing``, ``<milestone>_ts_ns``, ``stage_<milestone>_ns``...). Cached per object.
+
+        Example:
+            >>> tl = runs.filter(kind="probed").timeline()                     # doctest: +SKIP
+            >>> tl[["run_id", "irq", "latency_ns", "stage_pba_on_ns"]].head()   # doctest: +SKIP
+        """
+        from vfiobench.analysis.timeline import df_timeline
+
+        if self._timeline is None or expect_fraction != 0.5:
+            tl = df_timeline(self.runset, expect_fraction=expect_fraction)
+            if expect_fraction != 0.5:
+                return tl
+            self._timeline = tl
+        return self._timeline
+
+    def stage_summary(self, by: Sequence[str] = ("variant", "kind")) -> pd.DataFrame:
+        """Median and p99 of each stage per group (:func:`~vfiobench.analysis.timeline.df_stage_summary`).
+
+        Example:
+            >>> runs.stage_summary()[["variant", "stage", "median_ns", "p99_ns"]]  # doctest: +SKIP
+        """
+        from vfiobench.analysis.timeline import df_stage_summary
+
+        return df_stage_summary(self.timeline(), by=list(by))
+
+    def slowest(self, n: int = 10) -> pd.DataFrame:
+        """The ``n`` slowest delivered interrupts (rows of :meth:`timeline`), slowest first.
+
+        Example:
+            >>> runs.slowest(3)[["run_id", "irq", "latency_ns", "missing"]]    # doctest: +SKIP
+        """
+        from vfiobench.analysis.timeline import df_slowest
+
+        return df_slowest(self.timeline(), n)
+
+    def _timeline_row(self, run_id: str | None, irq: int | None) -> pd.DataFrame:
+        tl = self.timeline()
+        if run_id is None and irq is None:
+            return self.slowest(1)
+        sel = tl
+        if run_id is not None:
+            sel = sel[sel["run_id"] == run_id]
+        if irq is not None:
+            sel = sel[sel["irq"] == irq]
+        if len(sel) != 1:
+            raise AnalysisError(
+                f"{len(sel)} interrupts match run_id={run_id!r} irq={irq!r}", "give both run_id and irq"
+            )
+        return sel
+
+    def events(self, run_id: str | None = None, irq: int | None = None) -> pd.DataFrame:
+        """The raw probe events of one interrupt (default: the slowest), in time order.
+
+        Returns:
+            :func:`~vfiobench.analysis.timeline.df_window_events`: ``[run_id, irq, table, event,
+            ts_ns, dur_ns, end_ts_ns, tid, detail]``.
+
+        Example:
+            >>> runs.events("r1-stock-probed", 12)                           # doctest: +SKIP
+        """
+        from vfiobench.analysis.timeline import df_window_events
+
+        row = self._timeline_row(run_id, irq)
+        return df_window_events(self.runset[str(row["run_id"].iloc[0])], row)
+
+    # ------------------------------------------------------------------------------------ figures
+
+    def plot_latency(self, operation: str = "interrupt", by: Sequence[str] | None = None) -> Any:
+        """Latency histogram (log µs axis) of an operation, one layer per group.
+
+        Example:
+            >>> show(runs.plot_latency("pba_toggle"))                         # doctest: +SKIP
+        """
+        from vfiobench.plots import plot_latency_histogram
+
+        keys = self._by(operation, by)
+        return plot_latency_histogram(self.histogram(operation, keys), by=keys, title=f"{operation} latency")
+
+    def plot_cdf(self, operation: str = "interrupt", by: Sequence[str] | None = None) -> Any:
+        """CDF overlay of an operation's latency per group.
+
+        Example:
+            >>> show(runs.plot_cdf("interrupt"))                              # doctest: +SKIP
+        """
+        from vfiobench.plots import plot_cdf
+
+        keys = self._by(operation, by)
+        return plot_cdf(self.cdf(operation, keys), by=keys, title=f"{operation} latency CDF")
+
+    def plot_cost_breakdown(self) -> Any:
+        """Stacked exclusive µs per interrupt by operation, one bar per variant.
+
+        Example:
+            >>> show(runs.filter(kind="probed").plot_cost_breakdown())        # doctest: +SKIP
+        """
+        from vfiobench.plots import plot_cost_breakdown
+
+        return plot_cost_breakdown(self.cost_breakdown())
+
+    def plot_compare(
+        self, baseline: str, *variants: str, metrics: Sequence[str] = ("latency_ns", "us_per_irq")
+    ) -> Any:
+        """Forest plot of :meth:`compare` (ratios with their bootstrap CIs).
+
+        Example:
+            >>> show(runs.plot_compare("stock"))                              # doctest: +SKIP
+        """
+        from vfiobench.plots import plot_ab_forest
+
+        return plot_ab_forest(self.compare(baseline, *variants, metrics=metrics))
+
+    def plot_timeline(self, run_id: str | None = None, irq: int | None = None) -> Any:
+        """Gantt view of one interrupt (default: the slowest): stages and raw events, with hover.
+
+        Example:
+            >>> show(runs.plot_timeline("r1-stock-probed", 12))              # doctest: +SKIP
+        """
+        from vfiobench.plots_timeline import plot_interrupt_gantt
+
+        return plot_interrupt_gantt(self._timeline_row(run_id, irq), self.runset)
+
+    def plot_slowest(self, n: int = 20) -> Any:
+        """The ``n`` slowest interrupts, stages stacked.
+
+        Example:
+            >>> show(runs.plot_slowest(10))                                   # doctest: +SKIP
+        """
+        from vfiobench.plots_timeline import plot_slowest
+
+        return plot_slowest(self.timeline(), n)
+
+    def plot_stages(self, by: str = "variant") -> Any:
+        """Stacked median and p99 per stage, per variant.
+
+        Example:
+            >>> show(runs.filter(kind="probed").plot_stages())                # doctest: +SKIP
+        """
+        from vfiobench.analysis.timeline import df_stage_summary
+        from vfiobench.plots_timeline import plot_stage_breakdown
+
+        return plot_stage_breakdown(df_stage_summary(self.timeline(), by=[by]), by=by)
+
+    def plot_timeline_view(self, max_points: int = 600) -> Any:
+        """Linked views: tap an interrupt in the latency scatter, see its Gantt below (works offline).
+
+        Example:
+            >>> show(runs.filter(kind="probed").plot_timeline_view())         # doctest: +SKIP
+        """
+        from vfiobench.plots_timeline import plot_timeline_view
+
+        return plot_timeline_view(self.timeline(), self.runset, max_points=max_points)
+
+
+def load(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Runs:
+    """Load runs from run directories and/or directories of runs (searched recursively).
+
+    Raises:
+        RunStoreError: a path does not exist or holds a corrupt run.
+
+    Example:
+        >>> import vfiobench as vb
+        >>> runs = vb.load("data/sample")        # doctest: +SKIP
+        >>> runs.variants                        # doctest: +SKIP
+        ['stock', 'pba-always-on']
+    """
+    return Runs(load_runs(paths))
+
+
+def show(fig: Any) -> None:
+    """Display a Bokeh figure or layout in the notebook, BokehJS inlined once per kernel.
+
+    Example:
+        >>> show(runs.plot_stages())             # doctest: +SKIP
+    """
+    from vfiobench import notebook
+
+    notebook.show(fig)
+
+
+def save_html(fig: Any, path: str | os.PathLike[str], title: str = "vfiobench") -> str:
+    """Write a figure or layout as a standalone HTML page (BokehJS inlined); returns the path.
+
+    Example:
+        >>> save_html(runs.plot_timeline_view(), "reports/timeline.html")  # doctest: +SKIP
+    """
+    from vfiobench.plots_timeline import save_html as _save
+
+    return str(_save(fig, path, title))
