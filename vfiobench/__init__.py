@@ -10,8 +10,9 @@ Example:
     >>> run.table("pba_toggle").head()                  # doctest: +SKIP
 """
 
+from vfiobench.api import load
 from vfiobench.store import Run, RunSet, load_run, load_runs
 
 __version__ = "0.1.0"
 
-__all__ = ["Run", "RunSet", "__version__", "load_run", "load_runs"]
+__all__ = ["Run", "RunSet", "__version__", "load", "load_run", "load_runs"]
