@@ -131,10 +131,14 @@ def test_wheel_ships_py_typed_and_the_report_notebooks(tmp_path: Path) -> None:
 
 
 def test_report_finds_notebooks_installed_from_a_wheel() -> None:
+    import sysconfig
+
     from vfiobench import report
 
     assert report.NOTEBOOK_DIRS[0] == REPO / "notebooks"
-    assert report.NOTEBOOK_DIRS[1] == Path(sys.prefix) / "share" / "vfiobench" / "notebooks"
+    # a wheel's data files land in the scheme's data directory (sys.prefix in a venv)
+    assert report.NOTEBOOK_DIRS[1] == Path(sysconfig.get_path("data")) / "share" / "vfiobench" / "notebooks"
+    assert report.notebook_path("run.ipynb", report.NOTEBOOK_DIRS[0]) == REPO / "notebooks" / "run.ipynb"
 
 
 def _tracked_notebooks() -> list[Path]:

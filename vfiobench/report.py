@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,10 +46,12 @@ from vfiobench.errors import ReportError, VfioBenchError
 from vfiobench.store import RUN_JSON, RunMeta, find_runs, load_run
 
 #: Where the report notebooks are looked for: the repository's ``notebooks/`` (a source checkout or
-#: an editable install), then ``<prefix>/share/vfiobench/notebooks`` (installed from a wheel).
+#: an editable install), then ``<data>/share/vfiobench/notebooks`` where a wheel installs them (the
+#: environment's data directory, or the user's for ``pip install --user``).
 NOTEBOOK_DIRS: tuple[Path, ...] = (
     Path(__file__).resolve().parent.parent / "notebooks",
-    Path(sys.prefix) / "share" / "vfiobench" / "notebooks",
+    Path(sysconfig.get_path("data")) / "share" / "vfiobench" / "notebooks",
+    Path(sysconfig.get_path("data", f"{os.name}_user")) / "share" / "vfiobench" / "notebooks",
 )
 RUN_NOTEBOOK = "run.ipynb"
 COMPARE_NOTEBOOK = "compare.ipynb"
