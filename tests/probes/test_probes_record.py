@@ -289,3 +289,27 @@ def test_real_qemu_pam_toggles_through_the_python_api(tmp_path: Path) -> None:
     # each segment: disable the old alias, then enable the new one
     assert pba["enabled"].tolist() == [False, True] * (13 * N)
     assert len(run.table("transaction_commit")) >= 26 * N
+
+
+def test_chunks_land_while_recording(tmp_path: Path, standin_bin: Path, spawn: type[StandIn]) -> None:
+    """Python API: rows are appended to the in-progress run as they arrive, not only at the end."""
+    from vfiobench.probes.tracer import Tracer
+    from vfiobench.store import RunMeta, RunWriter
+
+    target = spawn(standin_bin, "toggle", N, 0, 0)
+    meta = RunMeta(run_id="chunks", variant="standin", source="host")
+    with RunWriter(tmp_path / "run", meta) as writer:
+        with Tracer(target.pid, probes=["pba_toggle"], writer=writer, flush_seconds=0.05) as tracer:
+            target.go()
+            target.wait_done()
+            deadline = time.monotonic() + 5
+            parts = writer.path / "pba_toggle.parts"
+            while not list(parts.glob("part-*.parquet")) and time.monotonic() < deadline:
+                tracer.poll()
+                time.sleep(0.02)
+            assert list(parts.glob("part-*.parquet")), "no chunk written while recording"
+            mid = load_run(tmp_path / "run")  # the in-progress run loads, as partial
+            assert mid.meta.status == "partial" and len(mid.table("pba_toggle")) == N
+        target.finish()
+    run = load_run(tmp_path / "run")
+    assert run.meta.status == "complete" and len(run.table("pba_toggle")) == N
