@@ -198,10 +198,13 @@ class Runs:
     def __repr__(self) -> str:
         if not len(self):
             return "Runs(0 runs)"
-        meta = self.runset.meta_frame()
-        by_variant = ", ".join(f"{v} ×{n}" for v, n in meta["variant"].value_counts(sort=False).items())
-        kinds = ", ".join(f"{k} {n}" for k, n in meta["kind"].value_counts(sort=False).items())
-        sources = ", ".join(dict.fromkeys(meta["source"]))
+        from collections import Counter
+
+        metas = [r.meta for r in self.runset]
+        variants = Counter(m.variant for m in metas)  # first-seen order
+        by_variant = ", ".join(f"{v} ×{n}" for v, n in variants.items())
+        kinds = ", ".join(f"{k} {n}" for k, n in Counter(m.kind for m in metas).items())
+        sources = ", ".join(dict.fromkeys(m.source for m in metas))
         return f"Runs({len(self)} runs: {by_variant}; {kinds}; source {sources})"
 
     def _repr_html_(self) -> str:
