@@ -222,6 +222,14 @@ def test_lost_events_and_checks_frames(nbk_fresh: Any, tmp_path: Path) -> None:
     assert "4 events were lost" in nbk_fresh.lost_events_html(load_run(runs / STOCK_LOSSY))
     free = load_run(runs / "r1-stock-probe-free")
     assert "this run is probe-free" in nbk_fresh.lost_events_html(free)
+    many = nbk_fresh.lost_events_html(load_runs(runs))
+    assert "per run and probe (16 rows)" in many  # 4 probed runs x 4 probes, folded
+    # summed per variant and probe: stock's commits lost 4 events, in 1 run
+    assert re.search(
+        r"<td>stock</td><td>transaction_commit</td><td>[^<]*</td><td>stream</td><td>[0-9,]+</td>"
+        r"<td>4</td><td>1</td>",
+        many,
+    )
     checks = nbk_fresh.df_checks(load_runs(runs))
     assert len(checks) == 8 and checks["ok"].all()
     assert "No ground-truth checks recorded" in nbk_fresh.checks_html(free)

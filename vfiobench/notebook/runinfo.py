@@ -164,7 +164,11 @@ def df_lost_events(target: Run | RunSet) -> pd.DataFrame:
 
 
 def lost_events_html(target: Run | RunSet) -> str:
-    """HTML for the lost-event table, with a one-line verdict above it."""
+    """HTML for the lost-event table, with a one-line verdict above it.
+
+    A run page lists each probe; a compare page sums each variant's probe over its runs (with how many runs
+    lost events) and folds the full per-run table into a ``<details>`` element.
+    """
     df = df_lost_events(target)
     runs = [target] if isinstance(target, Run) else list(target)
     if df.empty:
@@ -181,8 +185,17 @@ def lost_events_html(target: Run | RunSet) -> str:
         else '<p class="vfb-good">No events lost.</p>'
     )
     if isinstance(target, Run):
-        df = df.drop(columns=["run_id", "variant"])
-    return verdict + table_html(df)
+        return verdict + table_html(df.drop(columns=["run_id", "variant"]))
+    # many runs: one row per variant and probe, summed over runs; the per-run table folded underneath
+    keys = ["variant", "probe", "target", "mode"]
+    summed = df.groupby(keys, sort=False)[["events", "lost"]].sum().reset_index()
+    lossy = df[df["lost"] > 0].groupby(keys, sort=False).size().rename("runs_with_loss").reset_index()
+    summed = summed.merge(lossy, on=keys, how="left").fillna({"runs_with_loss": 0})
+    summed["runs_with_loss"] = summed["runs_with_loss"].astype(int)
+    total = summed["events"] + summed["lost"]
+    summed["lost_pct"] = (100.0 * summed["lost"] / total.where(total > 0)).fillna(0.0)
+    details = f"<details><summary>per run and probe ({len(df)} rows)</summary>{table_html(df)}</details>"
+    return verdict + table_html(summed, caption="per variant and probe, summed over runs") + details
 
 
 def show_lost_events(target: Run | RunSet) -> None:
@@ -227,8 +240,19 @@ def checks_html(target: Run | RunSet) -> str:
         else f'<p class="vfb-good">All {len(df)} ground-truth checks passed.</p>'
     )
     if isinstance(target, Run):
-        df = df.drop(columns=["run_id", "variant"])
-    return verdict + table_html(df)
+        return verdict + table_html(df.drop(columns=["run_id", "variant"]))
+    # many runs: one row per probe (summed over runs), the per-run table folded underneath
+    per_probe = (
+        df.groupby(["probe", "target", "mode"], sort=False)[["events", "lost"]]
+        .sum()
+        .reset_index()
+        .assign(runs_with_loss=lambda d: d["probe"].map(df[df["lost"] > 0].groupby("probe").size()).fillna(0))
+    )
+    total = per_probe["events"] + per_probe["lost"]
+    per_probe["lost_pct"] = (100.0 * per_probe["lost"] / total.where(total > 0)).fillna(0.0)
+    per_probe["runs_with_loss"] = per_probe["runs_with_loss"].astype(int)
+    details = f"<details><summary>per run and probe ({len(df)} rows)</summary>{table_html(df)}</details>"
+    return verdict + table_html(per_probe, caption="all runs, per probe") + details
 
 
 def show_checks(target: Run | RunSet) -> None:
