@@ -80,6 +80,8 @@ def l1_cmdline(
         "none",
         "-vga",
         "none",
+        "-nic",
+        "none",
         "-kernel",
         str(image.kernel),
         "-initrd",
