@@ -13,7 +13,13 @@ from probe_helpers import compile_c
 from vfiobench.cli import main
 from vfiobench.errors import MissingBinaryError, MissingSymbolError, ProbeError
 from vfiobench.probes.catalog import PROBES, bpf_dir, get_probe
-from vfiobench.probes.histogram import bucket_bounds, bucket_index, hist_table, n_buckets
+from vfiobench.probes.histogram import (
+    DEFAULT_SUB_BUCKET_BITS,
+    bucket_bounds,
+    bucket_index,
+    hist_table,
+    n_buckets,
+)
 from vfiobench.probes.program import build_program
 from vfiobench.qemu.binary import ElfFile, inspect_binary, probe_offset
 
@@ -188,6 +194,7 @@ def test_program_text_is_the_files_unaltered_with_flags() -> None:
     assert prog.text == "".join((d / f).read_text() for f in prog.files)
     assert "-DTARGET_PID=4242" in prog.cflags and "-DRINGBUF_PAGES=4" in prog.cflags
     assert "-DVB_HISTOGRAM" in prog.cflags
+    assert f"-DSUB_BUCKET_BITS={DEFAULT_SUB_BUCKET_BITS}" in prog.cflags  # the decoder's default too
 
 
 def test_print_bpf_shows_the_program(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfiobench.probes.catalog import HEADERS, ProbeSpec, bpf_dir
+from vfiobench.probes.histogram import DEFAULT_SUB_BUCKET_BITS
 
 COMMON_SOURCE = "common.bpf.c"
 
@@ -43,7 +44,7 @@ def build_program(
     pid: int = 0,
     ringbuf_pages: int = 1024,
     histogram: bool = False,
-    sub_bucket_bits: int = 5,
+    sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS,
     max_depth: int = 8,
 ) -> Program:
     """Assemble the program for ``probes`` (in catalog order) with its ``-D`` flags.
