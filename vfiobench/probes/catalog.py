@@ -16,6 +16,9 @@ probe                         attaches to                                  table
                               ``memory_region_transaction_commit``
 ============================  ===========================================  ==========================
 
+A run with ``pba_toggle`` also holds ``pba_regions`` (``mr``, ``name``, ``name_offset``, ``is_pba``):
+every region seen and how it was named (:mod:`vfiobench.probes.regions`).
+
 Times are ``CLOCK_MONOTONIC`` nanoseconds from ``bpf_ktime_get_ns``. In histogram mode a probe's
 table (same name) has the columns ``bucket, count, lo_ns, hi_ns`` instead (see :mod:`.histogram`).
 """
