@@ -240,19 +240,8 @@ def checks_html(target: Run | RunSet) -> str:
         else f'<p class="vfb-good">All {len(df)} ground-truth checks passed.</p>'
     )
     if isinstance(target, Run):
-        return verdict + table_html(df.drop(columns=["run_id", "variant"]))
-    # many runs: one row per probe (summed over runs), the per-run table folded underneath
-    per_probe = (
-        df.groupby(["probe", "target", "mode"], sort=False)[["events", "lost"]]
-        .sum()
-        .reset_index()
-        .assign(runs_with_loss=lambda d: d["probe"].map(df[df["lost"] > 0].groupby("probe").size()).fillna(0))
-    )
-    total = per_probe["events"] + per_probe["lost"]
-    per_probe["lost_pct"] = (100.0 * per_probe["lost"] / total.where(total > 0)).fillna(0.0)
-    per_probe["runs_with_loss"] = per_probe["runs_with_loss"].astype(int)
-    details = f"<details><summary>per run and probe ({len(df)} rows)</summary>{table_html(df)}</details>"
-    return verdict + table_html(per_probe, caption="all runs, per probe") + details
+        df = df.drop(columns=["run_id", "variant"])
+    return verdict + table_html(df)
 
 
 def show_checks(target: Run | RunSet) -> None:
