@@ -248,3 +248,14 @@ def test_bokeh_html_inlines_bokehjs_once_per_kernel(nbk_fresh: Any) -> None:
     assert "/* BEGIN bokeh.min.js */" not in second
     assert "data-root-id" in first and "data-root-id" in second
     assert "cdn.bokeh.org" not in first + second
+
+
+@pytest.mark.notebook
+def test_run_notebook_shows_a_failed_recording(runs: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "failed-run"
+    shutil.copytree(runs / "r1-stock-probed", run_dir)
+    edit_meta(run_dir, status="failed", error="QemuError: QEMU exited with status 1 <stderr>")
+    nb, html = _execute("run.ipynb", tmp_path, {"run_dir": str(run_dir)})
+    assert 'class="vfb-status vfb-status-failed">failed<' in html
+    assert "Recording error: QemuError: QEMU exited with status 1 &lt;stderr&gt;" in html
+    assert _outputs(nb, "error") == []  # the page still renders everything that was recorded
