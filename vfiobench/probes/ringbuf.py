@@ -85,7 +85,9 @@ class RingReader:
         """Decode every complete record available now (up to ``max_batch``) and consume them.
 
         Returns:
-            A structured array of ``dtype`` (a copy: the ring space is released).
+            A structured array with the fields of ``dtype`` (same names and types, laid out as in
+            the ring, i.e. with the 8-byte record header as padding); a copy: the ring space is
+            released.
         """
         out: list[np.ndarray[Any, Any]] = []
         cons = int(self._consumer[0])
@@ -102,11 +104,9 @@ class RingReader:
             else:
                 good = 0
             if good:
-                recs = np.frombuffer(self._data, dtype=self._rec_dtype, count=good, offset=start)
-                batch = np.empty(good, dtype=self.dtype)
-                for name in self.dtype.names or ():
-                    batch[name] = recs[name]
-                out.append(batch)
+                # one contiguous copy of whole records (headers included); fields are picked out
+                # by name later, so no per-field pass over the ring here
+                out.append(np.frombuffer(self._data, dtype=self._rec_dtype, count=good, offset=start).copy())
                 cons += good * self.rec_size
                 budget -= good
                 self.records += good
@@ -120,7 +120,7 @@ class RingReader:
             self.skipped += 1
         self._consumer[0] = np.uint64(cons)
         if not out:
-            return np.empty(0, dtype=self.dtype)
+            return np.empty(0, dtype=self._rec_dtype)
         return out[0] if len(out) == 1 else np.concatenate(out)
 
     def close(self) -> None:
