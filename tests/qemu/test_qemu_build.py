@@ -126,8 +126,9 @@ def test_changed_patch_content_rebuilds(all_patches_build: qb.BuildResult, tmp_p
         assert token.encode() not in all_patches_build.binary.read_bytes()
         print(f"incremental rebuild after a patch change: {result.seconds:.1f} s")
         assert qb.build_qemu([str(edited)]).cached  # and now it is cached
-    finally:
+    finally:  # a fresh key every run: do not let them pile up in the cache
         shutil.rmtree(result.build_dir, ignore_errors=True)
+        (qb.cache_root() / "logs" / f"{result.build_dir.name}.log").unlink(missing_ok=True)
 
 
 def test_qemu_qtests_closest_to_vfio_msix_pass(all_patches_build: qb.BuildResult) -> None:
