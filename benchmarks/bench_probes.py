@@ -209,6 +209,7 @@ def stream_rate(binary: Path, n: int, producers: int, *, histogram: bool, out_di
         ) as tracer,
     ):
         t0 = time.monotonic_ns()
+        c0 = time.process_time()
         for t in targets:
             t.go()
         done: list[tuple[int, int]] = []
@@ -221,13 +222,20 @@ def stream_rate(binary: Path, n: int, producers: int, *, histogram: bool, out_di
         for th in threads:
             th.join()
         wall_ns = time.monotonic_ns() - t0
+    cpu_s = time.process_time() - c0  # this process: reader, decode and the Parquet thread, to the end
     for t in targets:
         t.finish()
     sent = sum(c for c, _ in done)
     got = meta.probes["set_irqs_ioctl"].events
     lost = meta.probes["set_irqs_ioctl"].lost
     shutil.rmtree(run_dir, ignore_errors=True)
-    return {"sent": sent, "recorded": got, "lost": lost, "rate": sent / (wall_ns / 1e9)}
+    return {
+        "sent": sent,
+        "recorded": got,
+        "lost": lost,
+        "rate": sent / (wall_ns / 1e9),
+        "cpu_us": cpu_s / sent * 1e6,
+    }
 
 
 def unprobed_rate(binary: Path, n: int, producers: int) -> dict[str, float]:
@@ -240,7 +248,7 @@ def unprobed_rate(binary: Path, n: int, producers: int) -> dict[str, float]:
     wall_ns = time.monotonic_ns() - t0
     for t in targets:
         t.finish()
-    return {"sent": sent, "recorded": 0, "lost": 0, "rate": sent / (wall_ns / 1e9)}
+    return {"sent": sent, "recorded": 0, "lost": 0, "rate": sent / (wall_ns / 1e9), "cpu_us": 0.0}
 
 
 def bcc_callback_rate(binary: Path, n: int) -> dict[str, float]:
@@ -269,6 +277,7 @@ def bcc_callback_rate(binary: Path, n: int) -> dict[str, float]:
     b[spec.ring].open_ring_buffer(cb)
     t = Target(binary, "flood", n)
     t0 = time.monotonic_ns()
+    c0 = time.process_time()
     t.go()
     done: list[tuple[int, int]] = []
     th = threading.Thread(target=lambda: done.append(t.done()))
@@ -281,12 +290,19 @@ def bcc_callback_rate(binary: Path, n: int) -> dict[str, float]:
     b.detach_tracepoint(tp="syscalls:sys_enter_ioctl")
     b.detach_tracepoint(tp="syscalls:sys_exit_ioctl")
     b.ring_buffer_consume()
+    cpu_s = time.process_time() - c0
     lost_table = b["lost"]
     lost = sum(int(x) for x in lost_table[lost_table.Key(spec.probe_id)])
     b.cleanup()
     t.finish()
     sent = done[0][0]
-    return {"sent": sent, "recorded": got[0], "lost": lost, "rate": sent / (wall_ns / 1e9)}
+    return {
+        "sent": sent,
+        "recorded": got[0],
+        "lost": lost,
+        "rate": sent / (wall_ns / 1e9),
+        "cpu_us": cpu_s / got[0] * 1e6,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         print(f"\n== set_irqs_ioctl event rate, SET_IRQS flood ({n_flood:,} ioctls per producer)")
-        print(f"{'path':46} {'events/s':>12} {'sent':>10} {'recorded':>10} {'lost':>8}")
+        print(
+            f"{'path':46} {'events/s':>12} {'sent':>10} {'recorded':>10} {'lost':>8} "
+            f"{'consumer CPU µs/event':>22}"
+        )
         rows = [(f"no probe, {p} producer(s)", unprobed_rate(binary, n_flood, p)) for p in (1, 2)]
         rows.append(("BCC per-event Python callback, 1 producer", bcc_callback_rate(binary, n_flood)))
         for producers in (1, 2):
@@ -350,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, r in rows:
             print(
                 f"{name:46} {r['rate']:12,.0f} {int(r['sent']):10,} {int(r['recorded']):10,} "
-                f"{int(r['lost']):8,}"
+                f"{int(r['lost']):8,} {r['cpu_us']:22.3f}"
             )
         lossless = [
             r["rate"] for n, r in rows if "stream" in n and r["lost"] == 0 and r["recorded"] == r["sent"]
@@ -362,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
             f"(target 1,000,000; BCC callback: {cb['rate']:,.0f}/s with {int(cb['lost']):,} lost)"
         )
         print(f"max histogram-mode rate: {max(hist, default=0):,.0f} events/s (target 2,000,000)")
+        stream_cpu = min(r["cpu_us"] for n, r in rows if "stream" in n)
+        print(
+            f"consumer capacity of the streaming path: {1e6 / stream_cpu:,.0f} events/s per core "
+            f"({stream_cpu:.3f} µs CPU per event: ring read, decode, Parquet); BCC callback: "
+            f"{1e6 / cb['cpu_us']:,.0f} events/s per core"
+        )
     return 0
 
 
