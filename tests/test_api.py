@@ -185,3 +185,19 @@ def test_frames_are_what_the_analysis_layer_returns(runs: api.Runs) -> None:
     from vfiobench.analysis import df_per_interrupt
 
     pd.testing.assert_frame_equal(runs.per_interrupt(), df_per_interrupt(runs.runset))
+
+
+def test_lab_like_runs_of_one_variant_are_split_by_accel(root: Path, tmp_path: Path) -> None:
+    """Lab runs are all "stock", one per accel and workload: summaries must not pool them."""
+    import shutil
+
+    for name, accel in (("r1-stock-probed", "kvm"), ("r2-stock-probed", "tcg")):
+        shutil.copytree(root / name, tmp_path / name)
+        edit_meta(tmp_path / name, labels={"accel": accel})
+    lab = vb.load(tmp_path)
+    tl = lab.timeline()
+    assert list(tl.columns[:5]) == ["run_id", "variant", "kind", "workload", "accel"]
+    s = lab.stage_summary()
+    assert set(s["accel"]) == {"kvm", "tcg"}
+    assert (s.groupby("accel")["count"].max() == CYCLES).all()
+    assert lab.plot_stages().x_range.factors[:2] == [("stock · kvm", "median"), ("stock · kvm", "p99")]

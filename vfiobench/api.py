@@ -12,7 +12,7 @@ Example:
     >>> stock = runs.filter(variant="stock", kind="probed")                  # doctest: +SKIP
     >>> stock.latency("pba_toggle")[["variant", "p50_ns", "p99_ns"]]          # doctest: +SKIP
     >>> runs.compare("stock", "pba-always-on")[["metric", "ratio", "verdict"]]  # doctest: +SKIP
-    >>> vb.show(runs.plot_timeline_view())                                   # doctest: +SKIP
+    >>> vb.api.show(runs.plot_timeline_view())                               # doctest: +SKIP
 
 In JupyterLab a :class:`Runs` displays as a table of its runs; :func:`show` displays any figure
 with BokehJS inlined (linked views work in the notebook and in a saved page alike).
@@ -358,21 +358,30 @@ class Runs:
         from vfiobench.analysis.timeline import df_timeline
 
         if self._timeline is None or expect_fraction != 0.5:
-            tl = df_timeline(self.runset, expect_fraction=expect_fraction)
+            tl = df_timeline(self.runset, expect_fraction=expect_fraction, labels=("workload", "accel"))
             if expect_fraction != 0.5:
                 return tl
             self._timeline = tl
         return self._timeline
 
-    def stage_summary(self, by: Sequence[str] = ("variant", "kind")) -> pd.DataFrame:
+    def _groups(self) -> list[str]:
+        """``variant``, ``kind``, plus ``workload`` and ``accel`` when they differ between the runs."""
+        tl = self.timeline()
+        return ["variant", "kind"] + [c for c in ("workload", "accel") if tl[c].nunique(dropna=False) > 1]
+
+    def stage_summary(self, by: Sequence[str] | None = None) -> pd.DataFrame:
         """Median and p99 of each stage per group (:func:`~vfiobench.analysis.timeline.df_stage_summary`).
+
+        Args:
+            by: grouping columns of :meth:`timeline` (default ``variant, kind``, and ``workload``
+                and ``accel`` when they differ between the runs: lab runs of one variant).
 
         Example:
             >>> runs.stage_summary()[["variant", "stage", "median_ns", "p99_ns"]]  # doctest: +SKIP
         """
         from vfiobench.analysis.timeline import df_stage_summary
 
-        return df_stage_summary(self.timeline(), by=list(by))
+        return df_stage_summary(self.timeline(), by=list(by) if by is not None else self._groups())
 
     def slowest(self, n: int = 10) -> pd.DataFrame:
         """The ``n`` slowest delivered interrupts (rows of :meth:`timeline`), slowest first.
@@ -480,16 +489,23 @@ class Runs:
 
         return plot_slowest(self.timeline(), n)
 
-    def plot_stages(self, by: str = "variant") -> Any:
-        """Stacked median and p99 per stage, per variant.
+    def plot_stages(self, by: Sequence[str] | None = None) -> Any:
+        """Stacked median and p99 per stage, one pair of bars per group (see :meth:`stage_summary`).
 
         Example:
             >>> show(runs.filter(kind="probed").plot_stages())                # doctest: +SKIP
         """
-        from vfiobench.analysis.timeline import df_stage_summary
         from vfiobench.plots_timeline import plot_stage_breakdown
 
-        return plot_stage_breakdown(df_stage_summary(self.timeline(), by=[by]), by=by)
+        keys = (
+            list(by) if by is not None else [k for k in self._groups() if k != "kind" or self._mixed_kinds()]
+        )
+        summary = self.stage_summary(keys)
+        summary.insert(0, "group", summary[keys].astype(str).agg(" · ".join, axis=1))
+        return plot_stage_breakdown(summary, by="group")
+
+    def _mixed_kinds(self) -> bool:
+        return len({r.meta.kind for r in self.runset}) > 1
 
     def plot_timeline_view(self, max_points: int = 600) -> Any:
         """Linked views: tap an interrupt in the latency scatter, see its Gantt below (works offline).

@@ -573,8 +573,16 @@ def _probe_tables(run: Run) -> dict[str, pd.DataFrame]:
     return {name: run.table(name) for name in sorted(names) if run.has_table(name)}
 
 
-def run_timeline(run: Run, *, expect_fraction: float = 0.5) -> pd.DataFrame:
+def _label(run: Run, name: str) -> Any:
+    if name == "workload":
+        return run.meta.workload.name or run.meta.labels.get("workload")
+    return run.meta.labels.get(name, run.meta.workload.params.get(name))
+
+
+def run_timeline(run: Run, *, expect_fraction: float = 0.5, labels: Sequence[str] = ()) -> pd.DataFrame:
     """:func:`assemble_timeline` of one stored run, with ``run_id``, ``variant``, ``kind`` first.
+
+    ``labels`` (e.g. ``("workload", "accel")``) adds those run labels as columns after ``kind``.
 
     Raises:
         AnalysisError: the run has no workload table.
@@ -585,22 +593,28 @@ def run_timeline(run: Run, *, expect_fraction: float = 0.5) -> pd.DataFrame:
             "timelines need the workload's per-interrupt table",
         )
     tl = assemble_timeline(run.table(schema.WORKLOAD), _probe_tables(run), expect_fraction=expect_fraction)
+    for i, name in enumerate(labels):
+        tl.insert(i, name, _label(run, name))
     tl.insert(0, "kind", run.meta.kind)
     tl.insert(0, "variant", run.variant)
     tl.insert(0, "run_id", run.run_id)
     return tl
 
 
-def df_timeline(runs: Run | RunSet, *, expect_fraction: float = 0.5) -> pd.DataFrame:
+def df_timeline(
+    runs: Run | RunSet, *, expect_fraction: float = 0.5, labels: Sequence[str] = ()
+) -> pd.DataFrame:
     """One row per interrupt of every run with a workload table: its milestones and stages.
 
     Args:
         runs: a run or a run set (probed and probe-free alike; runs without a workload table are
             skipped).
         expect_fraction: see :func:`assemble_timeline`.
+        labels: run labels to add as columns after ``kind`` (``workload`` is the workload's name,
+            others come from run.json ``labels``, then ``workload.params``), e.g. ``("accel",)``.
 
     Returns:
-        Columns ``run_id, variant, kind, cycle, vector, irq`` (row number within the run),
+        Columns ``run_id, variant, kind``, the ``labels``, ``cycle, vector, irq`` (row number within the run),
         ``delivered`` (bool), ``latency_ns`` (delivered - trigger; NA when not delivered),
         ``complete`` (every milestone of the run's path found), ``missing`` (comma-separated names
         of path milestones not found; empty when complete), ``path`` (the run's milestones joined
@@ -614,7 +628,11 @@ def df_timeline(runs: Run | RunSet, *, expect_fraction: float = 0.5) -> pd.DataF
         AnalysisError: no run has a workload table.
     """
     runset = RunSet([runs]) if isinstance(runs, Run) else runs
-    parts = [run_timeline(r, expect_fraction=expect_fraction) for r in runset if r.has_table(schema.WORKLOAD)]
+    parts = [
+        run_timeline(r, expect_fraction=expect_fraction, labels=labels)
+        for r in runset
+        if r.has_table(schema.WORKLOAD)
+    ]
     if not parts:
         raise AnalysisError(
             "no run has a workload table: no interrupt timelines", "record runs with a workload"
