@@ -450,8 +450,7 @@ def _match_nested(child: _Events, parent: _Events, pidx: I64) -> I64:
     """The first child call on the parent's thread that starts and ends inside the parent."""
     has = pidx >= 0
     p = np.maximum(pidx, 0)
-    tids, codes = np.unique(np.concatenate([child.tid, parent.tid]), return_inverse=True)
-    del tids
+    codes, _ = pd.factorize(np.concatenate([child.tid, parent.tid]), sort=False)  # hashing, no sort
     c_code = codes[: child.tid.size].astype(np.int64)
     p_code = codes[child.tid.size :].astype(np.int64)
     if parent.ts.size == 0:
@@ -504,7 +503,7 @@ def assemble_timeline(
         if spec.parent is not None and spec.parent not in events:
             continue
         ev = _events(spec, tables)
-        if ev is not None:
+        if ev is not None and ev.ts.size:
             events[spec.key] = ev
             available.append(spec)
     first = _match(irq, events, available)
@@ -522,8 +521,10 @@ def assemble_timeline(
         if parent_kept and all(m in on_path for m in _spec_milestones(spec)):
             kept.append(spec)
     # a second pass without the milestones that are not on the path (they must not move the
-    # lower bound of the search for the others)
-    match = first if len(kept) == len(available) else _match(irq, events, kept)
+    # lower bound of the search for the others); not needed when the dropped ones were never found
+    dropped = [s for s in available if s not in kept]
+    moved = any(first.found[m].any() for s in dropped for m in _spec_milestones(s) if m in first.found)
+    match = _match(irq, events, kept) if moved else first
     kept_names = {"trigger", "delivered"} | {m for s in kept for m in _spec_milestones(s)}
     path = [m for m in MILESTONE_NAMES if m in kept_names]
     return _frame(workload, irq, match, path)
@@ -549,7 +550,9 @@ def _frame(workload: pd.DataFrame, irq: _Interrupts, match: _Match, path: list[s
     cols["missing"] = pd.Categorical.from_codes(inv.astype(np.int64), categories=pd.Index(names).unique())
     if len(set(names)) != len(names):  # cannot happen (distinct masks give distinct names); be safe
         cols["missing"] = np.asarray(names, dtype=object)[inv]
-    cols["path"] = pd.Categorical([">".join(path)] * n)
+    cols["path"] = pd.Categorical.from_codes(
+        np.zeros(n, dtype=np.int64), categories=pd.Index([">".join(path)])
+    )
     zeros = np.zeros(n, dtype=np.int64)
     none = np.zeros(n, dtype=bool)
     for m in MILESTONE_NAMES:
