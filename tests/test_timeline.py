@@ -408,3 +408,22 @@ def test_real_lab_runs_have_complete_timelines() -> None:
         path = df_timeline(run)["path"].iloc[0].split(">")
         if run.meta.kind == "probed" and run.meta.workload.name == "mask-every-irq":
             assert "set_irqs" in path, run.run_id
+
+
+def test_gantt_of_an_interrupt_with_a_lost_event() -> None:
+    """The Gantt draws the known stages, leaves the two around a lost event undrawn, and says why."""
+    from vfiobench.plots_timeline import plot_interrupt_gantt, segments
+
+    a, b = one_cycle(10_000), one_cycle(20_000)
+    drop(b, "irq_path", event="host_irq")
+    workload, tables = build([a, b])
+    tl = assemble_timeline(workload, tables).assign(run_id="r", variant="stock", kind="probed")
+    seg = segments(tl.iloc[[1]])
+    missing = seg[seg["row_kind"] == "missing"]
+    assert sorted(missing["lane"]) == ["host IRQ → eventfd signal", "trigger → host IRQ"]
+    assert missing["left_us"].isna().all() and missing["right_us"].isna().all()
+    drawn = seg[seg["row_kind"] == "stage"]
+    assert len(drawn) == 16 - 2
+    assert drawn["right_us"].max() == pytest.approx(1.7)  # delivery, 1700 ns after the trigger
+    fig = plot_interrupt_gantt(tl.iloc[1])
+    assert fig.title.text == "r interrupt #1 (cycle 1, vector 0): 1.7 µs — missing: host_irq"
