@@ -141,6 +141,7 @@ def cell_to_run(
             "l1_device": dev.get("bdf", ""),
             "l2_start_s": rec.get("l2_start_s"),
             "cell_wall_s": rec.get("wall_s"),
+            "probes_attach_s": rec.get("probes_attach_s"),
             **cell.labels,
         },
     )
