@@ -456,3 +456,24 @@ def test_unwritable_output_directory_is_a_one_line_error(
     where = blocker / "reports"
     expected = f"{where}: cannot create the output directory (Not a directory) (choose another --out)"
     assert err == f"vfiobench: error: {expected}\n"
+
+
+@pytest.mark.notebook
+def test_parallel_batch_renders_the_same_pages_in_the_same_order(runs: Path, tmp_path: Path) -> None:
+    paths = [runs / STOCK, runs / STOCK_LOSSY, runs / ALWAYS_ON_FREE]
+    serial = report.render_batch(paths, tmp_path / "serial", compare=True)
+    parallel = report.render_batch(paths, tmp_path / "parallel", compare=True, jobs=2)
+    assert [p.name for p in parallel.pages] == [p.name for p in serial.pages]  # planned order kept
+    assert [p.name for p in serial.pages] == ["compare", STOCK, STOCK_LOSSY, ALWAYS_ON_FREE]
+    assert not serial.failed and not parallel.failed
+    assert [p.lost_events for p in parallel.pages] == [p.lost_events for p in serial.pages]
+    assert [p.verdicts for p in parallel.pages] == [p.verdicts for p in serial.pages]
+    for a, b in zip(serial.pages, parallel.pages, strict=True):
+        assert visible_text(a.html.read_text()) == visible_text(b.html.read_text()), a.name
+    index = (tmp_path / "parallel" / "index.html").read_text()
+    assert index.index("compare.html") < index.index(f"{STOCK}.html") < index.index(f"{ALWAYS_ON_FREE}.html")
+
+
+def test_jobs_must_be_positive(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(runs / STOCK), "--out", str(tmp_path), "--jobs", "0", "-q"]) == 2
+    assert capsys.readouterr().err == "vfiobench: error: --jobs must be at least 1, not 0\n"

@@ -489,6 +489,7 @@ def render_batch(
     notebooks_dir: Path | None = None,
     on_page: Callable[[Page, int, int], None] | None = None,
     before_page: Callable[[Page, int, int], None] | None = None,
+    jobs: int = 1,
 ) -> Batch:
     """Render per-run pages and/or the A/B page for ``paths`` into ``out``, then ``index.html``.
 
@@ -501,7 +502,9 @@ def render_batch(
         variants: variants the compare page keeps (``None``: all).
         notebooks_dir: where ``run.ipynb``/``compare.ipynb`` are (default: the repository's).
         on_page: called after each page as ``on_page(page, done, total)`` (progress display).
-        before_page: called before each page as ``before_page(page, index, total)``.
+        before_page: called before each page as ``before_page(page, index, total)`` (when it is
+            started, or queued with ``jobs > 1``).
+        jobs: pages rendered at once, each in its own process with its own kernel.
 
     Returns:
         The batch; pages whose notebook stopped carry ``error`` (their HTML shows it).
@@ -528,17 +531,53 @@ def render_batch(
             f"{out_dir}: cannot create the output directory ({e.strerror})", "choose another --out"
         ) from None
     batch = Batch(out_dir)
+    rank = {page.html: i for i, (_, page) in enumerate(planned)}
     try:
         with kernel_for_this_python() as kernel:
-            for i, (nb_path, page) in enumerate(planned):
-                if before_page:
-                    before_page(page, i, len(planned))
-                batch.pages.append(render_page(nb_path, page, kernel))
-                if on_page:
-                    on_page(page, i + 1, len(planned))
+            if jobs > 1 and len(planned) > 1:
+                _render_parallel(planned, kernel, jobs, batch, before_page, on_page)
+            else:
+                for i, (nb_path, page) in enumerate(planned):
+                    if before_page:
+                        before_page(page, i, len(planned))
+                    batch.pages.append(render_page(nb_path, page, kernel))
+                    if on_page:
+                        on_page(page, i + 1, len(planned))
     finally:  # Ctrl-C or a crash mid-batch: the index still links the pages already written
+        batch.pages.sort(key=lambda p: rank[p.html])
         batch.index = write_index(batch.pages, out_dir)
     return batch
+
+
+def _render_parallel(
+    planned: Sequence[tuple[Path, Page]],
+    kernel: str,
+    jobs: int,
+    batch: Batch,
+    before_page: Callable[[Page, int, int], None] | None,
+    on_page: Callable[[Page, int, int], None] | None,
+) -> None:
+    """Render pages in ``jobs`` worker processes (spawned: they inherit ``JUPYTER_PATH``, no threads)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    total = len(planned)
+    pool = ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = []
+        for i, (nb_path, page) in enumerate(planned):
+            if before_page:
+                before_page(page, i, total)
+            futures.append(pool.submit(render_page, nb_path, page, kernel))
+        for done, future in enumerate(as_completed(futures), start=1):
+            page = future.result()
+            batch.pages.append(page)
+            if on_page:
+                on_page(page, done, total)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 # --------------------------------------------------------------------------------------------- index

@@ -50,6 +50,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--notebooks", type=Path, default=None, help="directory holding run.ipynb and compare.ipynb"
     )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        help="pages rendered at once, one kernel each (default: %(default)s)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -69,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
         "baseline": args.baseline,
         "variants": variants,
         "notebooks_dir": args.notebooks,
+        "jobs": args.jobs,
     }
+    if args.jobs < 1:
+        raise ReportError(f"--jobs must be at least 1, not {args.jobs}")
     if args.quiet:
         batch = render_batch(args.paths, args.out, **kwargs)
     elif console.is_terminal:
