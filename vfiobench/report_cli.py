@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(task, total=total, description=page.name)
 
             def after(page: Page, done: int, total: int) -> None:
-                progress.update(task, completed=done)
+                progress.update(task, total=total, completed=done, description=page.name)
                 if not page.ok:
                     progress.console.print(f"[red]stopped[/red] {page.html}: {page.error}")
 
