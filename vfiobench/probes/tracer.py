@@ -212,6 +212,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 class Tracer:
     """Attach probes to a QEMU process (or any process), stream their events, detach on exit.
 
+    Not thread-safe: :meth:`poll` and :meth:`stop` may run on different threads, but never at the
+    same time (e.g. a drain thread and the main thread sharing a lock).
+
     Args:
         pid: the target process (its threads are traced; ``None``: every process, uprobes then
             need ``qemu``).
