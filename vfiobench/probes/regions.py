@@ -71,7 +71,10 @@ class RegionNames:
     names: dict[int, str] = field(default_factory=dict)
     unresolved: set[int] = field(default_factory=set)
 
-    def _scan(self, mem: Any, mrs: list[int]) -> int | None:
+    confirmed: bool = False  # the offset was found through a region called "msix-pba"
+
+    def _scan(self, mem: Any, mrs: list[int]) -> tuple[int | None, bool]:
+        """(offset, confirmed): the name offset that fits ``mrs`` best."""
         blobs = {mr: _read(mem, mr, SCAN_BYTES) for mr in mrs}
         scores: dict[int, int] = {}
         for off in range(0, SCAN_BYTES, 8):
@@ -81,18 +84,31 @@ class RegionNames:
                     (ptr,) = struct.unpack_from("<Q", blob, off)
                     name = _read_cstr(mem, ptr)
                     if name == PBA_NAME:
-                        return off  # the name we are after: no doubt left
+                        return off, True  # the name we are after: no doubt left
                     if name is not None:
                         n += 1
             if n:
                 scores[off] = n
         if not scores:
-            return None
+            return None, False
         best = max(scores.values())
-        return min(off for off, n in scores.items() if n == best)
+        return min(off for off, n in scores.items() if n == best), False
+
+    def _name_at(self, mem: Any, mr: int) -> str | None:
+        if self.offset is None:
+            return None
+        raw = _read(mem, mr + self.offset, 8)
+        if not raw or len(raw) != 8:
+            return None
+        return _read_cstr(mem, struct.unpack("<Q", raw)[0])
 
     def resolve(self, mrs: Iterable[int]) -> None:
-        """Look up names of pointers not seen before (best effort; never raises)."""
+        """Look up names of pointers not seen before (best effort; never raises).
+
+        Until the offset is confirmed by a region called "msix-pba", every batch of new pointers
+        is scanned again; when the scan then finds "msix-pba" at another offset, every name is
+        looked up again at the confirmed one.
+        """
         new = [int(m) for m in mrs if int(m) not in self.names and int(m) not in self.unresolved]
         if not new:
             return
@@ -102,14 +118,17 @@ class RegionNames:
             self.unresolved.update(new)
             return
         with mem:
-            if self.offset is None:
-                self.offset = self._scan(mem, new)
+            if not self.confirmed:
+                offset, confirmed = self._scan(mem, new)
+                if self.offset is None or (confirmed and offset != self.offset):
+                    known = [*self.names, *self.unresolved]
+                    self.names.clear()
+                    self.unresolved.clear()
+                    self.offset = offset
+                    new = known + new
+                self.confirmed = confirmed
             for mr in new:
-                name = None
-                if self.offset is not None:
-                    raw = _read(mem, mr + self.offset, 8)
-                    if raw and len(raw) == 8:
-                        name = _read_cstr(mem, struct.unpack("<Q", raw)[0])
+                name = self._name_at(mem, mr)
                 if name is None:
                     self.unresolved.add(mr)
                 else:

@@ -1,0 +1,59 @@
+"""Region names from a live process's memory: the offset scan, on fake MemoryRegions in this process."""
+
+from __future__ import annotations
+
+import ctypes as ct
+import os
+
+import numpy as np
+
+from vfiobench.probes.regions import RegionNames
+
+
+class FakeRegion(ct.Structure):
+    _fields_ = [("words", ct.c_void_p * 12)]
+
+
+def _region(keep: list[object], strings: dict[int, bytes], binary: dict[int, bytes]) -> int:
+    """A fake MemoryRegion: word i points at strings[i] (a C string) or binary[i] (not a name)."""
+    r = FakeRegion()
+    for i, s in {**strings, **binary}.items():
+        buf = ct.create_string_buffer(s)
+        keep.append(buf)
+        r.words[i] = ct.addressof(buf)
+    keep.append(r)
+    return ct.addressof(r)
+
+
+def test_offset_is_confirmed_by_msix_pba_and_names_are_looked_up_again() -> None:
+    keep: list[object] = []
+    # word 2 is a decoy string pointer, the name is word 5 (offset 40)
+    bar = _region(keep, {2: b"decoy-string", 5: b"vfio-bar2"}, {0: b"\x01\x02\xff\x80"})
+    pba = _region(keep, {2: b"another-decoy", 5: b"msix-pba"}, {0: b"\x01\x02\xff\x80"})
+    names = RegionNames(os.getpid())
+    names.resolve([bar])
+    # one region, two plausible offsets: the lowest wins for now, unconfirmed
+    assert names.offset == 16 and not names.confirmed and names.names[bar] == "decoy-string"
+    names.resolve([pba])
+    assert names.offset == 40 and names.confirmed
+    assert names.names == {bar: "vfio-bar2", pba: "msix-pba"}
+    np.testing.assert_array_equal(
+        names.is_pba(np.array([bar, pba, pba], dtype=np.uint64)), [False, True, True]
+    )
+    table = names.table()
+    assert sorted(table["name"].tolist()) == ["msix-pba", "vfio-bar2"]
+    assert set(table["name_offset"].tolist()) == {40}
+
+
+def test_unreadable_pointers_stay_unresolved() -> None:
+    names = RegionNames(os.getpid())
+    names.resolve([16])  # the zero page: unreadable
+    assert names.unresolved == {16} and names.names == {}
+    t = names.table()
+    assert t["name"].tolist() == [""] and t["name_offset"].tolist() == [-1] and not t["is_pba"].any()
+
+
+def test_a_gone_process_leaves_everything_unresolved() -> None:
+    names = RegionNames(4_000_000)  # above pid_max: no such process
+    names.resolve([0x5555_0000])
+    assert names.unresolved == {0x5555_0000} and names.offset is None
