@@ -486,7 +486,7 @@ def build_with_console(
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     recipe = recipe or Recipe.default()
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     if not force and (img := cached_image(recipe)) is not None:
         console.print(f"lab image: cached at {img.path} (kernel {img.kernel_release})")
         return img
