@@ -150,9 +150,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = load_run(path)
         bad = [c for c in run.meta.checks if not c.ok]
         failed += bool(bad) or run.meta.status != "complete"
-        print(
-            f"{path}: {run.meta.status}, {len(run.meta.checks) - len(bad)}/{len(run.meta.checks)} checks ok"
-        )
+        summary = ""
+        if run.has_table("workload"):
+            w = run.table("workload")
+            lat = w.loc[w["delivered"], "latency_ns"]
+            summary = f", {len(w)} interrupts, latency p50 {lat.median() / 1e6:.2f} ms" if len(lat) else ""
+        ok = len(run.meta.checks) - len(bad)
+        print(f"{path}: {run.meta.status} ({run.meta.kind}){summary}, {ok}/{len(run.meta.checks)} checks ok")
         for c in bad:
             print(f"  CHECK FAILED {c.name}: expected {c.expected:g}, observed {c.observed:g} ({c.detail})")
     if args.keep_share:
