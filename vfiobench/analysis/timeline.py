@@ -286,12 +286,19 @@ def _events(spec: CallSpec, tables: Mapping[str, pd.DataFrame]) -> _Events | Non
         return None
     if spec.ret is not None and "dur_ns" not in df.columns:
         return None
-    rows = spec.select(df) if spec.select is not None else np.ones(len(df), dtype=bool)
-    sel = df[rows] if not rows.all() else df
-    ts = sel["ts_ns"].to_numpy(dtype=np.int64)
-    dur = sel["dur_ns"].to_numpy(dtype=np.int64) if "dur_ns" in sel.columns else np.zeros(len(sel), np.int64)
-    tid = sel["tid"].to_numpy(dtype=np.int64) if "tid" in sel.columns else np.zeros(len(sel), np.int64)
-    vec = spec.vector(sel) if spec.vector is not None else np.full(len(sel), -1, dtype=np.int64)
+    # columns first, then the row filter: never a copy of the whole table
+    rows = spec.select(df) if spec.select is not None else None
+
+    def col(name: str, fill: int) -> I64:
+        values = df[name].to_numpy(dtype=np.int64) if name in df.columns else np.full(len(df), fill, np.int64)
+        return values[rows] if rows is not None else values
+
+    ts = col("ts_ns", 0)
+    dur = col("dur_ns", 0)
+    tid = col("tid", 0)
+    vec = spec.vector(df) if spec.vector is not None else np.full(len(df), -1, dtype=np.int64)
+    if rows is not None:
+        vec = vec[rows]
     return _Events(ts, ts + np.maximum(dur, 0), tid, vec)
 
 
@@ -467,7 +474,7 @@ def _match_nested(child: _Events, parent: _Events, pidx: I64) -> I64:
 
 
 def _int_array(values: I64, valid: B) -> pd.api.extensions.ExtensionArray:
-    return pd.arrays.IntegerArray(np.where(valid, values, 0).astype(np.int64), ~valid)
+    return pd.arrays.IntegerArray(np.where(valid, values, 0).astype(np.int64, copy=False), ~valid)
 
 
 def assemble_timeline(
@@ -568,7 +575,7 @@ def _frame(workload: pd.DataFrame, irq: _Interrupts, match: _Match, path: list[s
         prev = path[path.index(m) - 1]
         valid = found_on_path[m] & found_on_path[prev]
         cols[stage_column(m)] = _int_array(match.ts[m] - match.ts[prev], valid)
-    return pd.DataFrame(cols)
+    return pd.DataFrame(cols, copy=False)  # the columns are fresh: no second copy
 
 
 def _probe_tables(run: Run) -> dict[str, pd.DataFrame]:
