@@ -53,6 +53,27 @@ def test_stock_recipe_build_has_none_of_the_properties(
     assert not set(NEW_PROPERTIES) & set(props)
 
 
+def _device_error(binary: Path, device: str) -> str:
+    """QEMU's error for ``-device DEVICE`` (there is no VFIO device here, so it always fails)."""
+    cmd = [str(binary), "-machine", "q35", "-accel", "tcg", "-nodefaults", "-display", "none", "-S"]
+    r = subprocess.run([*cmd, "-device", device], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    return r.stderr
+
+
+def test_properties_are_accepted_on_the_command_line(
+    all_patches_build: qb.BuildResult, stock_build: qb.BuildResult
+) -> None:
+    """The options parse; realize then fails only for want of a host device."""
+    dev = "vfio-pci,host=0000:ff:1f.7,x-pba-always-on=on,x-pba-disable=off,x-msix-fd-cache=on"
+    err = _device_error(all_patches_build.binary, dev)
+    assert "no such host device" in err and "not found" not in err and "expects" not in err
+    bad = _device_error(all_patches_build.binary, "vfio-pci,host=0000:ff:1f.7,x-pba-always-on=maybe")
+    assert "Parameter 'x-pba-always-on' expects 'on' or 'off'" in bad
+    stock = _device_error(stock_build.binary, "vfio-pci,host=0000:ff:1f.7,x-pba-always-on=on")
+    assert "Property 'vfio-pci.x-pba-always-on' not found" in stock
+
+
 def test_binary_keeps_symbols_and_its_trace_events(all_patches_build: qb.BuildResult) -> None:
     binary = all_patches_build.binary
     nm = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
