@@ -57,3 +57,24 @@ def test_a_gone_process_leaves_everything_unresolved() -> None:
     names = RegionNames(4_000_000)  # above pid_max: no such process
     names.resolve([0x5555_0000])
     assert names.unresolved == {0x5555_0000} and names.offset is None
+
+
+def test_a_name_at_the_end_of_a_mapping_is_read() -> None:
+    """A name whose 64-byte read window would run into an unmapped page."""
+    libc = ct.CDLL(None, use_errno=True)
+    libc.mmap.restype = ct.c_void_p
+    libc.mmap.argtypes = [ct.c_void_p, ct.c_size_t, ct.c_int, ct.c_int, ct.c_int, ct.c_long]
+    libc.munmap.argtypes = [ct.c_void_p, ct.c_size_t]
+    base = libc.mmap(None, 8192, 0x1 | 0x2, 0x02 | 0x20, -1, 0)  # PROT_READ|WRITE, PRIVATE|ANONYMOUS
+    assert base not in (None, ct.c_void_p(-1).value)
+    assert libc.munmap(base + 4096, 4096) == 0  # nothing readable after the first page
+    try:
+        name = b"msix-pba\0"
+        ct.memmove(base + 4096 - len(name), name, len(name))
+        region = (ct.c_uint64 * 8)()
+        region[3] = base + 4096 - len(name)
+        names = RegionNames(os.getpid())
+        names.resolve([ct.addressof(region)])
+        assert names.names == {ct.addressof(region): "msix-pba"} and names.offset == 24
+    finally:
+        libc.munmap(base, 4096)
