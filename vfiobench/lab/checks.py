@@ -14,11 +14,19 @@ must agree with them, exactly, over the measure phase:
 
 Burst windows coalesce triggers at several levels (eventfd counters), so for ``burst`` the checks
 that depend on the number of interrupts are bounds, not equalities.
+
+The expectations follow the L2 device's configuration (:class:`DeviceConfig`, read from its command
+line): ``x-no-kvm-msix`` removes the KVM route (a mask then issues no ioctl, QEMU handles every
+interrupt); ``x-pba-always-on``/``x-pba-disable`` remove every PBA toggle (with always-on the guest
+must still see its pending bit); ``x-msix-fd-cache`` skips the SET_IRQS of every
+``vfio_msix_fd_cache_hit`` trace event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from vfiobench.store import Check
 
@@ -27,6 +35,36 @@ TRACE_USE = "vfio_msix_vector_do_use"
 TRACE_PBA_ON = "vfio_msix_pba_enable"
 TRACE_PBA_OFF = "vfio_msix_pba_disable"
 TRACE_IRQ = "vfio_msi_interrupt"
+TRACE_FD_CACHE_HIT = "vfio_msix_fd_cache_hit"
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """What the L2 vfio-pci device was told to do, as far as the checks care."""
+
+    kvm_route: bool = True
+    pba: Literal["toggle", "always-on", "disabled"] = "toggle"
+    fd_cache: bool = False
+
+    @classmethod
+    def from_args(cls, accel: str, qemu_args: Sequence[str]) -> DeviceConfig:
+        """Read the ``x-*`` properties from ``-global vfio-pci.KEY=on`` or ``-device vfio-pci,KEY=on``."""
+        on: set[str] = set()
+        for arg in qemu_args:
+            for item in arg.replace("vfio-pci.", ",").split(","):
+                key, _, value = item.partition("=")
+                if value in ("on", "true", "yes"):
+                    on.add(key)
+        pba: Literal["toggle", "always-on", "disabled"] = "toggle"
+        if "x-pba-disable" in on:
+            pba = "disabled"
+        elif "x-pba-always-on" in on:
+            pba = "always-on"
+        return cls(
+            kvm_route=accel == "kvm" and "x-no-kvm-msix" not in on,
+            pba=pba,
+            fd_cache="x-msix-fd-cache" in on,
+        )
 
 
 def _eq(name: str, expected: float, observed: float, detail: str) -> Check:
@@ -47,6 +85,7 @@ def lab_checks(
     trace: Mapping[str, int],
     irq_delta: int | None,
     probes: Mapping[str, int] | None,
+    device: DeviceConfig | None = None,
 ) -> list[Check]:
     """The checks of one lab cell's measure phase.
 
@@ -59,13 +98,17 @@ def lab_checks(
         irq_delta: L1 ``vfio-msix`` interrupts during the measure phase (None if unknown).
         probes: Probe event counts in the measure phase (None for a probe-free run), keyed
             ``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle``.
+        device: The L2 device's configuration (default: stock, KVM route iff ``accel == "kvm"``).
 
     Returns:
         The checks, each with what was expected and what was observed.
     """
+    dev = device or DeviceConfig(kvm_route=accel == "kvm")
     c = {k: int(v) for k, v in counters.items()}
-    t = {k: int(trace.get(k, 0)) for k in (TRACE_RELEASE, TRACE_USE, TRACE_PBA_ON, TRACE_PBA_OFF, TRACE_IRQ)}
+    names = (TRACE_RELEASE, TRACE_USE, TRACE_PBA_ON, TRACE_PBA_OFF, TRACE_IRQ, TRACE_FD_CACHE_HIT)
+    t = {k: int(trace.get(k, 0)) for k in names}
     masked = workload != "no-mask"
+    toggles = dev.pba == "toggle"
     out = [
         _eq(
             "workload: delivered == expected",
@@ -81,9 +124,14 @@ def lab_checks(
         ),
         _eq("trace: vector uses == workload unmasks", c["unmasks"], t[TRACE_USE], "vfio_msix_vector_do_use"),
     ]
-    if masked:
+    if masked and dev.pba != "disabled":
         out.append(_eq("workload: PBA bit seen in every mask window", c["masks"], c["pba_seen"], "PBA polls"))
+    if masked and toggles:
         out.append(_eq("trace: PBA disables == unmasks", c["unmasks"], t[TRACE_PBA_OFF], TRACE_PBA_OFF))
+    elif masked:
+        out.append(
+            _eq(f"trace: no PBA toggles (x-pba-{dev.pba})", 0, t[TRACE_PBA_ON] + t[TRACE_PBA_OFF], "pba_*")
+        )
     else:
         out.append(
             _eq("trace: no PBA toggles without masking", 0, t[TRACE_PBA_ON] + t[TRACE_PBA_OFF], "pba_*")
@@ -96,9 +144,10 @@ def lab_checks(
         # a straggler may land after the unmask: handled by QEMU without a PBA enable
         out.append(_within("trace: PBA enables", c["masks"], t[TRACE_IRQ], t[TRACE_PBA_ON], TRACE_PBA_ON))
     else:
-        qemu_sees = c["triggered"] if (masked or accel == "tcg") else 0
-        out.append(_eq("trace: QEMU-handled interrupts", qemu_sees, t[TRACE_IRQ], f"{TRACE_IRQ} ({accel})"))
-        if masked:
+        qemu_sees = c["triggered"] if (masked or not dev.kvm_route) else 0
+        route = "KVM route" if dev.kvm_route else "no KVM route"
+        out.append(_eq("trace: QEMU-handled interrupts", qemu_sees, t[TRACE_IRQ], f"{TRACE_IRQ} ({route})"))
+        if masked and toggles:
             out.append(_eq("trace: PBA enables == triggers", c["triggered"], t[TRACE_PBA_ON], TRACE_PBA_ON))
     if irq_delta is not None:
         if workload == "burst":
@@ -110,8 +159,10 @@ def lab_checks(
                 _eq("L1: vfio-msix interrupts == triggers", c["triggered"], irq_delta, "/proc/interrupts")
             )
     if probes is not None:
-        ioctls = t[TRACE_USE] + (t[TRACE_RELEASE] if accel == "kvm" else 0)
-        why = "do_use + release (KVM route)" if accel == "kvm" else "do_use (no KVM route)"
+        ioctls = t[TRACE_USE] + (t[TRACE_RELEASE] if dev.kvm_route else 0) - t[TRACE_FD_CACHE_HIT]
+        why = "do_use + release (KVM route)" if dev.kvm_route else "do_use (no KVM route)"
+        if dev.fd_cache:
+            why += f" - {t[TRACE_FD_CACHE_HIT]} fd-cache hits"
         out.append(_eq("probe: set_irqs_ioctl == trace", ioctls, probes.get("set_irqs_ioctl", 0), why))
         out.append(_eq("probe: set_vector_signal == trace", ioctls, probes.get("set_vector_signal", 0), why))
         out.append(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from vfiobench.lab.checks import lab_checks
+from vfiobench.lab.checks import DeviceConfig, lab_checks
 from vfiobench.lab.image import Image
 from vfiobench.lab.vm import BootTimes
 from vfiobench.qemu.trace import df_trace_events
@@ -196,6 +196,7 @@ def cell_to_run(
             trace=trace_counts,
             irq_delta=irq_delta,
             probes=probe_counts,
+            device=DeviceConfig.from_args(cell.accel, cell.qemu_args),
         )
         w.meta.labels["trace_counts_measure"] = json.dumps(trace_counts, sort_keys=True)
         w.meta.labels["irq_delta_measure"] = irq_delta
