@@ -110,11 +110,13 @@ class LabBackend:
     def execute(self, runs: Sequence[PlannedRun], runs_dir: Path, done: RunDone) -> None:
         """Boot L1 once for ``runs``; a failed boot leaves its runs to be redone on resume."""
         from vfiobench.lab.runner import run_lab
+        from vfiobench.qemu.build import heavy_lock
 
-        cells = [self.cell(r) for r in runs]
+        cells = [self.cell(r) for r in runs]  # builds missing QEMU variants first (their own lock)
         out = runs_dir / runs[0].run_id if len(runs) == 1 else runs_dir
         try:
-            run_lab(cells, out, show=self.show)
+            with heavy_lock(progress=self.show):  # one VM at a time on a 2-core machine
+                run_lab(cells, out, show=self.show)
         except VfioBenchError as e:
             self.show(f"lab: batch of {len(runs)} runs failed: {e}")
         for run in runs:
