@@ -99,9 +99,16 @@ def _chromium_cmd(profile: Path) -> list[str]:
         "--virtual-time-budget=10000",
         "--hide-scrollbars",
     ]
-    if os.geteuid() == 0 and shutil.which("unshare"):
+    if _can_unshare_network():
         return ["unshare", "-n", *cmd]
+    # no network namespace (not root, or not allowed here): a dead proxy and no name resolution
     return [*cmd, "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+
+
+def _can_unshare_network() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=30).returncode == 0
 
 
 def _browse(page: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
