@@ -1,0 +1,43 @@
+import json
+
+import pandas as pd
+
+from vfiobench.experiment.export import export_runs, main
+from vfiobench.store import RunMeta, RunWriter, load_run, load_runs
+
+
+def _run(root, run_id, *, warmup, status="complete"):
+    meta = RunMeta(run_id, "stock", "lab", labels={"warmup": warmup})
+    w = RunWriter(root / run_id, meta)
+    with w:
+        w.append("workload", pd.DataFrame({"latency_ns": [1, 2, 3]}))
+        w.attach("console.log", text="boot log\n")
+        w.attach("job.log", text="job\n")
+    if status != "complete":
+        data = json.loads((root / run_id / "run.json").read_text())
+        data["status"] = status
+        (root / run_id / "run.json").write_text(json.dumps(data))
+
+
+def test_export_keeps_measured_complete_runs_without_bulky_attachments(tmp_path):
+    src = tmp_path / "exp" / "runs"
+    _run(src, "w0", warmup=True)
+    _run(src, "r0", warmup=False)
+    _run(src, "r1", warmup=False, status="failed")
+    out = export_runs(tmp_path / "exp", tmp_path / "sample")
+    assert [p.name for p in out] == ["r0"]
+    run = load_run(tmp_path / "sample" / "r0")
+    assert run.table("workload")["latency_ns"].tolist() == [1, 2, 3]
+    assert not (run.path / "console.log").exists()
+    assert (run.path / "job.log").read_text() == "job\n"
+    assert run.meta.labels["attachments_dropped"] == ["console.log"]
+    assert run.meta.labels["exported_from"] == str(src / "r0")
+    assert len(load_runs(tmp_path / "sample")) == 1
+
+
+def test_export_cli_reports_and_includes_warmup_on_request(tmp_path, capsys):
+    _run(tmp_path / "exp", "w0", warmup=True)
+    assert main([str(tmp_path / "exp"), str(tmp_path / "s"), "--include-warmup"]) == 0
+    assert "exported 1 runs" in capsys.readouterr().out
+    assert main([str(tmp_path / "nope"), str(tmp_path / "s2")]) == 2
+    assert "no such directory" in capsys.readouterr().err
