@@ -156,3 +156,18 @@ def test_runs_carry_logs_and_qemu_metadata(lab_runs: dict[str, Run]) -> None:
         assert run.has_table(probe)
     trace = run.table("qemu_trace")
     assert set(trace["phase"]) >= {"setup", "measure"}
+
+
+def test_second_build_reuses_the_cached_image(
+    lab_runs: dict[str, Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vfiobench.lab import image
+
+    def no_rebuild(self: object) -> None:
+        raise AssertionError("the cached image was rebuilt")
+
+    monkeypatch.setattr(image._Builder, "debootstrap", no_rebuild)
+    img = image.build_image()
+    assert img.path.name == image.Recipe.default().digest()
+    assert lab_runs["kvm-no-mask"].meta.labels["lab_image"] == img.path.name
+    assert img.info["kernel_release"] == lab_runs["kvm-no-mask"].meta.host.kernel_release
