@@ -515,7 +515,7 @@ class Runs:
         """
         from vfiobench.plots_timeline import plot_timeline_view
 
-        return plot_timeline_view(self.timeline(), self.runset, max_points=max_points)
+        return plot_timeline_view(self.timeline(), self.runset, max_points=max_points, by=self._groups())
 
 
 def load(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Runs:

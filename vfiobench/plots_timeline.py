@@ -37,10 +37,12 @@ from bokeh.models import (
     FactorRange,
     HoverTool,
     IndexFilter,
+    NumeralTickFormatter,
     Range1d,
     TapTool,
 )
 from bokeh.models.annotations.legends import Legend
+from bokeh.models.axes import CategoricalAxis
 from bokeh.models.widgets.markups import Div
 from bokeh.palettes import Category20_20
 from bokeh.plotting import figure
@@ -190,6 +192,7 @@ def _gantt_figure(seg: pd.DataFrame, lanes: Sequence[str], title: str) -> tuple[
         name="vfb-gantt-figure",
     )
     p.hbar(y="lane", left="left_us", right="right_us", height=0.7, source=src, color="color", alpha=0.85)
+    p.xaxis.formatter = NumeralTickFormatter(format="0,0")
     p.add_tools(HoverTool(tooltips=_HOVER))
     p.ygrid.grid_line_color = None
     p.yaxis.major_label_text_font_size = "8pt"
@@ -269,6 +272,7 @@ def plot_slowest(timeline: pd.DataFrame, n: int = 20, *, title: str | None = Non
         items.append((lane, [r]))
     p.add_layout(Legend(items=items, label_text_font_size="8pt"), "right")
     p.add_tools(HoverTool(tooltips=[("", "@row"), *_HOVER[:2], *_HOVER[3:4]]))
+    p.xaxis.formatter = NumeralTickFormatter(format="0,0")
     p.ygrid.grid_line_color = None
     p.yaxis.major_label_text_font_size = "8pt"
     return p
@@ -278,7 +282,8 @@ def plot_stage_breakdown(summary: pd.DataFrame, by: str = "variant", *, title: s
     """Stacked bars per variant: the stage medians beside the stage p99s.
 
     Stacked p99s are not the p99 of the sum (slow stages rarely coincide); they show which stages
-    have the long tails.
+    have the long tails. A stage's colour is that of the milestone ending it (:data:`STAGE_COLORS`),
+    so "trigger → SET_IRQS entry" (no PBA toggle) and "PBA enabled → SET_IRQS entry" share one.
 
     Args:
         summary: :func:`~vfiobench.analysis.timeline.df_stage_summary` (``[by, stage,
@@ -311,9 +316,9 @@ def plot_stage_breakdown(summary: pd.DataFrame, by: str = "variant", *, title: s
     src = ColumnDataSource(data)
     p = figure(
         title=title or "Where the time goes: median and p99 of each stage, stacked",
-        x_range=FactorRange(factors=bars),
-        width=WIDTH + 240,
-        height=460,
+        x_range=FactorRange(factors=bars, group_padding=0.8),
+        width=max(WIDTH + 240, 420 + 150 * len(groups)),  # the legend takes ~330 px
+        height=500,
         y_axis_label="µs (stacked over stages)",
         y_range=DataRange1d(start=0),
         tools="save,reset",
@@ -327,7 +332,10 @@ def plot_stage_breakdown(summary: pd.DataFrame, by: str = "variant", *, title: s
         )
     )
     p.xgrid.grid_line_color = None
-    p.xaxis.major_label_orientation = 0.6
+    for axis in p.below:
+        if isinstance(axis, CategoricalAxis):
+            axis.group_label_orientation = 0.35 if len(groups) > 3 else "horizontal"
+    p.yaxis.formatter = NumeralTickFormatter(format="0,0")
     return p
 
 
@@ -358,12 +366,13 @@ def plot_timeline_view(
     runs: Run | RunSet | None = None,
     *,
     max_points: int = 600,
+    by: Sequence[str] = ("variant", "kind"),
     colors: Mapping[str, str] | None = None,
 ) -> Any:
     """Linked views: pick an interrupt in the latency scatter, see its timeline in the Gantt below.
 
     The scatter shows each delivered interrupt's latency against its trigger time (seconds since
-    the run's first trigger), coloured by variant and run kind. Tapping a point (or box-selecting:
+    the run's first trigger), coloured by ``by`` (variant and run kind). Tapping a point (or box-selecting:
     the first selected is taken) shows its stages and raw events in the Gantt; it starts on the
     slowest. Works without a server: both views share one ``ColumnDataSource`` of every point's
     Gantt rows (named ``vfb-segments``) and a ``CustomJS`` callback copies the picked one's rows
@@ -374,7 +383,8 @@ def plot_timeline_view(
         runs: the runs, to include the raw probe events (optional).
         max_points: at most this many interrupts are linked (the slowest fifth of them, then an
             even sample of the rest), to keep the page small.
-        colors: ``"variant · kind"`` → colour overrides.
+        by: timeline columns whose values, joined with `` · ``, colour the points (legend).
+        colors: group label → colour overrides.
 
     Returns:
         A ``column`` layout: a note, the scatter and the Gantt.
@@ -392,11 +402,8 @@ def plot_timeline_view(
         step = max(1, int(np.ceil(len(rest) / (max_points - n_slow))))
         tl = tl.loc[sorted([*slow, *rest[::step]])]
         lat = tl["latency_ns"].astype("float64")
-    group = (
-        tl["variant"].astype(str) + " · " + tl["kind"].astype(str)
-        if "kind" in tl.columns
-        else tl["variant"].astype(str)
-    )
+    keys = [c for c in by if c in tl.columns] or ["run_id"]
+    group = tl[keys].astype(str).agg(" · ".join, axis=1)
     cmap = color_map(list(group), colors)
     t0 = tl.groupby("run_id")["trigger_ts_ns"].transform("min").astype("int64")
     points = ColumnDataSource(
