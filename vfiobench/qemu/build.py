@@ -563,7 +563,7 @@ def _qtest_progress(progress: Progress | None) -> Callable[[str], None]:
     """Forward meson's per-test result lines (``1/2 qemu:qtest... OK``) to ``progress``."""
 
     def on_line(line: str) -> None:
-        if progress is not None and re.match(r"^\s*\d+/\d+ qemu:", line):
+        if progress is not None and re.match(r"^\s*\d+/\d+ qemu:", line) and "RUNNING" not in line:
             progress(" ".join(line.split()))
 
     return on_line
