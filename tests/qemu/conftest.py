@@ -31,6 +31,11 @@ def source_unavailable_reason() -> str | None:
         ds.source_version(qb.cache_root())
     except QemuError as e:
         return f"apt-get source qemu cannot work here: {e}"
+    root = qb.cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"the QEMU build cache {root} is not writable ({e.strerror}); set VFIOBENCH_CACHE"
     missing = ds.missing_build_deps()
     if missing and os.geteuid() != 0:
         return f"QEMU build dependencies missing and not root: {' '.join(missing)}"

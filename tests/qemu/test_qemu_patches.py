@@ -259,3 +259,16 @@ def test_heavy_lock_waits_for_another_holder(tmp_path: Path) -> None:
         assert messages and messages[0].startswith("waiting for")
     finally:
         other.wait(timeout=10)
+
+
+def test_without_deb_src_or_build_deps_a_non_root_user_gets_named_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ds, "has_qemu_source", lambda: False)
+    monkeypatch.setattr(ds.os, "geteuid", lambda: 1000)
+    with pytest.raises(QemuError, match="no deb-src entry for qemu") as e:
+        ds.ensure_deb_src()
+    assert e.value.hint is not None and "make system" in e.value.hint
+    monkeypatch.setattr(ds, "missing_build_deps", lambda: ["meson", "libfdt-dev"])
+    with open(tmp_path / "log", "w") as log, pytest.raises(QemuError, match="missing: meson libfdt-dev"):
+        ds.ensure_build_deps(log)

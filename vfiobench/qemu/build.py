@@ -443,7 +443,13 @@ def build_qemu(
     if hit is not None:
         return hit
     logs = base / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise QemuError(
+            f"cannot create the QEMU build cache {base}: {e.strerror}",
+            "set VFIOBENCH_CACHE to a writable directory",
+        ) from None
     log_path = logs / f"build-{safe_version(version)}-{key}.log"
     with heavy_lock(lock, progress):
         hit = _cached_result(dest)  # built by someone else while we waited
