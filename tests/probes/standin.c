@@ -58,8 +58,8 @@ typedef struct MemoryRegion {
 
 static const uint64_t fake_class[8] = {0x8877665544332211ULL, 0x0102030405060708ULL, 0, 7};
 static uint64_t fake_device[8] = {0xdeadbeefcafef00dULL, 0x1122334455667788ULL};
-static MemoryRegion pba = {.klass = fake_class, .opaque = fake_device, .size = 4096, .name = "msix-pba"};
-static MemoryRegion bar = {.klass = fake_class, .opaque = fake_device, .size = 1 << 20, .name = "vfio-bar2"};
+static MemoryRegion pba = {.klass = fake_class, .opaque = fake_device, .size = 4096};
+static MemoryRegion bar = {.klass = fake_class, .opaque = fake_device, .size = 1 << 20};
 
 static unsigned delay_us;
 volatile unsigned long commits;
@@ -118,6 +118,9 @@ int main(int argc, char **argv)
 	int fd = open("/dev/null", O_RDWR);
 	if (fd < 0)
 		return 1;
+	/* QEMU g_strdup()s region names: they live on the heap */
+	pba.name = strdup("msix-pba");
+	bar.name = strdup("vfio-bar2");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("ready %d\n", getpid());
 	if (!fgets(line, sizeof(line), stdin))

@@ -78,3 +78,17 @@ def test_a_name_at_the_end_of_a_mapping_is_read() -> None:
         assert names.names == {ct.addressof(region): "msix-pba"} and names.offset == 24
     finally:
         libc.munmap(base, 4096)
+
+
+def test_strings_outside_the_heap_are_not_names() -> None:
+    """A word pointing at read-only data of a library (a shared structure, not a g_strdup'ed name)."""
+    libc = ct.CDLL(None)
+    libc.strerror.restype = ct.c_void_p
+    rodata = libc.strerror(2)  # "No such file or directory", in libc's read-only data
+    assert ct.string_at(rodata) == b"No such file or directory"
+    keep: list[object] = []
+    mr = _region(keep, {4: b"pam-pci"}, {})
+    ct.cast(mr, ct.POINTER(ct.c_void_p))[0] = rodata  # word 0: name-like, but not on the heap
+    names = RegionNames(os.getpid())
+    names.resolve([mr])
+    assert names.offset == 32 and names.names == {mr: "pam-pci"}

@@ -8,15 +8,18 @@ debug info to say where it is. The method, run in user space while recording:
 2. For the distinct pointers seen, read the first :data:`SCAN_BYTES` of each ``MemoryRegion`` from
    ``/proc/PID/mem`` (root can read any process).
 3. At every 8-aligned offset, treat the word as a ``char *`` and try to read a short name-like
-   NUL-terminated string through it (letters, digits and ``_.:/()[], +-``). An offset where some
-   region is called "msix-pba" wins outright; otherwise the offset where this works for the most
-   regions (ties: the lowest offset). It is learnt once per run and reused for later pointers.
-   (Debian's QEMU 7.2: offset 232; the test stand-in: 88.)
+   NUL-terminated string through it (letters, digits and ``_.:/()[], +-``). QEMU ``g_strdup``s every
+   region name, so only pointers into writable anonymous memory (the heap) count: that rules out
+   words pointing at shared read-only structures (a ``MemoryRegionOps`` whose first function
+   pointer happens to spell "074B7V", say). An offset where some region is called "msix-pba" wins
+   outright and is final; otherwise the offset that names the most regions with the most distinct
+   pointers wins (ties: the lowest offset), and every later batch of new regions is scanned again
+   until "msix-pba" confirms one. (Debian's QEMU 7.2: offset 232; the test stand-in: 88.)
 4. ``is_pba`` is then ``name == "msix-pba"``; the ``pba_regions`` table lists every region seen
-   with its name, offset and method.
+   with its name and the offset used.
 
 If the process is gone before a pointer could be read (or no offset fits), its name stays empty,
-``method`` says ``unresolved`` and ``is_pba`` is false for it: the table still has every call with
+its ``name_offset`` is -1 and ``is_pba`` is false for it: the table still has every call with
 its ``mr``, so the PBA can be identified afterwards by its toggle pattern (enabled on a pending
 interrupt, disabled on the next unmask: alternating ``enabled`` 1/0 on one ``mr``).
 """
@@ -73,26 +76,46 @@ class RegionNames:
 
     confirmed: bool = False  # the offset was found through a region called "msix-pba"
 
+    def _heap_ranges(self) -> list[tuple[int, int]]:
+        """Writable anonymous mappings (heap, malloc arenas) of the process."""
+        ranges = []
+        try:
+            with open(f"/proc/{self.pid}/maps", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    parts = line.split()
+                    path = parts[5] if len(parts) > 5 else ""
+                    if parts[1].startswith("rw") and path in ("", "[heap]"):
+                        lo, hi = parts[0].split("-")
+                        ranges.append((int(lo, 16), int(hi, 16)))
+        except (OSError, IndexError, ValueError):
+            return []
+        return ranges
+
     def _scan(self, mem: Any, mrs: list[int]) -> tuple[int | None, bool]:
         """(offset, confirmed): the name offset that fits ``mrs`` best."""
+        heap = self._heap_ranges()
         blobs = {mr: _read(mem, mr, SCAN_BYTES) for mr in mrs}
-        scores: dict[int, int] = {}
+        scores: dict[int, tuple[int, int]] = {}
         for off in range(0, SCAN_BYTES, 8):
-            n = 0
+            named = 0
+            ptrs = set()
             for blob in blobs.values():
                 if blob and len(blob) >= off + 8:
                     (ptr,) = struct.unpack_from("<Q", blob, off)
+                    if not any(lo <= ptr < hi for lo, hi in heap):
+                        continue
                     name = _read_cstr(mem, ptr)
                     if name == PBA_NAME:
                         return off, True  # the name we are after: no doubt left
                     if name is not None:
-                        n += 1
-            if n:
-                scores[off] = n
+                        named += 1
+                        ptrs.add(ptr)
+            if named:
+                scores[off] = (named, len(ptrs))
         if not scores:
             return None, False
         best = max(scores.values())
-        return min(off for off, n in scores.items() if n == best), False
+        return min(off for off, score in scores.items() if score == best), False
 
     def _name_at(self, mem: Any, mr: int) -> str | None:
         if self.offset is None:
