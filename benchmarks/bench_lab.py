@@ -2,7 +2,7 @@
 
 One L1 boot runs, side by side: a short warm-up cell (discarded: the first cell after boot runs
 slower), then per accelerator (kvm, tcg) ``mask-every-irq`` probe-free, the same with every probe
-attached (per-operation times), and ``no-mask`` probe-free. Printed:
+attached (per-operation times), and ``no-mask`` probe-free and probed. Printed:
 
 1. the image (cached or built, its build time) and the boot: seconds from the L1 QEMU start to the
    job's first line, and the whole boot;
@@ -11,7 +11,8 @@ attached (per-operation times), and ``no-mask`` probe-free. Printed:
 3. ratios of median cycle times (trigger to next trigger) measured in the same boot: masked /
    unmasked per accel (what masking every interrupt costs), and probed / probe-free (what the
    probes cost); medians, because other jobs on a shared 2-core host make means noisy;
-4. per-operation medians from the probed cells: SET_IRQS ioctl, ``vfio_msi_set_vector_signal``,
+4. per-operation medians and counts per cycle from the probed cells, masked and unmasked: SET_IRQS
+   ioctl, ``vfio_msi_set_vector_signal``,
    ``memory_region_set_enabled`` on the PBA (includes the tail-jumped commit) and
    ``memory_region_transaction_commit``.
 
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         cells += plan_cells([a], ["mask-every-irq"], cycles=cycles, probes=False)
         cells += plan_cells([a], ["mask-every-irq"], cycles=cycles, probes=True)
         cells += plan_cells([a], ["no-mask"], cycles=cycles, probes=False)
+        cells += plan_cells([a], ["no-mask"], cycles=cycles, probes=True)
     with tempfile.TemporaryDirectory(prefix="bench-lab-") as tmp:
         t1 = time.monotonic()
         lab = run_lab(cells, Path(tmp) / "runs", image=img, show=lambda line: None)
@@ -124,36 +126,40 @@ def main(argv: list[str] | None = None) -> int:
             masked = cycle_ms[f"{a}-mask-every-irq-probe-free"]
             unmasked = cycle_ms[f"{a}-no-mask-probe-free"]
             probed = cycle_ms[f"{a}-mask-every-irq"]
+            probed_nomask = cycle_ms[f"{a}-no-mask"]
             print(
                 f"  {a}: mask-every-irq / no-mask {masked / unmasked:5.2f}x "
-                f"({masked:.2f} vs {unmasked:.2f} ms); probed / probe-free {probed / masked:5.2f}x "
-                f"({probed:.2f} vs {masked:.2f} ms)"
+                f"({masked:.2f} vs {unmasked:.2f} ms); probed / probe-free: masked {probed / masked:5.2f}x "
+                f"({probed:.2f} vs {masked:.2f} ms), no-mask {probed_nomask / unmasked:5.2f}x"
             )
-        print()
-        print(f"per operation under TCG, µs p50 / p99 (probed cells, {cycles} cycles):")
-        print(f"  {'operation':34} {'kvm':>21} {'tcg':>21}   per cycle kvm / tcg")
         ops = [
             ("set_irqs_ioctl", "SET_IRQS ioctl", None),
             ("set_vector_signal", "vfio_msi_set_vector_signal", None),
             ("pba_toggle", "memory_region_set_enabled (PBA)", "is_pba"),
             ("transaction_commit", "memory_region_transaction_commit", None),
         ]
-        for table, label, flag in ops:
-            cols, counts = [], []
-            for a in accels:
-                run = runs[f"{a}-mask-every-irq"]
-                if not run.has_table(table):
-                    cols.append("-")
-                    counts.append("-")
-                    continue
-                df = run.table(table)
-                ph = run.meta.workload.params["phases"]["measure"]
-                df = df[(df["ts_ns"] >= ph["start_ns"]) & (df["ts_ns"] <= ph["end_ns"])]
-                if flag is not None and flag in df:
-                    df = df[df[flag]]
-                cols.append(_us(df["dur_ns"]))
-                counts.append(f"{len(df) / cycles:.2f}")
-            print(f"  {label:34} {cols[0]:>21} {cols[1]:>21}   {counts[0]} / {counts[1]}")
+        for mode in ("mask-every-irq", "no-mask"):
+            print()
+            print(f"per operation under TCG, {mode}, probed cells, {cycles} cycles:")
+            print(
+                f"  {'operation':34} {'kvm µs p50 / p99':>21} {'tcg µs p50 / p99':>21}   per cycle kvm / tcg"
+            )
+            for table, label, flag in ops:
+                cols, counts = [], []
+                for a in accels:
+                    run = runs[f"{a}-{mode}"]
+                    if not run.has_table(table):
+                        cols.append("-")
+                        counts.append("-")
+                        continue
+                    df = run.table(table)
+                    ph = run.meta.workload.params["phases"]["measure"]
+                    df = df[(df["ts_ns"] >= ph["start_ns"]) & (df["ts_ns"] <= ph["end_ns"])]
+                    if flag is not None and flag in df:
+                        df = df[df[flag]]
+                    cols.append(_us(df["dur_ns"]))
+                    counts.append(f"{len(df) / cycles:.2f}")
+                print(f"  {label:34} {cols[0]:>21} {cols[1]:>21}   {counts[0]} / {counts[1]}")
     return 0
 
 
