@@ -15,6 +15,8 @@ report: $(VENV)/.installed
 
 ## make test: system packages (as root), test dependencies, BCC into the venv, then the whole suite
 test: system $(VENV)/.installed-test
+	# what this machine can probe (merges Debian's kernel headers for BCC when needed); never fails
+	-$(VENV)/bin/vfiobench doctor --prepare-headers --no-compile
 	$(PY) -m pytest
 
 ## make lint: ruff + mypy --strict on vfiobench/
