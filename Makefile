@@ -11,7 +11,7 @@ REPORTS ?= reports
 
 ## make report: create .venv, install, render data/sample/ into reports/ (per-run pages, A/B report, index)
 report: $(VENV)/.installed
-	$(VENV)/bin/vfiobench report $(SAMPLE) --compare --out $(REPORTS)
+	$(VENV)/bin/vfiobench report $(SAMPLE) --compare --jobs 2 --out $(REPORTS)
 
 ## make test: system packages (as root), test dependencies, BCC into the venv, then the whole suite
 test: system $(VENV)/.installed-test
