@@ -443,3 +443,22 @@ def test_bench_timeline_small_run(bench: ModuleType, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "3,000 interrupts, " in out and "ratio naive / vfiobench" in out
     assert "agree with naive on 40: yes" in out and "peak memory (tracemalloc" in out
+
+
+@pytest.mark.parametrize("encoding", ["str", "bytes", "code", "category"])
+def test_irq_path_event_column_as_names_bytes_or_codes(encoding: str) -> None:
+    """A probe may write the event as a numpy "S" field or an integer code: same timeline."""
+    workload, tables = build([one_cycle(10_000), one_cycle(20_000)])
+    ev = tables["irq_path"]["event"]
+    if encoding == "bytes":
+        ev = ev.map(lambda e: e.encode().ljust(16, b"\0"))
+    elif encoding == "code":
+        ev = ev.map(tlm.IRQ_PATH_EVENTS.index).astype("int32")
+    elif encoding == "category":
+        ev = ev.astype("category")
+    tl = assemble_timeline(workload, {**tables, "irq_path": tables["irq_path"].assign(event=ev)})
+    assert tl["complete"].all() and stages_of(tl.iloc[0]) == CYCLE_STAGES
+    normalized = tlm.normalize_irq_path(tables["irq_path"].assign(event=ev))
+    assert sorted(normalized["event"].astype(str).unique()) == sorted(tables["irq_path"]["event"].unique())
+    with_unknown = tables["irq_path"].assign(event=[99] + [0] * (len(ev) - 1))
+    assert tlm.normalize_irq_path(with_unknown)["event"].isna().sum() == 1

@@ -62,7 +62,8 @@ The ``irq_path`` table (written by the probes' ``irq_path`` probe; this module r
 present, and works without it). One row per event; events may arrive in any order::
 
     ts_ns   int64   CLOCK_MONOTONIC ns of the event (bpf_ktime_get_ns; an entry for calls)
-    event   string  one of IRQ_PATH_EVENTS (below); others are ignored
+    event   string  one of IRQ_PATH_EVENTS (below); others are ignored. Bytes (a numpy "S" field)
+                    or an integer code (the index in IRQ_PATH_EVENTS) are accepted too
     vector  int32   MSI-X vector where the event knows it, else -1
     dur_ns  int64   entry → return for call events (optional; -1 or absent for point events)
     tid     int64   thread (optional)
@@ -499,6 +500,8 @@ def assemble_timeline(
     if not 0.0 < expect_fraction <= 1.0:
         raise AnalysisError(f"expect_fraction must be in (0, 1], not {expect_fraction}")
     irq = _interrupts(workload)
+    if IRQ_PATH in tables:
+        tables = {**tables, IRQ_PATH: normalize_irq_path(tables[IRQ_PATH])}
     n = irq.trigger.size
     events: dict[str, _Events] = {}
     available: list[CallSpec] = []
@@ -578,9 +581,39 @@ def _frame(workload: pd.DataFrame, irq: _Interrupts, match: _Match, path: list[s
     return pd.DataFrame(cols, copy=False)  # the columns are fresh: no second copy
 
 
+def normalize_irq_path(df: pd.DataFrame) -> pd.DataFrame:
+    """The ``irq_path`` table with ``event`` as a categorical of names (from strings, bytes or codes).
+
+    Integer codes index :data:`IRQ_PATH_EVENTS` (others become NA); bytes are decoded as ASCII.
+    """
+    if "event" not in df.columns:
+        return df
+    ev = df["event"]
+    if isinstance(ev.dtype, pd.CategoricalDtype) and all(isinstance(c, str) for c in ev.cat.categories):
+        return df
+    if pd.api.types.is_integer_dtype(ev.dtype):
+        codes = ev.to_numpy(dtype=np.int64)
+        codes = np.where((codes >= 0) & (codes < len(IRQ_PATH_EVENTS)), codes, -1)
+        cat = pd.Categorical.from_codes(codes, categories=pd.Index(IRQ_PATH_EVENTS))
+    else:
+        codes, uniques = pd.factorize(ev, sort=False)
+        names = [
+            u.decode("ascii", "replace").rstrip("\x00") if isinstance(u, bytes) else str(u) for u in uniques
+        ]
+        # several byte strings may decode to one name: categories must be unique
+        unique = list(dict.fromkeys(names))
+        pos = {n: k for k, n in enumerate(unique)}
+        remap = np.array([pos[n] for n in names] + [-1], dtype=np.int64)  # code -1 (NA) stays NA
+        cat = pd.Categorical.from_codes(remap[codes], categories=pd.Index(unique))
+    return df.assign(event=cat)
+
+
 def _probe_tables(run: Run) -> dict[str, pd.DataFrame]:
     names = {*schema.PROBE_TABLES, IRQ_PATH}
-    return {name: run.table(name) for name in sorted(names) if run.has_table(name)}
+    tables = {name: run.table(name) for name in sorted(names) if run.has_table(name)}
+    if IRQ_PATH in tables:
+        tables[IRQ_PATH] = normalize_irq_path(tables[IRQ_PATH])
+    return tables
 
 
 def _label(run: Run, name: str) -> Any:
