@@ -291,8 +291,10 @@ def test_vectorised_assembly_equals_the_naive_loop(
     workload, tables = bench.make_tables(120, seed=seed, lose=lose, vectors=vectors, shuffle=True)
     ours = assemble_timeline(workload, tables)
     ref = bench.naive_timeline(workload, tables)
+    asof = bench.merge_asof_timeline(workload, tables)
     for m in MILESTONE_NAMES:
         pd.testing.assert_series_equal(ours[ts_column(m)], ref[ts_column(m)], check_names=False)
+        pd.testing.assert_series_equal(ours[ts_column(m)], asof[ts_column(m)], check_names=False)
     complete = ours[ours["complete"]]
     assert (complete[STAGES].sum(axis=1) == complete["latency_ns"]).all()
     assert (complete["latency_ns"] == workload.loc[complete.index, "latency_ns"]).all()
@@ -442,7 +444,8 @@ def test_bench_timeline_small_run(bench: ModuleType, capsys: pytest.CaptureFixtu
     assert bench.main(["--n", "3000", "--naive-n", "40", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "3,000 interrupts, " in out and "ratio naive / vfiobench" in out
-    assert "agree with naive on 40: yes" in out and "peak memory (tracemalloc" in out
+    assert "agree with merge_asof on all 3,000 and with naive on 40: yes" in out
+    assert "ratio merge_asof / vfiobench" in out and "peak memory (tracemalloc" in out
 
 
 @pytest.mark.parametrize("encoding", ["str", "bytes", "code", "category"])
