@@ -14,7 +14,16 @@ probe                         attaches to                                  table
                               in the QEMU binary                           enabled, is_pba
 ``transaction_commit``        uprobe+uretprobe                             ts_ns, dur_ns, tid, depth
                               ``memory_region_transaction_commit``
+``irq_path``                  several parts (:data:`IRQ_PATH_PARTS`): irq  ts_ns, event, vector,
+                              tracepoints, kprobe ``eventfd_signal``,      dur_ns, tid, cpu, arg0,
+                              ``kvm:kvm_msi_set_irq``, QEMU uprobes        arg1
 ============================  ===========================================  ==========================
+
+``irq_path`` is one ring of events of several kinds (``event``: :data:`IRQ_PATH_EVENTS`, the table
+:mod:`vfiobench.analysis.timeline` reads). Each part attaches on its own: a part whose target this
+machine lacks (kprobes on a kernel without them, QEMU's static ``vfio_msi_interrupt`` in a stripped
+binary) is skipped with the reason, which ``run.json`` keeps in the probe's ``target``; the probe
+fails only when no part can attach. ``dur_ns`` is -1 for point events.
 
 A run with ``pba_toggle`` also holds ``pba_regions`` (``mr``, ``name``, ``name_offset``, ``is_pba``):
 every region seen and how it was named (:mod:`vfiobench.probes.regions`).
@@ -35,7 +44,8 @@ import numpy as np
 #: ``VFIO_DEVICE_SET_IRQS`` = ``_IO(';', 100 + 10)``.
 VFIO_DEVICE_SET_IRQS = 0x3B6E
 
-ProbeKind = Literal["tracepoint", "kprobe", "uprobe"]
+ProbeKind = Literal["tracepoint", "kprobe", "uprobe", "composite"]
+PartKind = Literal["tracepoint", "kprobe", "uprobe"]
 
 SET_IRQS_DTYPE = np.dtype(
     [
@@ -69,6 +79,94 @@ PBA_TOGGLE_DTYPE = np.dtype(
     [("ts_ns", "<u8"), ("dur_ns", "<u8"), ("mr", "<u8"), ("tid", "<u4"), ("enabled", "<u4")]
 )
 TRANSACTION_COMMIT_DTYPE = np.dtype([("ts_ns", "<u8"), ("dur_ns", "<u8"), ("tid", "<u4"), ("depth", "<u4")])
+IRQ_PATH_DTYPE = np.dtype(
+    [
+        ("ts_ns", "<u8"),
+        ("dur_ns", "<i8"),  # u64 in C: (u64)-1 for point events
+        ("arg0", "<u8"),
+        ("arg1", "<u8"),
+        ("tid", "<u4"),
+        ("cpu", "<u4"),
+        ("vector", "<i4"),
+        ("event", "<u4"),
+    ]
+)
+
+#: ``irq_path`` event names by code (``VB_EV_*`` in ``events.bpf.h``); the timeline's names.
+IRQ_PATH_EVENTS: tuple[str, ...] = (
+    "host_irq",
+    "eventfd_signal",
+    "kvm_msi",
+    "qemu_irq",
+    "msix_set_pending",
+    "msix_notify",
+)
+
+#: vfio-pci names its MSI-X handlers "vfio-msix[N](BDF)" (drivers/vfio/pci/vfio_pci_intrs.c).
+DEFAULT_IRQ_NAME_PREFIX = "vfio-msix"
+
+
+@dataclass(frozen=True)
+class ProbePart:
+    """One attachable part of a composite probe (``irq_path``).
+
+    Attributes:
+        event: the event it records (one of :data:`IRQ_PATH_EVENTS`).
+        kind: ``tracepoint``, ``kprobe`` or ``uprobe``.
+        targets: tracepoints (``category:event``) attached to ``entry_fn`` then ``return_fn``; or
+            the kernel/QEMU function.
+        entry_fn: BPF function at the entry (the first tracepoint).
+        return_fn: BPF function at the return (the second tracepoint); ``None``: entry only.
+        inlined_in: functions whose inlined copies of ``targets[0]`` also get ``inline_fn``.
+        inline_fn: BPF function placed on each inlined copy.
+        needs: another part whose events this one relies on (skipped with it).
+    """
+
+    event: str
+    kind: PartKind
+    targets: tuple[str, ...]
+    entry_fn: str
+    return_fn: str | None = None
+    inlined_in: tuple[str, ...] = ()
+    inline_fn: str | None = None
+    needs: str | None = None
+
+    @property
+    def symbol(self) -> str:
+        """The probed function (kprobes, uprobes)."""
+        return self.targets[0]
+
+    def describe(self) -> str:
+        """One line: where the part attaches."""
+        if self.kind == "tracepoint":
+            return "tracepoint:" + "+".join(self.targets)
+        how = f"{self.kind}+{self.kind.replace('probe', 'retprobe')}" if self.return_fn else self.kind
+        return f"{how}:{self.symbol}"
+
+
+#: The parts of ``irq_path``, in path order.
+IRQ_PATH_PARTS: tuple[ProbePart, ...] = (
+    ProbePart(
+        "host_irq",
+        "tracepoint",
+        ("irq:irq_handler_entry", "irq:irq_handler_exit"),
+        "vb_irq_entry",
+        "vb_irq_exit",
+    ),
+    ProbePart("eventfd_signal", "kprobe", ("eventfd_signal",), "vb_eventfd_signal", needs="host_irq"),
+    ProbePart("kvm_msi", "tracepoint", ("kvm:kvm_msi_set_irq",), "vb_kvm_msi"),
+    ProbePart("qemu_irq", "uprobe", ("vfio_msi_interrupt",), "vb_qemu_irq_enter", "vb_qemu_irq_return"),
+    ProbePart(
+        "msix_set_pending",
+        "uprobe",
+        ("msix_set_pending",),
+        "vb_pending_enter",
+        "vb_pending_return",
+        inlined_in=("msix_notify",),
+        inline_fn="vb_pending_inlined",
+    ),
+    ProbePart("msix_notify", "uprobe", ("msix_notify",), "vb_notify_enter", "vb_notify_return"),
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +185,7 @@ class ProbeSpec:
         entry_fn: BPF function attached at entry (``None`` for ``TRACEPOINT_PROBE``).
         return_fn: BPF function attached at return.
         target: a one-line description stored in ``run.json``.
+        parts: the parts of a ``composite`` probe.
     """
 
     name: str
@@ -100,6 +199,7 @@ class ProbeSpec:
     entry_fn: str | None
     return_fn: str | None
     target: str
+    parts: tuple[ProbePart, ...] = ()
 
     @property
     def define(self) -> str:
@@ -166,6 +266,20 @@ PROBES: dict[str, ProbeSpec] = {
             "vb_commit_enter",
             "vb_commit_return",
             "uprobe+uretprobe:memory_region_transaction_commit",
+        ),
+        ProbeSpec(
+            "irq_path",
+            4,
+            "composite",
+            "irq_path.bpf.c",
+            "vb_irq_path_event",
+            IRQ_PATH_DTYPE,
+            ("ts_ns", "event", "vector", "dur_ns", "tid", "cpu", "arg0", "arg1"),
+            None,
+            None,
+            None,
+            "; ".join(f"{p.event}={p.describe()}" for p in IRQ_PATH_PARTS),
+            IRQ_PATH_PARTS,
         ),
     )
 }

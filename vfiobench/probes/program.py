@@ -8,9 +8,11 @@ probe's ``*.bpf.c`` file; the shared macros and event structs come in through ``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from vfiobench.probes.catalog import HEADERS, ProbeSpec, bpf_dir
+from vfiobench.errors import ProbeError
+from vfiobench.probes.catalog import DEFAULT_IRQ_NAME_PREFIX, HEADERS, ProbeSpec, bpf_dir
 from vfiobench.probes.histogram import DEFAULT_SUB_BUCKET_BITS
 
 COMMON_SOURCE = "common.bpf.c"
@@ -46,6 +48,7 @@ def build_program(
     histogram: bool = False,
     sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS,
     max_depth: int = 8,
+    irq_name_prefix: str = DEFAULT_IRQ_NAME_PREFIX,
 ) -> Program:
     """Assemble the program for ``probes`` (in catalog order) with its ``-D`` flags.
 
@@ -56,6 +59,11 @@ def build_program(
         histogram: aggregate durations in kernel histograms instead of streaming events.
         sub_bucket_bits: histogram precision (``2**bits`` sub-buckets per power of two).
         max_depth: nesting depth tracked per thread for uprobes (a power of two).
+        irq_name_prefix: ``irq_path`` records host IRQ handlers whose name starts with this.
+
+    Raises:
+        ProbeError: ``irq_name_prefix`` is empty, longer than 24 characters or has characters
+            other than letters, digits and ``-_.:``.
     """
     pages = 1 << max(0, (max(1, ringbuf_pages) - 1).bit_length())
     d = bpf_dir()
@@ -71,4 +79,11 @@ def build_program(
     ]
     if histogram:
         cflags.append("-DVB_HISTOGRAM")
+    if any(p.name == "irq_path" for p in ordered):
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,24}", irq_name_prefix):
+            raise ProbeError(
+                f"IRQ handler name prefix {irq_name_prefix!r} is not usable",
+                "use 1-24 letters, digits or -_.: (default vfio-msix)",
+            )
+        cflags.append(f'-DIRQ_NAME_PREFIX="{irq_name_prefix}"')
     return Program(text, tuple(cflags), files)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,14 +26,21 @@ from vfiobench.errors import (
     ProbeError,
     TracefsError,
 )
-from vfiobench.probes.catalog import ProbeSpec
-from vfiobench.qemu.binary import ElfFile, is_emulated, probe_offset
+from vfiobench.probes.catalog import ProbePart, ProbeSpec
+from vfiobench.qemu.binary import ElfFile, Symbol, is_emulated, probe_offset
 
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 
 #: Field offsets the set_irqs_ioctl program assumes (struct vb_sys_{enter,exit}_ioctl_args).
 IOCTL_ENTER_OFFSETS = {"fd": 16, "cmd": 24, "arg": 32}
 IOCTL_EXIT_OFFSETS = {"ret": 16}
+
+#: Field offsets the irq_path program assumes (struct vb_irq_handler_*_args, vb_kvm_msi_set_irq_args).
+TRACEPOINT_OFFSETS: dict[str, dict[str, int]] = {
+    "irq:irq_handler_entry": {"irq": 8, "name": 12},
+    "irq:irq_handler_exit": {"irq": 8, "ret": 12},
+    "kvm:kvm_msi_set_irq": {"address": 8, "data": 16},
+}
 
 
 def require_root() -> None:
@@ -130,6 +139,26 @@ def require_ioctl_tracepoints() -> None:
             )
 
 
+def require_tracepoint(name: str, expected: dict[str, int]) -> None:
+    """Check tracepoint ``name`` (``category:event``) exists with fields at the ``expected`` offsets.
+
+    Raises:
+        ProbeError: the tracepoint is missing (e.g. its module is not loaded) or laid out differently.
+    """
+    category, event = name.split(":", 1)
+    fmt = tracefs() / "events" / category / event / "format"
+    if not fmt.is_file():
+        hint = "modprobe kvm (and kvm_intel or kvm_amd)" if category == "kvm" else "use a kernel that has it"
+        raise ProbeError(f"tracepoint {name} does not exist ({fmt} missing)", hint)
+    have = _format_offsets(fmt)
+    wrong = {k: have.get(k) for k, v in expected.items() if have.get(k) != v}
+    if wrong:
+        raise ProbeError(
+            f"tracepoint {name} has fields at unexpected offsets {wrong} (expected {expected})",
+            "update the tracepoint structs in irq_path.bpf.c for this kernel",
+        )
+
+
 def require_process(pid: int) -> Path:
     """The executable of process ``pid`` (``/proc/PID/exe`` resolved).
 
@@ -161,11 +190,46 @@ class UprobeTarget:
 
 
 @dataclass
+class PartTarget:
+    """Where one part of a composite probe goes, or why it is skipped.
+
+    Attributes:
+        part: the catalog's part.
+        uprobe: the resolved function (uprobe parts).
+        inlined: ``(caller, offset, address)`` of each copy of the function inlined into
+            ``part.inlined_in`` (offset from the caller's start, virtual address).
+        note: what could not be found without skipping the part (e.g. no inlined copies).
+        skipped: why the part is not attached (``None``: attached).
+    """
+
+    part: ProbePart
+    uprobe: UprobeTarget | None = None
+    inlined: list[tuple[str, int, int]] = field(default_factory=list)
+    note: str = ""
+    skipped: str | None = None
+
+    def describe(self) -> str:
+        """``event=where`` for ``run.json``; a skipped part reads ``event=skipped (reason)``."""
+        if self.skipped is not None:
+            return f"{self.part.event}=skipped ({self.skipped})"
+        where = self.part.describe()
+        if self.uprobe is not None:
+            t = self.uprobe
+            where += f"+{t.offset:#x}" + (" (single-stepped)" if t.single_stepped else "")
+        if self.inlined:
+            where += " and inlined copies at " + ", ".join(f"{c}+{off:#x}" for c, off, _ in self.inlined)
+        if self.note:
+            where += f" ({self.note})"
+        return f"{self.part.event}={where}"
+
+
+@dataclass
 class Resolution:
     """Everything :func:`resolve_targets` found out, ready for the tracer."""
 
     binary: Path | None = None
     uprobes: dict[str, UprobeTarget] = field(default_factory=dict)
+    parts: dict[str, list[PartTarget]] = field(default_factory=dict)
 
 
 def resolve_uprobe(elf: ElfFile, symbol: str) -> UprobeTarget:
@@ -179,6 +243,123 @@ def resolve_uprobe(elf: ElfFile, symbol: str) -> UprobeTarget:
     off = probe_offset(code)
     stepped = not (off < len(code) and is_emulated(code, off))
     return UprobeTarget(elf.path, symbol, sym.address, off, stepped)
+
+
+def inlined_copies(elf: ElfFile, function: str, caller: Symbol) -> list[int]:
+    """Addresses in ``caller`` where an inlined copy of ``function`` starts, from the DWARF line table.
+
+    Every byte address of ``caller`` goes through ``addr2line -i`` (binutils) once; a copy starts
+    where the inline chain begins to include ``function``. Interleaved code can split one copy into
+    several runs: the BPF side counts one hit per enclosing call.
+
+    Raises:
+        MissingSymbolError: no ``addr2line``, or the binary has no debug info for ``caller``.
+    """
+    tool = shutil.which("addr2line")
+    if tool is None:
+        raise MissingSymbolError(
+            "addr2line is missing, so inlined copies cannot be found", "apt-get install binutils"
+        )
+    addrs = [caller.address + i for i in range(max(caller.size, 1))]
+    out = subprocess.run(
+        [tool, "-a", "-i", "-f", "-e", str(elf.path)],
+        input="\n".join(f"{a:#x}" for a in addrs) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    ).stdout
+    chains: dict[int, list[str]] = {}
+    current: list[str] | None = None
+    lines = out.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("0x"):
+            current = chains.setdefault(int(line, 16), [])
+            i += 1
+            continue
+        if current is not None:
+            current.append(line.strip())
+        i += 2  # function name, then file:line
+    if not any(c and c[0] != "??" for c in chains.values()):
+        raise MissingSymbolError(
+            f"{elf.path}: no debug info for {caller.name} (addr2line finds no lines)",
+            "use the project's QEMU build (vfiobench qemu build), which keeps debug info",
+        )
+    starts, prev = [], False
+    for a in addrs:
+        inside = function in chains.get(a, [])[:-1]
+        if inside and not prev:
+            starts.append(a)
+        prev = inside
+    return starts
+
+
+def _binary_for(pid: int | None, qemu: str | os.PathLike[str] | None) -> Path | None:
+    if qemu is not None:
+        return Path(qemu)
+    if pid is not None:
+        return require_process(pid)
+    return None
+
+
+def resolve_parts(spec: ProbeSpec, pid: int | None, qemu: str | os.PathLike[str] | None) -> list[PartTarget]:
+    """Resolve each part of a composite probe; a part whose target is missing is marked skipped.
+
+    Raises:
+        ProbeError: no part of ``spec`` can attach (the message lists each reason).
+    """
+    targets: list[PartTarget] = []
+    elf: ElfFile | None = None
+    elf_error = ""
+    if any(p.kind == "uprobe" for p in spec.parts):
+        binary = _binary_for(pid, qemu)
+        if binary is None:
+            elf_error = "needs the QEMU binary: pass --pid PID or --qemu PATH"
+        else:
+            try:
+                elf = ElfFile(binary)
+            except ProbeError as e:
+                elf_error = e.message
+    by_event: dict[str, PartTarget] = {}
+    for part in spec.parts:
+        t = PartTarget(part)
+        try:
+            if part.needs is not None and by_event[part.needs].skipped is not None:
+                raise ProbeError(f"needs {part.needs}, which is skipped")
+            if part.kind == "tracepoint":
+                for tp in part.targets:
+                    require_tracepoint(tp, TRACEPOINT_OFFSETS[tp])
+            elif part.kind == "kprobe":
+                require_kprobes(part.symbol)
+            else:
+                if elf is None:
+                    raise ProbeError(elf_error)
+                t.uprobe = resolve_uprobe(elf, part.symbol)
+                for caller_name in part.inlined_in:
+                    caller = elf.symbol(caller_name)
+                    if caller is None:
+                        continue
+                    try:
+                        t.inlined += [
+                            (caller_name, a - caller.address, a)
+                            for a in inlined_copies(elf, part.symbol, caller)
+                        ]
+                    except ProbeError as e:
+                        t.note = f"copies inlined in {caller_name} not searched: {e.message}"
+                if part.inlined_in and not t.inlined and not t.note:
+                    t.note = f"no copy inlined in {', '.join(part.inlined_in)}"
+        except ProbeError as e:
+            t.skipped = e.message
+        by_event[part.event] = t
+        targets.append(t)
+    if all(t.skipped is not None for t in targets):
+        raise ProbeError(
+            f"no part of probe {spec.name} can attach: " + "; ".join(t.describe() for t in targets),
+            f"leave {spec.name} out with --probe, or fix one of the reasons",
+        )
+    return targets
 
 
 def resolve_targets(
@@ -208,6 +389,11 @@ def resolve_targets(
         elif p.kind == "kprobe":
             assert p.symbol is not None
             require_kprobes(p.symbol)
+        elif p.kind == "composite":
+            res.parts[p.name] = resolve_parts(p, pid, qemu)
+            binaries = [t.uprobe.binary for t in res.parts[p.name] if t.uprobe is not None]
+            if binaries and res.binary is None:
+                res.binary = binaries[0]
     uprobes = [p for p in probes if p.kind == "uprobe"]
     if uprobes:
         if qemu is not None:

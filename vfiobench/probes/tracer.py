@@ -52,7 +52,13 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from vfiobench.errors import ProbeError
-from vfiobench.probes.catalog import DEFAULT_PROBES, ProbeSpec, get_probe
+from vfiobench.probes.catalog import (
+    DEFAULT_IRQ_NAME_PREFIX,
+    DEFAULT_PROBES,
+    IRQ_PATH_EVENTS,
+    ProbeSpec,
+    get_probe,
+)
 from vfiobench.probes.headers import headers_env
 from vfiobench.probes.histogram import DEFAULT_SUB_BUCKET_BITS, hist_table, read_hist_map
 from vfiobench.probes.program import Program, build_program
@@ -101,7 +107,20 @@ TABLE_DTYPES: dict[str, np.dtype[Any]] = {
         ]
     ),
     "transaction_commit": np.dtype([("ts_ns", "<i8"), ("dur_ns", "<i8"), ("tid", "<i4"), ("depth", "<i4")]),
+    "irq_path": np.dtype(
+        [
+            ("ts_ns", "<i8"),
+            ("event", f"<U{max(len(e) for e in IRQ_PATH_EVENTS)}"),
+            ("vector", "<i4"),
+            ("dur_ns", "<i8"),
+            ("tid", "<i8"),
+            ("cpu", "<i4"),
+            ("arg0", "<u8"),
+            ("arg1", "<u8"),
+        ]
+    ),
 }
+_IRQ_PATH_NAMES = np.array([*IRQ_PATH_EVENTS, "unknown"])
 
 PBA_REGIONS_TABLE = "pba_regions"
 
@@ -113,9 +132,11 @@ def to_table(
     dtype = TABLE_DTYPES[spec.name]
     out = np.empty(raw.size, dtype=dtype)
     for name in dtype.names or ():
-        if name == "is_pba":
+        if name in ("is_pba", "event"):
             continue
         out[name] = raw[name]
+    if spec.name == "irq_path":
+        out["event"] = _IRQ_PATH_NAMES[np.minimum(raw["event"], len(IRQ_PATH_EVENTS))]
     if spec.name == "pba_toggle":
         if regions is not None and raw.size:
             regions.resolve(np.unique(raw["mr"]).tolist())
@@ -228,6 +249,10 @@ class Tracer:
         flush_rows: ... or as soon as this many rows are buffered.
         run_version: run ``BINARY -version`` for the run's metadata (default: when the binary's
             name contains "qemu").
+        irq_name_prefix: ``irq_path`` records host IRQ handlers whose name starts with this.
+
+    Raises:
+        ProbeError: no probes, an unknown one, or ``irq_path`` in histogram mode.
     """
 
     def __init__(
@@ -243,9 +268,15 @@ class Tracer:
         flush_seconds: float = 2.0,
         flush_rows: int = 500_000,
         run_version: bool | None = None,
+        irq_name_prefix: str = DEFAULT_IRQ_NAME_PREFIX,
     ) -> None:
         if not probes:
             raise ProbeError("no probes selected", "name at least one with --probe")
+        if histogram and "irq_path" in probes:
+            raise ProbeError(
+                "irq_path records events of several kinds and has no histogram mode",
+                "record it without --histogram, or leave it out",
+            )
         self.pid = pid
         self.qemu = qemu
         self.specs = [get_probe(p) for p in dict.fromkeys(probes)]
@@ -262,6 +293,7 @@ class Tracer:
             ringbuf_pages=buffer_pages,
             histogram=histogram,
             sub_bucket_bits=sub_bucket_bits,
+            irq_name_prefix=irq_name_prefix,
         )
         self.resolution: Resolution | None = None
         self.counts: dict[str, int] = {s.name: 0 for s in self.specs}
@@ -328,6 +360,8 @@ class Tracer:
                     self._attached.append(("kprobe", {"event": event}))
                     b.attach_kretprobe(event=event, fn_name=_b(spec.return_fn))
                     self._attached.append(("kretprobe", {"event": event}))
+                elif spec.kind == "composite":
+                    self._attach_parts(spec, res, upid)
                 else:
                     t = res.uprobes[spec.name]
                     addr = t.address + t.offset
@@ -350,6 +384,54 @@ class Tracer:
             self._record_meta(res)
             self._chunks = _ChunkWriter(self.writer)
             self._chunks.call(self.writer.flush_meta)
+
+    def _attach_parts(self, spec: ProbeSpec, res: Resolution, upid: int) -> None:
+        """Attach every part of a composite probe that resolved; its target lists the skipped ones."""
+        b = self._bpf
+        for t in res.parts[spec.name]:
+            part = t.part
+            if t.skipped is not None:
+                continue
+            try:
+                if part.kind == "tracepoint":
+                    for tp, fn in zip(part.targets, (part.entry_fn, part.return_fn), strict=False):
+                        if fn is None:
+                            continue
+                        b.attach_tracepoint(tp=tp.encode(), fn_name=_b(fn))
+                        self._attached.append(("tracepoint", {"tp": tp.encode()}))
+                elif part.kind == "kprobe":
+                    event = _b(part.symbol)
+                    b.attach_kprobe(event=event, fn_name=_b(part.entry_fn))
+                    self._attached.append(("kprobe", {"event": event}))
+                else:
+                    u = t.uprobe
+                    assert u is not None
+                    args = {"name": str(u.binary).encode(), "addr": u.address + u.offset, "pid": upid}
+                    b.attach_uprobe(fn_name=_b(part.entry_fn), **args)
+                    self._attached.append(("uprobe", args))
+                    if part.return_fn is not None:
+                        b.attach_uretprobe(fn_name=_b(part.return_fn), **args)
+                        self._attached.append(("uretprobe", args))
+                    for _caller, _offset, addr in t.inlined:
+                        iargs = {"name": str(u.binary).encode(), "addr": addr, "pid": upid}
+                        b.attach_uprobe(fn_name=_b(part.inline_fn), **iargs)
+                        self._attached.append(("uprobe", iargs))
+            except Exception as e:
+                raise ProbeError(
+                    f"could not attach {spec.name} part {part.event} ({t.describe()}): {e}"
+                ) from None
+        self.targets[spec.name] = "; ".join(t.describe() for t in res.parts[spec.name])
+
+    def skipped_parts(self) -> dict[str, str]:
+        """Parts of composite probes not attached, ``{"probe.event": reason}`` (after :meth:`resolve`)."""
+        if self.resolution is None:
+            return {}
+        return {
+            f"{name}.{t.part.event}": t.skipped
+            for name, targets in self.resolution.parts.items()
+            for t in targets
+            if t.skipped is not None
+        }
 
     def _record_meta(self, res: Resolution) -> None:
         assert self.writer is not None

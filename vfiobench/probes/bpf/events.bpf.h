@@ -52,4 +52,26 @@ struct vb_transaction_commit_event {
 	u32 depth;   /* open commit calls on this thread when it was entered (0 = outermost) */
 };
 
+/* irq_path: one event on an interrupt's path through the host kernel and QEMU (irq_path.bpf.c).
+ * event is an index into VB_IRQ_PATH_EVENT_NAMES (mirrored by catalog.IRQ_PATH_EVENTS). */
+#define VB_EV_HOST_IRQ 0         /* irq:irq_handler_entry..exit of a "vfio-msix[N](BDF)" handler */
+#define VB_EV_EVENTFD_SIGNAL 1   /* kprobe eventfd_signal inside such a handler (same CPU) */
+#define VB_EV_KVM_MSI 2          /* tracepoint kvm:kvm_msi_set_irq */
+#define VB_EV_QEMU_IRQ 3         /* uprobe+uretprobe QEMU vfio_msi_interrupt */
+#define VB_EV_MSIX_SET_PENDING 4 /* uprobe(+uretprobe) QEMU msix_set_pending, or its copy inlined in msix_notify */
+#define VB_EV_MSIX_NOTIFY 5      /* uprobe+uretprobe QEMU msix_notify */
+
+struct vb_irq_path_event {
+	u64 ts_ns;   /* entry (or the point in time of a point event) */
+	u64 dur_ns;  /* entry -> return; (u64)-1 for point events (read as int64: -1) */
+	u64 arg0;    /* host_irq/eventfd_signal: Linux IRQ number; kvm_msi: MSI address;
+	              * qemu_irq: the VFIOMSIVector pointer; msix_*: the PCIDevice pointer */
+	u64 arg1;    /* host_irq: handler return (1 = handled); eventfd_signal: eventfd_ctx pointer;
+	              * kvm_msi: MSI data; msix_set_pending: 1 when hit at a copy inlined in msix_notify */
+	u32 tid;     /* current thread (in hard-IRQ context: whichever task was interrupted) */
+	u32 cpu;
+	s32 vector;  /* MSI-X vector (from the handler name, the 2nd argument, the enclosing call), or -1 */
+	u32 event;   /* VB_EV_* */
+};
+
 #endif

@@ -34,7 +34,8 @@
 #define VB_SET_VECTOR_SIGNAL 1
 #define VB_PBA_TOGGLE 2
 #define VB_TRANSACTION_COMMIT 3
-#define VB_NPROBES 4
+#define VB_IRQ_PATH 4
+#define VB_NPROBES 5
 
 /* Per-thread call stack for uprobe/uretprobe pairing: nested (and tail-chained) calls return in
  * LIFO order, so a stack of entry frames pairs each return with its own entry. */

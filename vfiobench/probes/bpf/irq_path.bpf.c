@@ -1,0 +1,264 @@
+/* irq_path: one interrupt's path through the host kernel and QEMU, as point/call events in one ring.
+ *
+ *   host_irq          tracepoints irq:irq_handler_entry/exit, only for handlers whose name starts
+ *                     with IRQ_NAME_PREFIX ("vfio-msix": vfio-pci names them "vfio-msix[N](BDF)");
+ *                     vector N parsed from the name here; one event per handler run, at its exit
+ *   eventfd_signal    kprobe eventfd_signal, only while such a handler runs on this CPU (the
+ *                     vfio_msihandler -> eventfd_signal call; everything else returns at once)
+ *   kvm_msi           tracepoint kvm:kvm_msi_set_irq: inside such a handler (the KVM irqfd route,
+ *                     injected in atomic context; vector from the handler) or from the target
+ *                     process (KVM_SIGNAL_MSI, QEMU's own route; vector -1). An irqfd injection
+ *                     deferred to a kworker is not recorded when a pid is given.
+ *   qemu_irq          uprobe+uretprobe QEMU vfio_msi_interrupt(void *opaque) (vector -1)
+ *   msix_notify       uprobe+uretprobe msix_notify(PCIDevice *dev, unsigned vector)
+ *   msix_set_pending  uprobe+uretprobe msix_set_pending(PCIDevice *dev, unsigned vector); and a
+ *                     uprobe (point event) on each copy the compiler inlined into msix_notify,
+ *                     whose vector is the enclosing msix_notify's (QEMU 7.2 -O2 inlines it there)
+ *
+ * Hard IRQ handlers do not nest on a CPU, so the "inside a vfio handler" window is one per-CPU slot.
+ * QEMU's three functions are not recursive: one in-flight slot each per thread, kept for the
+ * thread's life. Streams events only (no histogram mode). The tracepoint records are declared
+ * here; vfiobench/probes/resolve.py checks their offsets against tracefs before loading. */
+#ifdef VB_HISTOGRAM
+#error "irq_path streams events; it has no histogram mode"
+#endif
+#ifndef IRQ_NAME_PREFIX
+#define IRQ_NAME_PREFIX "vfio-msix"
+#endif
+#define VB_IRQ_PREFIX_LEN (sizeof(IRQ_NAME_PREFIX) - 1)
+#define VB_IRQ_NAME_LEN 32
+
+struct vb_irq_handler_entry_args {
+	u64 common;
+	s32 irq;       /* offset 8 */
+	u32 name_loc;  /* offset 12: __data_loc char[] name (offset | len << 16) */
+};
+
+struct vb_irq_handler_exit_args {
+	u64 common;
+	s32 irq;       /* offset 8 */
+	s32 ret;       /* offset 12 */
+};
+
+struct vb_kvm_msi_set_irq_args {
+	u64 common;
+	u64 address;   /* offset 8 */
+	u64 data;      /* offset 16 */
+};
+
+struct vb_irq_window {
+	u64 ts;
+	s32 irq;
+	s32 vector;
+	u32 active;
+	u32 _pad;
+};
+
+#define VB_QEMU_IRQ_SLOT 0
+#define VB_PENDING_SLOT 1
+#define VB_NOTIFY_SLOT 2
+struct vb_irq_path_calls {
+	u64 ts[3];     /* entry time, 0 when not in the call */
+	u64 arg0[3];
+	s32 vector[3];
+	u32 inlined_seen; /* an inlined msix_set_pending copy was hit in this msix_notify call */
+};
+
+BPF_PERCPU_ARRAY(irq_path_window, struct vb_irq_window, 1);
+BPF_HASH(irq_path_calls, u32, struct vb_irq_path_calls, 4096);
+BPF_RINGBUF_OUTPUT(irq_path_events, RINGBUF_PAGES);
+
+static __always_inline void vb_irq_emit(u32 event, u64 ts, u64 dur, s32 vector, u64 arg0, u64 arg1)
+{
+	struct vb_irq_path_event *e = irq_path_events.ringbuf_reserve(sizeof(*e));
+	if (!e) {
+		vb_count_lost(VB_IRQ_PATH);
+		return;
+	}
+	e->ts_ns = ts;
+	e->dur_ns = dur;
+	e->arg0 = arg0;
+	e->arg1 = arg1;
+	e->tid = (u32)bpf_get_current_pid_tgid();
+	e->cpu = bpf_get_smp_processor_id();
+	e->vector = vector;
+	e->event = event;
+	irq_path_events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* ---- host_irq ---------------------------------------------------------------------------------- */
+
+int vb_irq_entry(struct vb_irq_handler_entry_args *args)
+{
+	char name[VB_IRQ_NAME_LEN] = {};
+	u32 loc = args->name_loc;
+	if (bpf_probe_read_kernel_str(name, sizeof(name), (char *)args + (loc & 0xffff)) < 0)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < VB_IRQ_PREFIX_LEN; i++)
+		if (name[i] != IRQ_NAME_PREFIX[i])
+			return 0;
+	/* "vfio-msix[N](BDF)": N between the first '[' after the prefix and the next ']' */
+	s32 vector = -1, v = 0;
+	int state = 0, digits = 0;
+#pragma unroll
+	for (int i = VB_IRQ_PREFIX_LEN; i < VB_IRQ_NAME_LEN; i++) {
+		char c = name[i];
+		if (c == 0)
+			break;
+		if (state == 0) {
+			if (c == '[')
+				state = 1;
+		} else if (c >= '0' && c <= '9' && digits < 6) {
+			v = v * 10 + (c - '0');
+			digits++;
+		} else {
+			if (c == ']' && digits > 0)
+				vector = v;
+			break;
+		}
+	}
+	u32 zero = 0;
+	struct vb_irq_window *w = irq_path_window.lookup(&zero);
+	if (!w)
+		return 0;
+	w->irq = args->irq;
+	w->vector = vector;
+	w->active = 1;
+	w->ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+int vb_irq_exit(struct vb_irq_handler_exit_args *args)
+{
+	u64 now = bpf_ktime_get_ns();
+	u32 zero = 0;
+	struct vb_irq_window *w = irq_path_window.lookup(&zero);
+	if (!w || !w->active || w->irq != args->irq)
+		return 0;
+	w->active = 0;
+	vb_irq_emit(VB_EV_HOST_IRQ, w->ts, now - w->ts, w->vector, (u64)(s64)args->irq, (u64)(s64)args->ret);
+	return 0;
+}
+
+/* ---- eventfd_signal, kvm_msi ------------------------------------------------------------------- */
+
+int vb_eventfd_signal(struct pt_regs *ctx)
+{
+	u32 zero = 0;
+	struct vb_irq_window *w = irq_path_window.lookup(&zero);
+	if (!w || !w->active)
+		return 0;
+	vb_irq_emit(VB_EV_EVENTFD_SIGNAL, bpf_ktime_get_ns(), (u64)-1, w->vector, (u64)(s64)w->irq,
+		    PT_REGS_PARM1(ctx));
+	return 0;
+}
+
+int vb_kvm_msi(struct vb_kvm_msi_set_irq_args *args)
+{
+	u64 now = bpf_ktime_get_ns();
+	u32 zero = 0;
+	s32 vector = -1;
+	struct vb_irq_window *w = irq_path_window.lookup(&zero);
+	if (w && w->active)
+		vector = w->vector;
+	else if (!vb_pid_ok(bpf_get_current_pid_tgid()))
+		return 0;
+	vb_irq_emit(VB_EV_KVM_MSI, now, (u64)-1, vector, args->address, args->data);
+	return 0;
+}
+
+/* ---- QEMU -------------------------------------------------------------------------------------- */
+
+static __always_inline void vb_call_enter(struct pt_regs *ctx, int slot, s32 vector)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	if (!vb_pid_ok(id))
+		return;
+	u32 tid = (u32)id;
+	struct vb_irq_path_calls zero = {};
+	struct vb_irq_path_calls *c = irq_path_calls.lookup_or_try_init(&tid, &zero);
+	if (!c) {
+		vb_count_lost(VB_IRQ_PATH);
+		return;
+	}
+	c->arg0[slot] = PT_REGS_PARM1(ctx);
+	c->vector[slot] = vector;
+	if (slot == VB_NOTIFY_SLOT)
+		c->inlined_seen = 0;
+	c->ts[slot] = bpf_ktime_get_ns();
+}
+
+static __always_inline void vb_call_return(int slot, u32 event)
+{
+	u64 now = bpf_ktime_get_ns();
+	u64 id = bpf_get_current_pid_tgid();
+	if (!vb_pid_ok(id))
+		return;
+	u32 tid = (u32)id;
+	struct vb_irq_path_calls *c = irq_path_calls.lookup(&tid);
+	if (!c || !c->ts[slot])
+		return;
+	u64 ts = c->ts[slot];
+	c->ts[slot] = 0;
+	vb_irq_emit(event, ts, now - ts, c->vector[slot], c->arg0[slot], 0);
+}
+
+int vb_qemu_irq_enter(struct pt_regs *ctx)
+{
+	vb_call_enter(ctx, VB_QEMU_IRQ_SLOT, -1);
+	return 0;
+}
+
+int vb_qemu_irq_return(struct pt_regs *ctx)
+{
+	vb_call_return(VB_QEMU_IRQ_SLOT, VB_EV_QEMU_IRQ);
+	return 0;
+}
+
+int vb_pending_enter(struct pt_regs *ctx)
+{
+	vb_call_enter(ctx, VB_PENDING_SLOT, (s32)PT_REGS_PARM2(ctx));
+	return 0;
+}
+
+int vb_pending_return(struct pt_regs *ctx)
+{
+	vb_call_return(VB_PENDING_SLOT, VB_EV_MSIX_SET_PENDING);
+	return 0;
+}
+
+int vb_notify_enter(struct pt_regs *ctx)
+{
+	vb_call_enter(ctx, VB_NOTIFY_SLOT, (s32)PT_REGS_PARM2(ctx));
+	return 0;
+}
+
+int vb_notify_return(struct pt_regs *ctx)
+{
+	vb_call_return(VB_NOTIFY_SLOT, VB_EV_MSIX_NOTIFY);
+	return 0;
+}
+
+/* msix_set_pending inlined into msix_notify: a point event with the enclosing call's vector. The
+ * DWARF may split one inlined copy into several runs (interleaved code): one event per call. */
+int vb_pending_inlined(struct pt_regs *ctx)
+{
+	u64 now = bpf_ktime_get_ns();
+	u64 id = bpf_get_current_pid_tgid();
+	if (!vb_pid_ok(id))
+		return 0;
+	u32 tid = (u32)id;
+	struct vb_irq_path_calls *c = irq_path_calls.lookup(&tid);
+	s32 vector = -1;
+	u64 dev = 0;
+	if (c && c->ts[VB_NOTIFY_SLOT]) {
+		if (c->inlined_seen)
+			return 0;
+		c->inlined_seen = 1;
+		vector = c->vector[VB_NOTIFY_SLOT];
+		dev = c->arg0[VB_NOTIFY_SLOT];
+	}
+	vb_irq_emit(VB_EV_MSIX_SET_PENDING, now, (u64)-1, vector, dev, 1);
+	return 0;
+}
