@@ -1,9 +1,10 @@
 """Render runs into self-contained HTML reports: papermill executes a notebook, nbconvert renders it.
 
 One page per run (``notebooks/run.ipynb``), one A/B page over all given runs
-(``notebooks/compare.ipynb``), and an ``index.html`` linking every page with its variant, status
-and lost-event count. Beside every ``<page>.html`` the executed ``<page>.ipynb`` is kept for those
-who want the code.
+(``notebooks/compare.ipynb``, with the text of the QEMU patches its runs were built with copied to
+``patches/`` beside it so its links work offline), and an ``index.html`` linking every page with its
+variant, status and lost-event count. Beside every ``<page>.html`` the executed ``<page>.ipynb`` is
+kept for those who want the code.
 
 The HTML is for reviewers: no code cells, BokehJS inlined by :mod:`vfiobench.notebook` (nothing is
 fetched from a CDN; nbconvert's require.js/MathJax/mermaid script tags are removed), and when a
@@ -54,6 +55,8 @@ NOTEBOOK_DIRS: tuple[Path, ...] = (
     Path(sysconfig.get_path("data", f"{os.name}_user")) / "share" / "vfiobench" / "notebooks",
 )
 RUN_NOTEBOOK = "run.ipynb"
+#: Folder beside the compare page holding the text of every QEMU patch its runs' binaries carry.
+PATCH_DIR = "patches"
 COMPARE_NOTEBOOK = "compare.ipynb"
 KERNEL_NAME = "vfiobench"
 #: Per-cell execution timeout in seconds.
@@ -459,6 +462,7 @@ def plan_compare_page(
         "runs": [str(Path(p).absolute()) for p in paths],
         "baseline": baseline,
         "variants": list(variants) if variants else None,
+        "patch_links": PATCH_DIR,
     }
     page = Page("compare", "compare", out / "compare.html", out / "compare.ipynb", params)
     runs: list[RunMeta] = []
@@ -476,6 +480,21 @@ def plan_compare_page(
         checks = [c for m in runs for c in m.checks]
         page.checks = f"{sum(c.ok for c in checks)}/{len(checks)} ok" if checks else "none"
     return page
+
+
+def write_compare_patches(paths: Sequence[str | os.PathLike[str]], dest: Path) -> list[Path]:
+    """Copy the patch text of every run's QEMU binary into ``dest`` (the compare page links there).
+
+    See :func:`vfiobench.notebook.builds.write_patch_files`; unreadable runs are skipped (their page
+    says why).
+    """
+    from vfiobench.notebook.builds import write_patch_files
+
+    metas: list[RunMeta] = []
+    for p in paths:
+        with contextlib.suppress(VfioBenchError):
+            metas.extend(load_run(d).meta for d in find_runs(p))
+    return write_patch_files(metas, dest)
 
 
 def render_batch(
@@ -530,6 +549,8 @@ def render_batch(
         raise ReportError(
             f"{out_dir}: cannot create the output directory ({e.strerror})", "choose another --out"
         ) from None
+    if compare:
+        write_compare_patches(paths, out_dir / PATCH_DIR)
     batch = Batch(out_dir)
     rank = {page.html: i for i, (_, page) in enumerate(planned)}
     try:
