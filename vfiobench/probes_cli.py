@@ -173,6 +173,8 @@ def record(args: argparse.Namespace) -> int:
     for name in names:
         stats = meta.probes[name]
         print(f"{name:20} {stats.events:>12,} events  {stats.lost:>10,} lost  ({stats.target})")
+    for part, why in tracer.skipped_parts().items():
+        print(f"{part.split('.')[0]}: skipped {part.split('.', 1)[1]}: {why}")
     print(f"vfiobench record: stopped ({why}); run {meta.status} in {args.out}")
     return 0
 

@@ -288,7 +288,7 @@ PROBES: dict[str, ProbeSpec] = {
 DEFAULT_PROBES: tuple[str, ...] = ("set_irqs_ioctl", "pba_toggle", "transaction_commit")
 
 MAIN_SOURCE = "vfiobench.bpf.c"
-HEADERS = ("vfiobench.bpf.h", "events.bpf.h", "buckets.bpf.h")
+HEADERS = ("vfiobench.bpf.h", "events.bpf.h", "buckets.bpf.h", "irq_name.bpf.h")
 
 
 def bpf_dir() -> Path:

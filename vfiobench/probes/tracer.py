@@ -298,6 +298,7 @@ class Tracer:
         self.resolution: Resolution | None = None
         self.counts: dict[str, int] = {s.name: 0 for s in self.specs}
         self.lost: dict[str, int] = {s.name: 0 for s in self.specs}
+        self.misses: dict[str, int] = {s.name: 0 for s in self.specs}
         self.targets: dict[str, str] = {s.name: s.target for s in self.specs}
         self.regions = RegionNames(pid) if pid else None
         self._bpf: Any = None
@@ -507,6 +508,38 @@ class Tracer:
             self.lost[spec.name] = sum(int(x) for x in table[table.Key(spec.probe_id)])
         return dict(self.lost)
 
+    def read_misses(self) -> dict[str, int]:
+        """Runs of each probe's BPF programs the kernel skipped, per probe (``recursion_misses``).
+
+        The kernel runs one tracing program per CPU at a time: an event that fires while another
+        BPF program (any tool's) or a BPF map syscall is active on that CPU, e.g. a hard IRQ
+        arriving then, does not run the program. Such events never reach the ring, so
+        :meth:`read_lost` cannot count them; this is an upper bound of them (for ``irq_path`` it
+        includes skipped runs on other drivers' interrupts). 0 where the kernel does not report it
+        (before Linux 5.12).
+        """
+        out: dict[str, int] = {}
+        funcs = getattr(self._bpf, "funcs", {}) if self._bpf is not None else {}
+        for spec in self.specs:
+            names = {spec.entry_fn, spec.return_fn}
+            for part in spec.parts:
+                names |= {part.entry_fn, part.return_fn, part.inline_fn}
+            total = 0
+            for name in names - {None}:
+                fn = funcs.get(_b(name))
+                if fn is None:
+                    continue
+                try:
+                    with open(f"/proc/self/fdinfo/{fn.fd}", encoding="ascii") as f:
+                        for line in f:
+                            if line.startswith("recursion_misses:"):
+                                total += int(line.split()[1])
+                except OSError:
+                    pass
+            out[spec.name] = total
+        self.misses.update(out)
+        return out
+
     def read_histograms(self) -> dict[str, np.ndarray[Any, Any]]:
         """Dense per-bucket counts per probe (histogram mode)."""
         table = self._bpf[b"hist"]
@@ -597,6 +630,7 @@ class Tracer:
         try:
             if self._bpf is None:
                 return
+            self.read_misses()
             self._detach()
             while self.poll():
                 pass

@@ -22,11 +22,7 @@
 #ifdef VB_HISTOGRAM
 #error "irq_path streams events; it has no histogram mode"
 #endif
-#ifndef IRQ_NAME_PREFIX
-#define IRQ_NAME_PREFIX "vfio-msix"
-#endif
-#define VB_IRQ_PREFIX_LEN (sizeof(IRQ_NAME_PREFIX) - 1)
-#define VB_IRQ_NAME_LEN 32
+#include "irq_name.bpf.h"
 
 struct vb_irq_handler_entry_args {
 	u64 common;
@@ -94,30 +90,9 @@ int vb_irq_entry(struct vb_irq_handler_entry_args *args)
 	u32 loc = args->name_loc;
 	if (bpf_probe_read_kernel_str(name, sizeof(name), (char *)args + (loc & 0xffff)) < 0)
 		return 0;
-#pragma unroll
-	for (int i = 0; i < VB_IRQ_PREFIX_LEN; i++)
-		if (name[i] != IRQ_NAME_PREFIX[i])
-			return 0;
-	/* "vfio-msix[N](BDF)": N between the first '[' after the prefix and the next ']' */
-	s32 vector = -1, v = 0;
-	int state = 0, digits = 0;
-#pragma unroll
-	for (int i = VB_IRQ_PREFIX_LEN; i < VB_IRQ_NAME_LEN; i++) {
-		char c = name[i];
-		if (c == 0)
-			break;
-		if (state == 0) {
-			if (c == '[')
-				state = 1;
-		} else if (c >= '0' && c <= '9' && digits < 6) {
-			v = v * 10 + (c - '0');
-			digits++;
-		} else {
-			if (c == ']' && digits > 0)
-				vector = v;
-			break;
-		}
-	}
+	if (!vb_irq_name_match(name))
+		return 0;
+	s32 vector = vb_irq_name_vector(name);
 	u32 zero = 0;
 	struct vb_irq_window *w = irq_path_window.lookup(&zero);
 	if (!w)
