@@ -6,8 +6,10 @@ workload drives L2 from the main thread; :meth:`LabProbes.finish` detaches, drai
 saves every probe table to one ``.npz`` (no pyarrow needed here; the host writes the Parquet).
 
 Probes: ``set_irqs_ioctl`` (SET_IRQS tracepoints), ``set_vector_signal`` (kprobe in L1's vfio-pci),
-``pba_toggle`` (uprobe on L2's ``memory_region_set_enabled``, ``is_pba`` from the region name) and
-``transaction_commit``. All are filtered to the L2 QEMU's pid.
+``pba_toggle`` (uprobe on L2's ``memory_region_set_enabled``, ``is_pba`` from the region name),
+``transaction_commit`` and ``irq_path`` (L1's ``vfio-msix`` hard IRQs, ``eventfd_signal`` inside
+them, KVM MSI injections, L2's ``vfio_msi_interrupt``/``msix_notify``/``msix_set_pending``). All
+but the interrupt-context parts of ``irq_path`` are filtered to the L2 QEMU's pid.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import Any, Self
 
 import numpy as np
 
-LAB_PROBES: tuple[str, ...] = ("set_irqs_ioctl", "set_vector_signal", "pba_toggle", "transaction_commit")
+LAB_PROBES: tuple[str, ...] = (
+    "set_irqs_ioctl",
+    "set_vector_signal",
+    "pba_toggle",
+    "transaction_commit",
+    "irq_path",
+)
 
 
 def _npz_safe(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
