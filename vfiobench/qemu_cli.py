@@ -17,7 +17,7 @@ examples:
   vfiobench qemu build --patch ./my-change.patch       a patch file of your own (cached by content)
   flock /tmp/vfiobench-heavy.lock vfiobench qemu build --patch pba-disable   (lock seen as held)
 
-The first build fetches `apt-get source qemu` and compiles x86_64-softmmu (~4 min on 2 cores);
+The first build fetches `apt-get source qemu` and compiles x86_64-softmmu (~6 min on 2 cores);
 a different patch set rebuilds incrementally (seconds); an unchanged one is a cache hit.
 Cache: ~/.cache/vfiobench/qemu/ (VFIOBENCH_CACHE overrides ~/.cache/vfiobench).
 """

@@ -2,7 +2,7 @@
 
 Tests marked ``qemubuild`` need ``apt-get source qemu`` (Debian with a deb-src entry, or root so
 vfiobench adds one) and QEMU's build dependencies (root installs them). Elsewhere they skip with
-the reason. The first build takes ~4-5 minutes; later runs reuse ``~/.cache/vfiobench/qemu``.
+the reason. The first build takes ~6 minutes on 2 cores; later runs reuse ``~/.cache/vfiobench/qemu``.
 """
 
 from __future__ import annotations

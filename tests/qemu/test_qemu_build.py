@@ -1,6 +1,6 @@
 """Real builds of Debian's QEMU with the patches: properties, firmware, cache hits and misses, qtests.
 
-Marked ``qemubuild``: the first run builds (~4-5 min on 2 cores), later runs reuse the cache and a
+Marked ``qemubuild``: the first run builds (~6 min on 2 cores), later runs reuse the cache and a
 changed patch rebuilds incrementally (seconds).
 """
 
