@@ -108,6 +108,7 @@ def cell_to_run(
         rec = json.loads((cell_dir / "cell.json").read_text())
     qemu = rec.get("qemu", {})
     dev = job_result.get("device", {})
+    l0 = HostInfo.current()  # the machine running L1 (run.json ``host`` describes L1, where probes ran)
     meta = RunMeta(
         run_id=cell.name or f"lab-{cell.id}-{uuid.uuid4().hex[:8]}",
         variant=cell.variant,
@@ -136,6 +137,9 @@ def cell_to_run(
             "cell": cell.id,
             "lab_image": image.info.get("recipe_hash", ""),
             "l1_qemu_cmdline": " ".join(l1_cmdline),
+            "l0_kernel": l0.kernel_release,
+            "l0_cpu": l0.cpu_model,
+            "l0_hostname": l0.hostname,
             "l1_boot_s": boot.job_start_s,
             "l1_exit_s": boot.exit_s,
             "l1_device": dev.get("bdf", ""),
