@@ -24,6 +24,11 @@ def failing(checks: list) -> list[str]:  # type: ignore[type-arg]
         ("kvm", ["-device", "vfio-pci,host=0000:00:04.0,x-pba-disable=on"], DeviceConfig(pba="disabled")),
         ("tcg", ["-global", "vfio-pci.x-msix-fd-cache=on"], DeviceConfig(kvm_route=False, fd_cache=True)),
         ("kvm", ["-global", "vfio-pci.x-pba-always-on=off"], DeviceConfig()),
+        (
+            "kvm",
+            ["-global", "vfio-pci.x-pba-disable=on", "-global", "vfio-pci.x-pba-always-on=on"],
+            DeviceConfig(pba="always-on"),
+        ),
     ],
 )
 def test_device_config_from_args(accel: str, args: list[str], expected: DeviceConfig) -> None:

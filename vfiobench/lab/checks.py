@@ -56,10 +56,10 @@ class DeviceConfig:
                 if value in ("on", "true", "yes"):
                     on.add(key)
         pba: Literal["toggle", "always-on", "disabled"] = "toggle"
-        if "x-pba-disable" in on:
-            pba = "disabled"
-        elif "x-pba-always-on" in on:
+        if "x-pba-always-on" in on:  # the build enables the PBA once even when x-pba-disable is on too
             pba = "always-on"
+        elif "x-pba-disable" in on:
+            pba = "disabled"
         return cls(
             kvm_route=accel == "kvm" and "x-no-kvm-msix" not in on,
             pba=pba,
