@@ -23,15 +23,18 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
+from vfiobench.notebook.cells import Comparison
 from vfiobench.notebook.display import show_html, table_html
 from vfiobench.store import RunMeta, RunSet
 
+_PROP_ARG_RE = re.compile(r"(?:^|[,.])x-[\w-]+=")
+_SUBJECT_RE = re.compile(r"^Subject: (?:\[PATCH[^\]]*\] )?(.+(?:\n[ \t].+)*)$", re.MULTILINE)
 _BUILD_DIR_RE = re.compile(r"^build-(?P<version>.+)-(?P<key>[0-9a-f]{16})$")
 
 
@@ -152,21 +155,22 @@ def write_patch_files(metas: Iterable[RunMeta], dest: Path) -> list[Path]:
     return list(written.values())
 
 
-def df_builds(runset: RunSet) -> pd.DataFrame:
+def df_builds(runset: RunSet, variants: Sequence[str] = ()) -> pd.DataFrame:
     """One row per variant: the QEMU binary it ran and how its build is identified.
 
     Returns:
         ``[variant, qemu_path, version, build_id, patches, device_args, runs]``; ``device_args``
         the ``-device``/``-global`` arguments of the first run's command line that set ``x-*``
         properties; ``runs`` the number of runs; a variant whose runs disagree on the binary
-        gets one row per distinct (path, build-id).
+        gets one row per distinct (path, build-id). Variants in ``variants`` order first.
     """
+    rank = {v: i for i, v in enumerate(variants)}
     rows: dict[tuple[str, str, str], dict[str, object]] = {}
-    for run in runset:
+    for run in sorted(runset, key=lambda r: rank.get(r.variant, len(rank))):
         q = run.meta.qemu
         key = (run.variant, q.path, q.build_id)
         if key not in rows:
-            props = [a for a in q.cmdline if "x-" in a and ("vfio" in a or a.startswith("x-"))]
+            props = [a for a in q.cmdline if _PROP_ARG_RE.search(a)]
             rows[key] = {
                 "variant": run.variant,
                 "qemu_path": q.path,
@@ -204,7 +208,8 @@ def _patch_item(p: PatchText, patch_links: str | None) -> str:
         )
     else:
         where = "this vfiobench's patch (could not be checked against the build)"
-    subject = next((ln[9:] for ln in p.text.splitlines() if ln.startswith("Subject: ")), "")
+    m = _SUBJECT_RE.search(p.text)
+    subject = " ".join(m.group(1).split()) if m else ""
     lines = p.text.count("\n")
     return (
         f"<li><code>{name}</code>: {link} — {html.escape(subject)}<br>"
@@ -214,16 +219,20 @@ def _patch_item(p: PatchText, patch_links: str | None) -> str:
     )
 
 
-def builds_html(runset: RunSet, patch_links: str | None = None) -> str:
+def builds_html(runset: RunSet, patch_links: str | None = None, variants: Sequence[str] = ()) -> str:
     """The builds table and, per variant, its patches: link (when ``patch_links`` is given) and text.
 
     Args:
         runset: the compared runs.
         patch_links: URL of the folder holding :func:`write_patch_files`' output, relative to the
             page (``"patches"``), or None to embed the text only.
+        variants: the order to list variants in (others follow in first-seen order).
     """
-    parts = [table_html(df_builds(runset), caption="QEMU binary per variant (run.json qemu)")]
-    for variant, patches in variant_patches(runset).items():
+    parts = [table_html(df_builds(runset, variants), caption="QEMU binary per variant (run.json qemu)")]
+    found = variant_patches(runset)
+    rank = {v: i for i, v in enumerate(variants)}
+    for variant in sorted(found, key=lambda v: rank.get(v, len(rank))):
+        patches = found[variant]
         if not patches:
             parts.append(f"<p><b>{html.escape(variant)}</b>: no patches (the build's unpatched source).</p>")
             continue
@@ -232,6 +241,9 @@ def builds_html(runset: RunSet, patch_links: str | None = None) -> str:
     return "".join(parts)
 
 
-def show_builds(runset: RunSet, patch_links: str | None = None) -> None:
-    """Display :func:`builds_html`."""
-    show_html(builds_html(runset, patch_links))
+def show_builds(target: RunSet | Comparison, patch_links: str | None = None) -> None:
+    """Display :func:`builds_html` for runs or a comparison (variants then in page order)."""
+    if isinstance(target, Comparison):
+        show_html(builds_html(target.runs, patch_links, target.variants))
+    else:
+        show_html(builds_html(target, patch_links))

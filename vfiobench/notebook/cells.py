@@ -134,6 +134,22 @@ class Comparison:
     n_boot: int = 2000
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
+    @property
+    def variants(self) -> list[str]:
+        """Variants in page order: the baseline, then by the experiment's run order (labels.order).
+
+        Runs without an ``order`` label keep their first-seen order after those with one.
+        """
+        first: dict[str, tuple[int, float]] = {}
+        for i, run in enumerate(self.runs):
+            order = run.meta.labels.get("order")
+            rank = (
+                float(order) if isinstance(order, int | float) and not isinstance(order, bool) else 1e18 + i
+            )
+            if run.variant not in first or rank < first[run.variant][1]:
+                first[run.variant] = (i, rank)
+        return sorted(first, key=lambda v: (v != self.baseline, first[v][1], first[v][0]))
+
     def cell_of(self, run_id: str) -> Cell:
         """The cell holding run ``run_id``."""
         for cell in self.cells:
@@ -152,7 +168,8 @@ class Comparison:
 
             parts = []
             for cell in self.cells:
-                df = df_per_interrupt(cell.runs)
+                # a run label named "cell" (the lab's own cell name) gives way to the page's cell
+                df = df_per_interrupt(cell.runs).drop(columns=["cell"], errors="ignore")
                 df.insert(0, "cell", cell.label)
                 parts.append(df)
             self._cache["per_interrupt"] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

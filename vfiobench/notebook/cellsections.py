@@ -7,6 +7,7 @@ cells (a ``cell`` column) or one block per cell; a variant keeps its colour in e
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import pandas as pd
 
@@ -33,7 +34,7 @@ def variant_colors(cmp: Comparison) -> dict[str, str]:
     """One colour per variant, the same in every figure of the page."""
     from vfiobench.plots import color_map
 
-    return color_map(cmp.runs.variants)
+    return color_map(cmp.variants)
 
 
 def _h3(text: str) -> None:
@@ -51,7 +52,7 @@ def df_cell_per_interrupt(cmp: Comparison) -> pd.DataFrame:
     probed = df[df["kind"] == "probed"] if "kind" in df.columns else df.iloc[0:0]
     rows = []
     order = {c.label: i for i, c in enumerate(cmp.cells)}
-    rank = {v: i for i, v in enumerate(sorted(cmp.runs.variants, key=lambda v: v != cmp.baseline))}
+    rank = {v: i for i, v in enumerate(cmp.variants)}
     groups = sorted(
         probed.groupby(["cell", "variant"], sort=False),
         key=lambda kv: (order[str(kv[0][0])], rank[str(kv[0][1])]),
@@ -85,12 +86,21 @@ def show_cell_per_interrupt(cmp: Comparison) -> None:
     from vfiobench.plots import plot_cost_breakdown
 
     table = df_cell_per_interrupt(cmp)
+    keys = ["cell", "variant", "probed_runs", "interrupts"]
+    counts = [c for c in CELL_PER_IRQ_COLUMNS if c.endswith("_per_irq") and "_us_" not in c]
+    times = [c for c in CELL_PER_IRQ_COLUMNS if c not in counts]
     show_html(
         table_html(
-            table.rename(columns=CELL_PER_IRQ_COLUMNS),
-            caption="pooled over each cell's probed runs: sum over runs ÷ delivered interrupts; "
-            "excl. = nested calls subtracted (the µs columns add up to the total)",
+            table[[*keys, *counts, "events_outside", "lost_events"]].rename(columns=CELL_PER_IRQ_COLUMNS),
+            caption="calls per delivered interrupt, pooled over each cell's probed runs "
+            "(sum over runs ÷ delivered interrupts)",
             empty="No probed runs: no per-interrupt accounting.",
+        )
+        + table_html(
+            table[["cell", "variant", *times]].rename(columns=CELL_PER_IRQ_COLUMNS),
+            caption="µs per delivered interrupt in each operation, exclusive (nested calls subtracted: "
+            "the columns add up to the total), pooled over the probed runs",
+            empty="",
         )
     )
     per_run = cmp.per_interrupt()
@@ -111,12 +121,17 @@ def show_cell_per_interrupt(cmp: Comparison) -> None:
         return
     for cell in cmp.cells:
         mine = per_run[per_run["cell"] == cell.label]
+        mine = mine.iloc[
+            mine["variant"].map({v: i for i, v in enumerate(cmp.variants)}).argsort(kind="stable")
+        ]
         if mine.empty:
             continue
         breakdown = df_cost_breakdown(mine)
         if breakdown.empty:
             continue
-        show(plot_cost_breakdown(breakdown, title=f"{cell.label}: µs per delivered interrupt, by operation"))
+        fig = plot_cost_breakdown(breakdown, title=f"{cell.label}: µs per delivered interrupt, by operation")
+        fig.xaxis.major_label_orientation = 0.35
+        show(fig)
 
 
 def _pba_only(df: pd.DataFrame) -> pd.DataFrame:
@@ -200,6 +215,7 @@ def df_cell_overhead(cmp: Comparison) -> pd.DataFrame:
     parts = []
     for cell in cmp.cells:
         df = df_probe_overhead(cell.runs)
+        df = df.set_index("variant").loc[[v for v in cmp.variants if v in set(df["variant"])]].reset_index()
         lost, events = [], []
         for v in df["variant"]:
             runs = [r for r in cell.runs if r.variant == v]
@@ -263,15 +279,26 @@ def show_cell_repetitions(cmp: Comparison, metric: str) -> None:
         f"<details><summary>{html.escape(metric)} per run ({len(reps)} runs, {unit})</summary>"
         f"{table_html(shown)}</details>"
     )
-    many = len(cmp.cells) > 1
-    labelled = reps.assign(
-        variant=[f"{v} · {c}" if many else str(v) for v, c in zip(reps["variant"], reps["cell"], strict=True)]
-    )
-    fig = plot_repetitions(labelled, "median", title=f"{metric}: median per run", unit_scale=scale, unit=unit)
-    if many:
-        fig.xaxis.major_label_orientation = 0.9
-        fig.height = 520
-    show(fig)
+    order = {v: i for i, v in enumerate(cmp.variants)}
+    figs = []
+    for cell in cmp.cells:
+        mine = reps[reps["cell"] == cell.label]
+        if mine.empty:
+            continue
+        mine = mine.iloc[mine["variant"].map(order).argsort(kind="stable")]
+        fig = plot_repetitions(
+            mine, "median", title=f"{cell.label}: {metric} median per run", unit_scale=scale, unit=unit
+        )
+        fig.width, fig.height = 560, 300
+        fig.xaxis.major_label_orientation = 0.35
+        figs.append(fig)
+    if len(figs) == 1:
+        show(figs[0])
+    else:
+        from bokeh.layouts import gridplot
+
+        children: list[Any] = list(figs)
+        show(gridplot(children, ncols=2, toolbar_location="right"))
 
 
 def show_cell_rates(cmp: Comparison, bin_s: float = 0.25) -> None:

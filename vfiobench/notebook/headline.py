@@ -24,16 +24,16 @@ from vfiobench.store import Run
 HEADLINE_COLUMNS: dict[str, str] = {
     "cell": "cell",
     "variant": "variant",
-    "runs": "runs (probed + probe-free)",
+    "runs": "runs (p + f)",
     "interrupts": "interrupts",
     "set_irqs_per_irq": "SET_IRQS / irq",
     "set_irqs_per_s": "SET_IRQS / s",
     "pba_toggles_per_irq": "PBA toggles / irq",
     "us_per_irq": "µs / irq in probed ops",
-    "us_per_irq_vs_baseline": "µs / irq: baseline ÷ variant [95% CI]",
-    "e2e_p50_us": "median e2e latency µs (probe-free)",
-    "latency_vs_baseline": "e2e latency: baseline ÷ variant [95% CI]",
-    "lost_events": "lost events",
+    "us_per_irq_vs_baseline": "µs / irq ratio [95% CI]",
+    "e2e_p50_us": "e2e p50 µs (probe-free)",
+    "latency_vs_baseline": "e2e ratio [95% CI]",
+    "lost_events": "lost",
     "checks": "checks",
 }
 
@@ -110,8 +110,7 @@ def df_headline(cmp: Comparison) -> pd.DataFrame:
     ]  # fmt: skip
     rows: list[dict[str, Any]] = []
     for cell in cmp.cells:
-        variants = sorted(cell.runs.variants, key=lambda v: v != cmp.baseline)
-        for variant in variants:
+        for variant in [v for v in cmp.variants if v in cell.runs.variants]:
             runs = [r for r in cell.runs if r.variant == variant]
             probed = [r for r in runs if r.meta.kind == "probed"]
             pi = per_irq[(per_irq["cell"] == cell.label) & (per_irq["variant"] == variant)]
@@ -210,10 +209,12 @@ def headline_html(cmp: Comparison) -> str:
     caption = (
         f"Per cell, each variant against {cmp.baseline} in the same cell. Counts and µs per interrupt: "
         "probed runs (the probes inflate µs, not counts); e2e latency: probe-free runs. "
-        "Ratios: baseline ÷ variant (> 1: the variant is cheaper/faster), 95% cluster-bootstrap "
-        "interval over runs; (n.s.): p ≥ 0.05 (Mann–Whitney U) or the interval includes 1."
+        "runs (p + f): probed + probe-free runs. Ratios: baseline ÷ variant (> 1: the variant is "
+        "cheaper/faster), 95% cluster-bootstrap interval over runs; (n.s.): p ≥ 0.05 (Mann–Whitney U) "
+        "or the interval includes 1. lost: probe events lost."
     )
-    return table_html(df_headline_view(cmp), caption=caption, empty="No runs to summarise.")
+    table = table_html(df_headline_view(cmp), caption=caption, empty="No runs to summarise.")
+    return f'<div class="vfb-headline">{table}</div>'
 
 
 def show_headline(cmp: Comparison) -> None:
@@ -302,7 +303,7 @@ def show_cell_verdicts(cmp: Comparison) -> None:
     if "available" not in ab.columns:
         return
     ok = ab[ab["available"].astype(bool)].reset_index(drop=True)
-    for metric, g in ok.groupby("metric", sort=False):
+    for _, g in ok.groupby("metric", sort=False):
         rows = g.assign(
             row=[f"{v} · {c}" if many else str(v) for v, c in zip(g["variant"], g["cell"], strict=True)]
         )
@@ -311,6 +312,6 @@ def show_cell_verdicts(cmp: Comparison) -> None:
             plot_ab_forest(
                 rows.reset_index(drop=True),
                 label="row",
-                title=f"{metric}: {cmp.baseline} ÷ variant, {quantity} (> 1: variant lower), 95% CI",
+                title=f"{quantity}: {cmp.baseline} ÷ variant (> 1: variant lower), 95% CI",
             )
         )

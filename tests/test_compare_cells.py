@@ -1,0 +1,377 @@
+"""The compare page per cell: grouping (never pooled), warm-ups set aside, headline numbers, patch links.
+
+The runs are built by hand with exact, constant per-cycle values, so every headline number is known
+in advance: a cell's ratio is the ratio of the values written into *that* cell's runs, and would be
+something else if runs of two cells (or a warm-up) were pooled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from reportfixtures import sample_runs
+
+from vfiobench.cli import main
+from vfiobench.errors import ReportError
+from vfiobench.qemu.build import build_key
+from vfiobench.qemu.patchset import available_patches, resolve_patches
+from vfiobench.store import Check, ProbeStats, QemuInfo, RunMeta, RunSet, RunWriter, WorkloadInfo, load_runs
+
+US = 1_000
+MS = 1_000_000
+CYCLES = 31
+VERSION = "7.2+dfsg-7+deb12u18"
+
+
+def fake_build(root: Path, patches: list[str], *, key: str | None = None) -> str:
+    """Path of a binary in a build cache directory named like `vfiobench qemu build` names it."""
+    key = key or build_key(VERSION, resolve_patches(patches))
+    return str(root / f"build-{VERSION}-{key}" / "bin" / "qemu-system-x86_64")
+
+
+def make_run(
+    root: Path,
+    run_id: str,
+    *,
+    variant: str,
+    workload: str,
+    accel: str | None,
+    kind: str,
+    set_irqs: int,
+    toggles: int,
+    call_us: float,
+    latency_us: float,
+    warmup: bool = False,
+    order: int = 0,
+    qemu_path: str = "/usr/bin/qemu-system-x86_64",
+    patches: list[str] | None = None,
+    failed_check: bool = False,
+) -> Path:
+    """One run of CYCLES 1 ms cycles; per cycle ``set_irqs`` ioctls and ``toggles`` PBA toggles of
+    ``call_us`` each (probed runs only), every interrupt delivered ``latency_us`` after its trigger."""
+    labels: dict[str, Any] = {"repetition": 0, "warmup": warmup, "order": order, "cell": run_id}
+    if accel is not None:
+        labels["accel"] = accel
+    meta = RunMeta(
+        run_id=run_id,
+        variant=variant,
+        source="lab",
+        kind="probed" if kind == "probed" else "probe-free",
+        qemu=QemuInfo(path=qemu_path, version="QEMU 7.2.22", build_id="ab" * 20, patches=patches or []),
+        workload=WorkloadInfo(name=workload, params={"cycles": CYCLES}),
+        labels=labels,
+        checks=[Check("workload: delivered == expected", CYCLES, CYCLES - failed_check, not failed_check)],
+    )
+    t0 = 10 * MS
+    wl = pd.DataFrame(
+        {
+            "cycle": range(CYCLES),
+            "vector": 0,
+            "start_ts_ns": [t0 + i * MS for i in range(CYCLES)],
+            "trigger_ts_ns": [t0 + i * MS + 100 * US for i in range(CYCLES)],
+            "delivered_ts_ns": [t0 + i * MS + 100 * US + int(latency_us * US) for i in range(CYCLES)],
+            "latency_ns": int(latency_us * US),
+            "cycle_ns": MS,
+            "mask_rtt_ns": -1,
+            "unmask_rtt_ns": -1,
+            "delivered": True,
+        }
+    )
+    dur = int(call_us * US)
+    with RunWriter(root / run_id, meta) as w:
+        w.append("workload", wl)
+        if kind == "probed":
+            calls = [(t0 + i * MS + 200 * US + j * 350 * US) for i in range(CYCLES) for j in range(set_irqs)]
+            w.append(
+                "set_irqs_ioctl",
+                pd.DataFrame({"ts_ns": calls, "dur_ns": dur, "pid": 7, "tid": 7, "fd": 15, "ret": 0}),
+            )
+            flips = [(t0 + i * MS + 500 * US + j * 100 * US) for i in range(CYCLES) for j in range(toggles)]
+            w.append(
+                "pba_toggle",
+                pd.DataFrame(
+                    {"ts_ns": flips, "dur_ns": dur, "tid": 7, "mr": 1, "enabled": True, "is_pba": True}
+                ).astype({"ts_ns": "int64", "dur_ns": "int64", "tid": "int64", "mr": "uint64"}),
+            )
+            w.meta.probes = {
+                "set_irqs_ioctl": ProbeStats("tracepoint:syscalls:ioctl", len(calls)),
+                "pba_toggle": ProbeStats("uprobe:memory_region_set_enabled", len(flips)),
+            }
+        w.meta.status = "complete"
+    return root / run_id
+
+
+#: (workload, stock µs per call, fix µs per call, stock latency µs, fix latency µs)
+CELLS = {
+    "mask-every-irq": (10.0, 10.0, 500.0, 250.0),  # stock 2 ioctls + 2 toggles (40 µs), fix 2 ioctls (20 µs)
+    "no-mask": (300.0, 100.0, 90.0, 60.0),  # stock 2 ioctls (600 µs), fix 2 ioctls (200 µs)
+}
+
+
+def two_cell_runs(root: Path, *, with_warmup: bool = True) -> Path:
+    """stock and fix in two cells (mask-every-irq and no-mask, both kvm), 2 repetitions, probed and
+    probe-free; plus one wild warm-up of stock in the mask-every-irq cell."""
+    order = 0
+    for rep in range(2):
+        for variant in ("stock", "fix"):
+            for workload, (stock_us, fix_us, stock_lat, fix_lat) in CELLS.items():
+                toggles = 2 if (variant == "stock" and workload == "mask-every-irq") else 0
+                patches = ["pba-always-on"] if variant == "fix" else []
+                for kind in ("probed", "probe-free"):
+                    make_run(
+                        root,
+                        f"{variant}-{workload}-r{rep}-{kind}",
+                        variant=variant,
+                        workload=workload,
+                        accel="kvm",
+                        kind=kind,
+                        set_irqs=2,
+                        toggles=toggles,
+                        call_us=stock_us if variant == "stock" else fix_us,
+                        latency_us=stock_lat if variant == "stock" else fix_lat,
+                        order=order,
+                        patches=patches,
+                        qemu_path=fake_build(
+                            root.parent / "cache", ["pba-always-on"] if variant == "fix" else []
+                        ),
+                    )
+                    order += 1
+    if with_warmup:
+        for kind in ("probed", "probe-free"):
+            make_run(
+                root,
+                f"stock-mask-every-irq-w0-{kind}",
+                variant="stock",
+                workload="mask-every-irq",
+                accel="kvm",
+                kind=kind,
+                set_irqs=9,
+                toggles=9,
+                call_us=500.0,
+                latency_us=50_000.0,
+                warmup=True,
+            )
+    return root
+
+
+@pytest.fixture
+def nbk(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The notebook helpers with their output captured instead of displayed."""
+    from vfiobench import notebook
+    from vfiobench.notebook import cells, display
+
+    shown: list[str] = []
+    notebook.reset_for_tests()
+    monkeypatch.setattr(display, "show_html", lambda markup, metadata=None: shown.append(markup))
+    monkeypatch.setattr(cells, "show_html", lambda markup, metadata=None: shown.append(markup))
+    notebook.shown = shown
+    yield notebook
+    notebook.reset_for_tests()
+
+
+@pytest.fixture(scope="module")
+def two_cells(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return two_cell_runs(tmp_path_factory.mktemp("cells") / "runs")
+
+
+def _row(df: pd.DataFrame, cell: str, variant: str) -> pd.Series:
+    hit = df[(df["cell"] == cell) & (df["variant"] == variant)]
+    assert len(hit) == 1, (cell, variant, df[["cell", "variant"]])
+    return hit.iloc[0]
+
+
+# ------------------------------------------------------------------------------------------ grouping
+
+
+def test_runs_of_two_cells_are_never_pooled_and_warmups_are_left_out(nbk: Any, two_cells: Path) -> None:
+    cmp = nbk.compare_cells(load_runs(two_cells), baseline="stock", n_boot=200)
+    assert [c.label for c in cmp.cells] == ["mask-every-irq · kvm", "no-mask · kvm"]
+    assert cmp.warmups_excluded == 2 and len(cmp.runs) == 16
+    for cell in cmp.cells:
+        assert len(cell.runs) == 8
+        assert {r.meta.workload.name for r in cell.runs} == {cell.values["workload"]}
+        assert not any(r.meta.labels["warmup"] for r in cell.runs)
+    head = nbk.df_headline(cmp)
+    assert len(head) == 4
+    mask, nomask = "mask-every-irq · kvm", "no-mask · kvm"
+    # each cell's ratio is its own: 40/20 = 2 with toggles, 600/200 = 3 without; pooled they would mix
+    assert _row(head, mask, "fix")["us_ratio"] == pytest.approx(2.0)
+    assert _row(head, nomask, "fix")["us_ratio"] == pytest.approx(3.0)
+    assert _row(head, mask, "fix")["latency_ratio"] == pytest.approx(2.0)
+    assert _row(head, nomask, "fix")["latency_ratio"] == pytest.approx(1.5)
+    assert _row(head, mask, "stock")["interrupts"] == 4 * CYCLES  # 2 probed + 2 probe-free runs, no warm-up
+
+
+def test_including_warmups_changes_the_numbers_of_their_cell_only(nbk: Any, two_cells: Path) -> None:
+    cmp = nbk.compare_cells(load_runs(two_cells), baseline="stock", include_warmup=True, n_boot=200)
+    assert cmp.warmups_excluded == 0 and len(cmp.runs) == 18
+    head = nbk.df_headline(cmp)
+    stock = _row(head, "mask-every-irq · kvm", "stock")
+    assert stock["runs_probed"] == 3 and stock["interrupts"] == 6 * CYCLES
+    assert stock["set_irqs_per_irq"] == pytest.approx((2 + 2 + 9) / 3)
+    assert _row(head, "no-mask · kvm", "stock")["set_irqs_per_irq"] == pytest.approx(2.0)
+
+
+def test_group_by_reads_workload_and_labels_and_missing_keys_form_one_group(nbk: Any, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for i, (workload, accel) in enumerate([("a", "kvm"), ("a", "tcg"), ("a", None), ("b", None)]):
+        make_run(root, f"r{i}", variant="stock", workload=workload, accel=accel, kind="probe-free",
+                 set_irqs=0, toggles=0, call_us=1, latency_us=1)  # fmt: skip
+    runs = load_runs(root)
+    cells = nbk.split_cells(runs, ["workload", "accel"])
+    assert [c.label for c in cells] == ["a · kvm", "a · tcg", "a", "b"]
+    assert [c.values["accel"] for c in cells] == ["kvm", "tcg", None, None]
+    assert [c.label for c in nbk.split_cells(runs, ["accel"])] == ["kvm", "tcg", "all runs"]
+    assert [len(c.runs) for c in nbk.split_cells(runs, ["accel"])] == [1, 1, 2]
+    assert len(nbk.split_cells(runs, [])) == 1
+
+
+def test_synthetic_sample_runs_form_one_cell(nbk: Any, tmp_path: Path) -> None:
+    runs = load_runs(sample_runs(tmp_path / "runs", cycles=5))
+    cmp = nbk.compare_cells(runs, baseline="stock", n_boot=100)
+    assert len(cmp.cells) == 1 and len(cmp.cells[0].runs) == len(runs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"group_by": "workload"}, "group_by must be a list of strings"),
+        ({"group_by": ["workload", 3]}, "group_by must hold non-empty strings"),
+        ({"include_warmup": "yes"}, "include_warmup must be true or false"),
+    ],
+)
+def test_bad_grouping_parameters_stop_with_a_message(
+    nbk: Any, two_cells: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ReportError, match=message):
+        nbk.compare_cells(load_runs(two_cells), baseline="stock", **kwargs)
+    assert message in nbk.shown[-1]
+
+
+def test_only_warmups_so_far_is_a_message_not_an_empty_page(nbk: Any, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for v in ("stock", "fix"):
+        make_run(root, v, variant=v, workload="a", accel="kvm", kind="probe-free", set_irqs=0, toggles=0,
+                 call_us=1, latency_us=1, warmup=True)  # fmt: skip
+    with pytest.raises(ReportError, match="all 2 runs are warm-up runs"):
+        nbk.compare_cells(load_runs(root), baseline="stock")
+    cmp = nbk.compare_cells(load_runs(root), baseline="stock", include_warmup=True, n_boot=100)
+    assert len(cmp.runs) == 2
+
+
+# ------------------------------------------------------------------------------------------ headline
+
+
+def test_headline_numbers_on_hand_built_runs(nbk: Any, two_cells: Path) -> None:
+    cmp = nbk.compare_cells(load_runs(two_cells), baseline="stock", n_boot=200)
+    head = nbk.df_headline(cmp)
+    assert list(head["variant"]) == ["stock", "fix", "stock", "fix"]  # the baseline first in each cell
+    stock = _row(head, "mask-every-irq · kvm", "stock")
+    fix = _row(head, "mask-every-irq · kvm", "fix")
+    assert (stock["runs_probed"], stock["runs_probe_free"]) == (2, 2)
+    assert stock["set_irqs_per_irq"] == 2.0 and fix["set_irqs_per_irq"] == 2.0
+    assert stock["pba_toggles_per_irq"] == 2.0 and fix["pba_toggles_per_irq"] == 0.0
+    assert stock["us_per_irq"] == pytest.approx(40.0) and fix["us_per_irq"] == pytest.approx(20.0)
+    # 2 ioctls per 1 ms cycle, windows of CYCLES ms: 2000 per second
+    assert stock["set_irqs_per_s"] == pytest.approx(2000.0)
+    assert stock["e2e_p50_us"] == 500.0 and fix["e2e_p50_us"] == 250.0
+    assert fix["us_significant"] and fix["latency_significant"]
+    assert fix["us_ci_low"] == pytest.approx(2.0) and fix["us_ci_high"] == pytest.approx(2.0)
+    assert fix["us_p_value"] < 0.001
+    assert stock["lost_events"] == 0 and stock["checks_total"] == 4 and stock["checks_failed"] == 0
+    view = nbk.df_headline_view(cmp)
+    assert list(view.iloc[0][["cell", "variant"]]) == ["mask-every-irq · kvm", "stock (baseline)"]
+    assert view.iloc[1]["µs / irq ratio [95% CI]"] == "2.00 [2.00, 2.00]"
+    assert view.iloc[3]["e2e ratio [95% CI]"] == "1.50 [1.50, 1.50]"
+    assert view.iloc[0]["µs / irq ratio [95% CI]"] == "baseline"
+
+
+def test_verdicts_are_given_per_cell_and_marked_for_the_index(
+    nbk: Any, two_cells: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vfiobench.notebook import display, headline
+
+    meta: list[dict[str, Any]] = []
+    monkeypatch.setattr(headline, "show_html", lambda markup, metadata=None: meta.append(metadata or {}))
+    monkeypatch.setattr(headline, "show", lambda fig: None)
+    cmp = nbk.compare_cells(load_runs(two_cells), baseline="stock", n_boot=200)
+    nbk.show_cell_verdicts(cmp)
+    lines = meta[0][display.VERDICTS_MARKER]
+    assert "[mask-every-irq · kvm] fix: 2.0x fewer µs per interrupt [2.0, 2.0], p<0.001" in lines
+    assert "[no-mask · kvm] fix: 3.0x fewer µs per interrupt [3.0, 3.0], p<0.001" in lines
+    assert len(lines) == 4  # 2 cells x 2 metrics
+
+
+def test_failed_checks_are_listed_with_their_cell_and_run(nbk: Any, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for v in ("stock", "fix"):
+        make_run(root, v, variant=v, workload="a", accel="tcg", kind="probe-free", set_irqs=0, toggles=0,
+                 call_us=1, latency_us=1, failed_check=v == "fix")  # fmt: skip
+    cmp = nbk.compare_cells(load_runs(root), baseline="stock", n_boot=100)
+    box = nbk.failed_checks_html(cmp)
+    assert "1 ground-truth check FAILED" in box and "<td>a · tcg</td><td>fix</td><td>fix</td>" in box
+    assert "workload: delivered == expected" in box
+    view = nbk.df_headline_view(cmp)
+    assert list(view["checks"]) == ["1/1 ok", "1 of 1 FAILED"]
+    ok = RunSet(r for r in cmp.runs if r.variant == "stock")
+    assert nbk.failed_checks_html(nbk.Comparison(ok, "stock", (), nbk.split_cells(ok, []))) == ""
+
+
+# ------------------------------------------------------------------------------------- patch links
+
+
+def test_patch_text_comes_from_the_build_directory_when_it_is_here(tmp_path: Path) -> None:
+    from vfiobench.notebook.builds import patch_texts
+
+    path = fake_build(tmp_path, ["pba-always-on"])
+    bdir = Path(path).parent.parent
+    meta = RunMeta(
+        run_id="r", variant="fix", source="lab", qemu=QemuInfo(path=path, patches=["pba-always-on"])
+    )
+    shipped = {p.name: p.text.decode() for p in available_patches()}
+    (p,) = patch_texts(meta)
+    assert (p.origin, p.matches_build, p.text) == ("package", True, shipped["pba-always-on"])
+    # the build's own copy wins: it is exactly what was applied
+    (bdir / "patches").mkdir(parents=True)
+    (bdir / "patches" / "01-pba-always-on.patch").write_text("applied text\n")
+    (bdir / "build.json").write_text(json.dumps({"patches": [{"name": "pba-always-on"}]}))
+    (p,) = patch_texts(meta)
+    assert (p.origin, p.text) == ("build", "applied text\n")
+    digest = hashlib.sha256(b"applied text\n").hexdigest()
+    assert p.filename == f"pba-always-on-{digest[:12]}.patch"
+    # a binary built from another text: the shipped text is shown, flagged as not what was built
+    other = fake_build(tmp_path, [], key="0123456789abcdef")
+    (p,) = patch_texts(RunMeta(run_id="r", variant="fix", source="lab",
+                                qemu=QemuInfo(path=other, patches=["pba-always-on"])))  # fmt: skip
+    assert (p.origin, p.matches_build) == ("package", False)
+    (p,) = patch_texts(RunMeta(run_id="r", variant="x", source="lab", qemu=QemuInfo(patches=["nope.patch"])))
+    assert (p.origin, p.text) == ("missing", None)
+
+
+@pytest.mark.notebook
+def test_compare_page_links_each_patch_to_its_text_beside_the_html(two_cells: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    assert main(["report", str(two_cells), "--compare", "--no-runs", "--out", str(out), "--quiet"]) == 0
+    page = (out / "compare.html").read_text()
+    links = re.findall(r'href="(patches/[^"]+\.patch)"', page)
+    assert links, "no patch link on the page"
+    shipped = {p.name: p.text for p in available_patches()}
+    for link in set(links):
+        target = out / link
+        assert target.is_file(), link
+        assert target.read_bytes() == shipped["pba-always-on"]
+    assert sorted(p.name for p in (out / "patches").iterdir()) == sorted({Path(x).name for x in links})
+    # the page answers per cell: both cells' rows, the warm-ups left out, verdicts per cell on the index
+    assert "mask-every-irq · kvm" in page and "no-mask · kvm" in page
+    assert "2 warm-up runs (labels.warmup) are left out" in page
+    assert "2.00 [2.00, 2.00]" in page and "3.00 [3.00, 3.00]" in page
+    index = (out / "index.html").read_text()
+    assert "[no-mask · kvm] fix: 3.0x fewer µs per interrupt" in index
+    shutil.rmtree(out)
