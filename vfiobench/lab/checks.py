@@ -24,11 +24,12 @@ must still see its pending bit); ``x-msix-fd-cache`` skips the SET_IRQS of every
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
 
+from vfiobench.lab.device import DeviceConfig
 from vfiobench.store import Check
+
+__all__ = ["DeviceConfig", "lab_checks"]
 
 TRACE_RELEASE = "vfio_msix_vector_release"
 TRACE_USE = "vfio_msix_vector_do_use"
@@ -36,35 +37,6 @@ TRACE_PBA_ON = "vfio_msix_pba_enable"
 TRACE_PBA_OFF = "vfio_msix_pba_disable"
 TRACE_IRQ = "vfio_msi_interrupt"
 TRACE_FD_CACHE_HIT = "vfio_msix_fd_cache_hit"
-
-
-@dataclass(frozen=True)
-class DeviceConfig:
-    """What the L2 vfio-pci device was told to do, as far as the checks care."""
-
-    kvm_route: bool = True
-    pba: Literal["toggle", "always-on", "disabled"] = "toggle"
-    fd_cache: bool = False
-
-    @classmethod
-    def from_args(cls, accel: str, qemu_args: Sequence[str]) -> DeviceConfig:
-        """Read the ``x-*`` properties from ``-global vfio-pci.KEY=on`` or ``-device vfio-pci,KEY=on``."""
-        on: set[str] = set()
-        for arg in qemu_args:
-            for item in arg.replace("vfio-pci.", ",").split(","):
-                key, _, value = item.partition("=")
-                if value in ("on", "true", "yes"):
-                    on.add(key)
-        pba: Literal["toggle", "always-on", "disabled"] = "toggle"
-        if "x-pba-always-on" in on:  # the build enables the PBA once even when x-pba-disable is on too
-            pba = "always-on"
-        elif "x-pba-disable" in on:
-            pba = "disabled"
-        return cls(
-            kvm_route=accel == "kvm" and "x-no-kvm-msix" not in on,
-            pba=pba,
-            fd_cache="x-msix-fd-cache" in on,
-        )
 
 
 def _eq(name: str, expected: float, observed: float, detail: str) -> Check:

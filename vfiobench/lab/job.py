@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from vfiobench.errors import LabError, VfioBenchError
+from vfiobench.lab.device import DeviceConfig
 from vfiobench.qemu.trace import trace_args
 from vfiobench.workloads.qtest import (
     IVSHMEM_DEVICE,
@@ -151,10 +152,12 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
     record["qemu"] = binary_info(cell["qemu"])
     t0 = time.monotonic()
 
+    kvm_route = DeviceConfig.from_args(accel, cell.get("qemu_args", [])).kvm_route
+
     def delivery(g: IvshmemGuest) -> Delivery:
-        if accel == "kvm" and params.name == "no-mask":
+        if kvm_route and params.name == "no-mask":
             return IrqCountDelivery(bdf)  # KVM irqfd: RAM is never written (LAB-NOTES §6)
-        return RamDelivery(g)
+        return RamDelivery(g)  # QEMU delivers (masked, TCG, x-no-kvm-msix): a store into L2 RAM
 
     def cmdline(sock: Path) -> list[str]:
         return l2_cmdline(cell["qemu"], accel, sock, bdf, trace_args(trace_log), cell.get("qemu_args", []))
