@@ -280,6 +280,18 @@ def doctor_findings(
                 return f"{sym} at {t.address:#x} ({table}), probe at +{t.offset:#x}: {how}"
 
             out.append(_check(f"symbol {spec.name}", symbol))
+    for spec in specs:
+        if spec.kind != "composite":
+            continue
+        try:
+            parts = resolve.resolve_parts(spec, None, qemu_path)
+        except VfioBenchError as e:
+            out.append(Finding(False, spec.name, e.message, e.hint or ""))
+            continue
+        for t in parts:
+            where = t.describe().split("=", 1)[1]
+            fix = "" if t.skipped is None else "the part is left out; the rest of the probe records"
+            out.append(Finding(t.skipped is None, f"{spec.name} {t.part.event}", where, fix, needed=False))
     if compile_probes and all(f.ok for f in out[:4]):
 
         def trial() -> str:

@@ -178,6 +178,22 @@ def test_parts_resolve_or_skip_with_the_reason(irqpath_bin: Path, irqpath_stripp
     assert none["host_irq"].skipped is None
 
 
+def test_doctor_lists_each_part(irqpath_stripped: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vfiobench.cli import main
+
+    if not Path("/sys/kernel/tracing/events").is_dir():
+        pytest.skip("tracefs is not mounted")
+    rc = main(["doctor", "--probe", "irq_path", "--qemu", str(irqpath_stripped), "--no-compile"])
+    out = capsys.readouterr().out
+    lines = {ln.split()[2]: ln for ln in out.splitlines() if ln[2:].startswith("irq_path ")}
+    assert list(lines) == list(IRQ_PATH_EVENTS)
+    assert lines["qemu_irq"].startswith("- ") and "no symbol 'vfio_msi_interrupt'" in lines["qemu_irq"]
+    assert "vfiobench qemu build" in lines["qemu_irq"]
+    assert lines["msix_notify"].startswith("✓ ") and lines["host_irq"].startswith("✓ ")
+    # a skipped part is marked "-" (not needed), never "✗": it fails nothing
+    assert "✗" not in "".join(lines.values()) and (rc == 0 or "✗" in out)
+
+
 # ---- recordings -----------------------------------------------------------------------------------
 
 

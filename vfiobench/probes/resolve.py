@@ -353,6 +353,10 @@ def resolve_parts(spec: ProbeSpec, pid: int | None, qemu: str | os.PathLike[str]
                         t.note = f"copies inlined in {caller_name} not searched: {e.message}"
                 if part.inlined_in and not t.inlined and not t.note:
                     t.note = f"no copy inlined in {', '.join(part.inlined_in)}"
+        except MissingSymbolError as e:
+            t.skipped = e.message
+            if part.kind == "uprobe":
+                t.skipped += "; the project's QEMU build keeps every symbol (vfiobench qemu build)"
         except ProbeError as e:
             t.skipped = e.message
         by_event[part.event] = t
