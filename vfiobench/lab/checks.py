@@ -10,7 +10,14 @@ must agree with them, exactly, over the measure phase:
 - ``set_irqs_ioctl`` = ``do_use`` + ``release`` under KVM (both switch the vector's eventfd), =
   ``do_use`` under TCG (no KVM route: a mask issues no ioctl);
 - ``set_vector_signal`` = ``set_irqs_ioctl`` (each SET_IRQS carries one vector);
-- ``pba_toggle`` (PBA region) = ``pba_enable`` + ``pba_disable``.
+- ``pba_toggle`` (PBA region) = ``pba_enable`` + ``pba_disable``;
+- ``irq_path`` (each part that attached): ``host_irq`` = L1's ``vfio-msix`` interrupts,
+  ``eventfd_signal`` = ``host_irq`` (vfio_msihandler signals once), ``qemu_irq`` =
+  ``vfio_msi_interrupt`` trace events, ``msix_set_pending`` = the interrupts that arrive masked
+  (every trigger of ``mask-every-irq``, none of ``no-mask``), ``msix_notify`` = ``qemu_irq`` +
+  ``msix_set_pending`` (each interrupt QEMU handles notifies once, and an unmask delivers the
+  pending bit through ``msix_notify`` again), and ``kvm_msi`` = deliveries under KVM (irqfd or
+  QEMU's KVM_SIGNAL_MSI), 0 under TCG.
 
 Burst windows coalesce triggers at several levels (eventfd counters), so for ``burst`` the checks
 that depend on the number of interrupts are bounds, not equalities.
@@ -69,7 +76,8 @@ def lab_checks(
         trace: QEMU trace-log event counts in the measure phase.
         irq_delta: L1 ``vfio-msix`` interrupts during the measure phase (None if unknown).
         probes: Probe event counts in the measure phase (None for a probe-free run), keyed
-            ``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle``.
+            ``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle`` and ``irq_path.<event>``
+            for each ``irq_path`` part that attached.
         device: The L2 device's configuration (default: stock, KVM route iff ``accel == "kvm"``).
 
     Returns:
@@ -144,5 +152,73 @@ def lab_checks(
                 probes.get("pba_toggle", 0),
                 "pba_enable + pba_disable",
             )
+        )
+        out += _irq_path_checks(workload, accel, masked, c, t[TRACE_IRQ], irq_delta, probes)
+    return out
+
+
+def _irq_path_checks(
+    workload: str,
+    accel: str,
+    masked: bool,
+    counters: Mapping[str, int],
+    trace_irqs: int,
+    irq_delta: int | None,
+    probes: Mapping[str, int],
+) -> list[Check]:
+    """Checks of the ``irq_path`` parts present in ``probes`` (``irq_path.<event>`` keys)."""
+
+    def have(event: str) -> bool:
+        return f"irq_path.{event}" in probes
+
+    def n(event: str) -> int:
+        return int(probes[f"irq_path.{event}"])
+
+    out = []
+    if have("host_irq") and irq_delta is not None:
+        out.append(
+            _eq(
+                "probe: irq_path host_irq == L1 vfio-msix interrupts",
+                irq_delta,
+                n("host_irq"),
+                "/proc/interrupts",
+            )
+        )
+    if have("host_irq") and have("eventfd_signal"):
+        out.append(
+            _eq(
+                "probe: irq_path eventfd_signal == host_irq",
+                n("host_irq"),
+                n("eventfd_signal"),
+                "one signal per vfio_msihandler",
+            )
+        )
+    if have("qemu_irq"):
+        out.append(_eq("probe: irq_path qemu_irq == trace", trace_irqs, n("qemu_irq"), TRACE_IRQ))
+    if workload == "burst":
+        return out  # coalesced triggers: no exact expectations below
+    if have("msix_set_pending"):
+        expected = counters["triggered"] if masked else 0
+        out.append(
+            _eq(
+                "probe: irq_path msix_set_pending == masked interrupts",
+                expected,
+                n("msix_set_pending"),
+                "pending bit set while masked",
+            )
+        )
+        if have("qemu_irq") and have("msix_notify"):
+            out.append(
+                _eq(
+                    "probe: irq_path msix_notify == qemu_irq + msix_set_pending",
+                    n("qemu_irq") + n("msix_set_pending"),
+                    n("msix_notify"),
+                    "per interrupt, and per pending bit delivered at unmask",
+                )
+            )
+    if have("kvm_msi"):
+        expected = counters["delivered"] if accel == "kvm" else 0
+        out.append(
+            _eq("probe: irq_path kvm_msi == KVM deliveries", expected, n("kvm_msi"), "kvm:kvm_msi_set_irq")
         )
     return out

@@ -30,6 +30,7 @@ import pandas as pd
 from vfiobench.lab.checks import DeviceConfig, lab_checks
 from vfiobench.lab.image import Image
 from vfiobench.lab.vm import BootTimes
+from vfiobench.probes.catalog import IRQ_PATH_EVENTS, attached_parts
 from vfiobench.qemu.trace import df_trace_events
 from vfiobench.store import HostInfo, ProbeStats, QemuInfo, RunMeta, RunWriter, WorkloadInfo
 
@@ -72,7 +73,8 @@ def probe_counts_in(tables: dict[str, np.ndarray[Any, Any]], start_ns: int, end_
     """Events per probe table with ``ts_ns`` inside ``[start_ns, end_ns]``.
 
     ``pba_toggle`` counts only rows marked as the MSI-X PBA region when the table has an ``is_pba``
-    column (the tracer records every ``memory_region_set_enabled`` call).
+    column (the tracer records every ``memory_region_set_enabled`` call). A table with an ``event``
+    column (``irq_path``) is also counted per event, as ``<table>.<event>``.
     """
     counts: dict[str, int] = {}
     for name, arr in tables.items():
@@ -83,6 +85,9 @@ def probe_counts_in(tables: dict[str, np.ndarray[Any, Any]], start_ns: int, end_
         if name == "pba_toggle" and "is_pba" in names:
             sel &= arr["is_pba"].astype(bool)
         counts[name] = int(np.count_nonzero(sel))
+        if "event" in names:
+            events, n = np.unique(arr["event"][sel], return_counts=True)
+            counts.update({f"{name}.{e}": int(k) for e, k in zip(events, n, strict=True)})
     return counts
 
 
@@ -186,6 +191,15 @@ def cell_to_run(
                 w.meta.probes[name] = ProbeStats(**st)
             m = phases["measure"]
             probe_counts = probe_counts_in(tables, m["start_ns"], m["end_ns"])
+            for name, st in rec.get("probes", {}).items():
+                parts = attached_parts(str(st.get("target", "")))
+                if parts is None:
+                    continue
+                for event in IRQ_PATH_EVENTS:
+                    if event in parts:  # attached: 0 when it saw nothing
+                        probe_counts.setdefault(f"{name}.{event}", 0)
+                    else:  # skipped or partial: no count to check
+                        probe_counts.pop(f"{name}.{event}", None)
         irq0, irq1 = rec.get("irq_before", {}), rec.get("irq_after", {})
         vectors = [str(v) for v in cell.workload.vectors]
         irq_delta = (

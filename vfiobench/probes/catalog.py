@@ -287,6 +287,32 @@ PROBES: dict[str, ProbeSpec] = {
 #: Probes attached when none are named: everything this kind of machine can usually run.
 DEFAULT_PROBES: tuple[str, ...] = ("set_irqs_ioctl", "pba_toggle", "transaction_commit")
 
+
+def attached_parts(target: str) -> list[str] | None:
+    """The parts a composite probe's ``target`` line (as ``run.json`` stores it) says fully attached.
+
+    A part that was skipped, or attached without some of its sites (``msix_set_pending`` when the
+    copies inlined in ``msix_notify`` could not be searched or none was found), is left out.
+
+    Returns:
+        The parts' event names; ``None`` when ``target`` is not a composite probe's.
+
+    Example:
+        >>> attached_parts("host_irq=tracepoint:irq:x+irq:y; eventfd_signal=skipped (no kprobes)")
+        ['host_irq']
+    """
+    out, named = [], False
+    for segment in target.split("; "):
+        event, sep, where = segment.partition("=")
+        if not sep or event not in IRQ_PATH_EVENTS:
+            continue
+        named = True
+        partial = "not searched" in where or "no copy inlined" in where
+        if not where.startswith("skipped (") and not partial:
+            out.append(event)
+    return out if named else None
+
+
 MAIN_SOURCE = "vfiobench.bpf.c"
 HEADERS = ("vfiobench.bpf.h", "events.bpf.h", "buckets.bpf.h", "irq_name.bpf.h")
 

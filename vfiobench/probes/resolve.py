@@ -356,7 +356,7 @@ def resolve_parts(spec: ProbeSpec, pid: int | None, qemu: str | os.PathLike[str]
         except MissingSymbolError as e:
             t.skipped = e.message
             if part.kind == "uprobe":
-                t.skipped += "; the project's QEMU build keeps every symbol (vfiobench qemu build)"
+                t.skipped += ", which the project's QEMU build keeps (vfiobench qemu build)"
         except ProbeError as e:
             t.skipped = e.message
         by_event[part.event] = t
