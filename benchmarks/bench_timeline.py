@@ -196,10 +196,43 @@ def _spec_events(spec: CallSpec, tables: Mapping[str, pd.DataFrame]) -> pd.DataF
             "ts": sel["ts_ns"].astype("int64"),
             "end": sel["ts_ns"].astype("int64") + np.maximum(dur, 0),
             "tid": sel["tid"].astype("int64") if "tid" in sel.columns else 0,
-            "vector": spec.vector(sel) if spec.vector is not None else -1,
+            "vector": (spec.vector(sel) if spec.vector is not None else np.full(len(sel), -1)).astype(
+                "int64"
+            ),
             "pos": np.arange(len(sel)),
         }
     )
+
+
+def _recorded(
+    workload: pd.DataFrame, tables: Mapping[str, pd.DataFrame]
+) -> tuple[dict[str, pd.DataFrame], list[CallSpec]]:
+    """The event specs this run recorded (in path order) and their events, for both baselines."""
+    events: dict[str, pd.DataFrame] = {}
+    specs: list[CallSpec] = []
+    for spec in SPECS:
+        if spec.table == schema.WORKLOAD:
+            if "unmask_ts_ns" in workload.columns:
+                specs.append(spec)
+            continue
+        if spec.parent is not None and spec.parent not in events:
+            continue
+        ev = _spec_events(spec, tables)
+        if ev is not None and len(ev):
+            events[spec.key] = ev
+            specs.append(spec)
+    return events, specs
+
+
+def _on_path(specs: list[CallSpec], found: Any, need: float) -> list[CallSpec]:
+    """The specs whose milestones were ``found(name)`` at least ``need`` times (parents first)."""
+    kept: list[CallSpec] = []
+    for spec in specs:
+        names = [m for m in (spec.entry, spec.ret) if m is not None]
+        parent_ok = spec.parent is None or any(k.key == spec.parent for k in kept)
+        if parent_ok and all(found(m) >= need for m in names):
+            kept.append(spec)
+    return kept
 
 
 def _naive_pass(
@@ -282,30 +315,15 @@ def naive_timeline(
     Returns:
         ``<milestone>_ts_ns`` for every milestone (nullable Int64), one row per interrupt.
     """
-    events: dict[str, pd.DataFrame] = {}
-    specs: list[CallSpec] = []
-    for spec in SPECS:
-        if spec.table == schema.WORKLOAD:
-            if "unmask_ts_ns" in workload.columns:
-                specs.append(spec)
-            continue
-        if spec.parent is not None and spec.parent not in events:
-            continue
-        ev = _spec_events(spec, tables)
-        if ev is not None:
-            events[spec.key] = ev
-            specs.append(spec)
+    events, specs = _recorded(workload, tables)
     rows = _naive_pass(workload, events, specs)
     delivered = [r["delivered"] is not None for r in rows]
     base = delivered if any(delivered) else [True] * len(rows)
-    denom = max(sum(base), 1)
-    kept: list[CallSpec] = []
-    for spec in specs:
-        names = [m for m in (spec.entry, spec.ret) if m is not None]
-        share = [sum(1 for r, b in zip(rows, base, strict=True) if b and r.get(m) is not None) for m in names]
-        parent_ok = spec.parent is None or any(k.key == spec.parent for k in kept)
-        if parent_ok and all(s >= expect_fraction * denom for s in share):
-            kept.append(spec)
+    kept = _on_path(
+        specs,
+        lambda m: sum(1 for r, b in zip(rows, base, strict=True) if b and r.get(m) is not None),
+        expect_fraction * max(sum(base), 1),
+    )
     if len(kept) != len(specs):
         rows = _naive_pass(workload, events, kept)
     on_path = {"trigger", "delivered"} | {m for s in kept for m in (s.entry, s.ret) if m is not None}
@@ -409,31 +427,15 @@ def merge_asof_timeline(
     Returns:
         ``<milestone>_ts_ns`` for every milestone (nullable Int64), one row per interrupt.
     """
-    events: dict[str, pd.DataFrame] = {}
-    specs: list[CallSpec] = []
-    for spec in SPECS:
-        if spec.table == schema.WORKLOAD:
-            if "unmask_ts_ns" in workload.columns:
-                specs.append(spec)
-            continue
-        if spec.parent is not None and spec.parent not in events:
-            continue
-        ev = _spec_events(spec, tables)
-        if ev is not None and len(ev):
-            events[spec.key] = ev.assign(vector=lambda d: d["vector"].astype("int64"))
-            specs.append(spec)
+    events, specs = _recorded(workload, tables)
     w = _asof_windows(workload)
     unmask = workload["unmask_ts_ns"].astype("int64").to_numpy() if "unmask_ts_ns" in workload else None
     found = _asof_pass(w, events, specs, unmask)
     base = found["delivered"] >= 0
     base = base if base.any() else np.ones(len(w), dtype=bool)
-    denom = max(int(base.sum()), 1)
-    kept: list[CallSpec] = []
-    for spec in specs:
-        names = [m for m in (spec.entry, spec.ret) if m is not None]
-        parent_ok = spec.parent is None or any(k.key == spec.parent for k in kept)
-        if parent_ok and all(int(((found[m] >= 0) & base).sum()) >= expect_fraction * denom for m in names):
-            kept.append(spec)
+    kept = _on_path(
+        specs, lambda m: int(((found[m] >= 0) & base).sum()), expect_fraction * max(int(base.sum()), 1)
+    )
     if len(kept) != len(specs):
         found = _asof_pass(w, events, kept, unmask)
     on_path = {"trigger", "delivered"} | {m for s in kept for m in (s.entry, s.ret) if m is not None}

@@ -62,8 +62,8 @@ The ``irq_path`` table (written by the probes' ``irq_path`` probe; this module r
 present, and works without it). One row per event; events may arrive in any order::
 
     ts_ns   int64   CLOCK_MONOTONIC ns of the event (bpf_ktime_get_ns; an entry for calls)
-    event   string  one of IRQ_PATH_EVENTS (below); others are ignored. Bytes (a numpy "S" field)
-                    or an integer code (the index in IRQ_PATH_EVENTS) are accepted too
+    event   string  one of IRQ_PATH_EVENTS (below); others are ignored. Integer codes (what the probe
+                    writes: the index in probes.catalog.IRQ_PATH_EVENTS) and bytes are accepted too
     vector  int32   MSI-X vector where the event knows it, else -1
     dur_ns  int64   entry → return for call events (optional; -1 or absent for point events)
     tid     int64   thread (optional)
@@ -103,22 +103,15 @@ import pandas as pd
 from vfiobench.analysis import schema
 from vfiobench.analysis._frames import By, by_list, require_columns
 from vfiobench.errors import AnalysisError
+
+# the event codes the irq_path probe writes (the catalog is plain data: no BCC is imported)
+from vfiobench.probes.catalog import IRQ_PATH_EVENTS
 from vfiobench.store import Run, RunSet
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
 
 IRQ_PATH = "irq_path"
-
-#: Events of the ``irq_path`` table this module knows (see the module docstring).
-IRQ_PATH_EVENTS: tuple[str, ...] = (
-    "host_irq",
-    "eventfd_signal",
-    "kvm_msi",
-    "qemu_irq",
-    "msix_set_pending",
-    "msix_notify",
-)
 
 
 @dataclass(frozen=True)
