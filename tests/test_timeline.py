@@ -383,7 +383,15 @@ def _lab_run_dirs() -> list[Path]:
     found = []
     for root in roots:
         if root.is_dir():
-            found += [r.path for r in load_runs(root) if r.meta.source == "lab" and r.has_table("workload")]
+            # complete runs that lost nothing: there every delivered interrupt must have all its events
+            found += [
+                r.path
+                for r in load_runs(root)
+                if r.meta.source == "lab"
+                and r.has_table("workload")
+                and r.meta.status == "complete"
+                and r.meta.lost_events == 0
+            ]
     return found
 
 
