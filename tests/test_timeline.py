@@ -473,3 +473,26 @@ def test_irq_path_event_column_as_names_bytes_or_codes(encoding: str) -> None:
     assert sorted(normalized["event"].astype(str).unique()) == sorted(tables["irq_path"]["event"].unique())
     with_unknown = tables["irq_path"].assign(event=[99] + [0] * (len(ev) - 1))
     assert tlm.normalize_irq_path(with_unknown)["event"].isna().sum() == 1
+
+
+def test_irq_path_table_as_the_probe_records_it(tmp_path: Path) -> None:
+    """The contract with the irq_path probe: its numpy records (event codes, unsigned times, dur -1)
+    stored through RunWriter give the full path."""
+    from vfiobench.probes.catalog import IRQ_PATH_DTYPE, IRQ_PATH_EVENTS
+
+    workload, tables = build([one_cycle(10_000), one_cycle(20_000)], shuffle=False)
+    ev = tables.pop("irq_path")
+    rec = np.zeros(len(ev), dtype=IRQ_PATH_DTYPE)
+    rec["ts_ns"] = ev["ts_ns"]
+    rec["dur_ns"] = -1  # point events
+    rec["vector"] = ev["vector"]
+    rec["event"] = [IRQ_PATH_EVENTS.index(e) for e in ev["event"]]
+    meta = RunMeta(run_id="r", variant="stock", source="synthetic")
+    with RunWriter(tmp_path / "r", meta) as w:
+        w.append("workload", workload)
+        w.append("irq_path", rec)
+        for name, df in tables.items():
+            w.append(name, df)
+    tl = df_timeline(load_run(tmp_path / "r"))
+    assert {"host_irq", "eventfd", "qemu_irq", "pending"} <= set(tl["path"].iloc[0].split(">"))
+    assert tl["complete"].all() and stages_of(tl.iloc[1]) == CYCLE_STAGES
