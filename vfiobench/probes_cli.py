@@ -25,7 +25,9 @@ examples:
 
 probes: set_irqs_ioctl (VFIO_DEVICE_SET_IRQS ioctls), set_vector_signal (kernel
 vfio_msi_set_vector_signal; needs kprobes), pba_toggle (QEMU memory_region_set_enabled, PBA calls
-marked), transaction_commit (QEMU memory_region_transaction_commit). Default: set_irqs_ioctl,
+marked), transaction_commit (QEMU memory_region_transaction_commit), irq_path (one interrupt's
+path: host vfio-msix IRQs, eventfd_signal, KVM MSI injection, QEMU vfio_msi_interrupt, msix_notify,
+msix_set_pending; parts this machine lacks are skipped and named). Default: set_irqs_ioctl,
 pba_toggle, transaction_commit. Recording stops at --duration, when the process exits, or on
 Ctrl-C/SIGTERM; an interrupted run is kept as a loadable partial run.
 """
