@@ -73,7 +73,7 @@ class Runs:
 
     def __init__(self, runset: RunSet) -> None:
         self.runset = runset
-        self._timeline: pd.DataFrame | None = None
+        self._timelines: dict[float, pd.DataFrame] = {}  # by expect_fraction
 
     # ------------------------------------------------------------------------------------ the set
 
@@ -357,12 +357,11 @@ class Runs:
         """
         from vfiobench.analysis.timeline import df_timeline
 
-        if self._timeline is None or expect_fraction != 0.5:
-            tl = df_timeline(self.runset, expect_fraction=expect_fraction, labels=("workload", "accel"))
-            if expect_fraction != 0.5:
-                return tl
-            self._timeline = tl
-        return self._timeline
+        if expect_fraction not in self._timelines:
+            self._timelines[expect_fraction] = df_timeline(
+                self.runset, expect_fraction=expect_fraction, labels=("workload", "accel")
+            )
+        return self._timelines[expect_fraction]
 
     def _groups(self) -> list[str]:
         """``variant``, ``kind``, plus ``workload`` and ``accel`` when they differ between the runs."""
