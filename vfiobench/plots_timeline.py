@@ -48,7 +48,6 @@ from bokeh.palettes import Category20_20
 from bokeh.plotting import figure
 
 from vfiobench.analysis.timeline import (
-    MILESTONE_LABELS,
     MILESTONE_NAMES,
     df_stages,
     df_window_events,
@@ -65,11 +64,8 @@ EVENT_LANE = "probe: "
 
 _SEGMENT_COLUMNS = (
     "key", "lane", "left_us", "right_us", "dur_us", "what", "detail", "start_ts_ns", "color", "row_kind",
+    "order",
 )  # fmt: skip
-
-
-def _stage_lane(from_m: str, to_m: str) -> str:
-    return f"{MILESTONE_LABELS[from_m]} → {MILESTONE_LABELS[to_m]}"
 
 
 def _key(run_id: Any, irq: Any) -> str:
@@ -86,10 +82,11 @@ def segments(timeline: pd.DataFrame, runs: Run | RunSet | None = None) -> pd.Dat
     """Gantt rows for the interrupts of ``timeline``: their stages, and their raw events if ``runs``.
 
     Returns:
-        ``[key, lane, left_us, right_us, dur_us, what, detail, start_ts_ns, color, row_kind]``:
+        ``[key, lane, left_us, right_us, dur_us, what, detail, start_ts_ns, color, row_kind, order]``:
         ``key`` ``"<run_id>#<irq>"``; ``lane`` the stage (``from → to``) or ``probe: <table>``;
         times in µs since the interrupt's trigger; ``row_kind`` ``stage``, ``missing`` (a stage
-        with a missing milestone, drawn nowhere) or ``event``.
+        with a missing milestone, drawn nowhere) or ``event``; ``order`` the lane's rank (the
+        index of the milestone ending a stage; events after every stage).
     """
     st = df_stages(timeline)
     parts = []
@@ -114,6 +111,7 @@ def segments(timeline: pd.DataFrame, runs: Run | RunSet | None = None) -> pd.Dat
                     "start_ts_ns": st["start_ts_ns"].astype("float64").to_numpy(),
                     "color": [STAGE_COLORS[str(m)] for m in st["to_milestone"]],
                     "row_kind": np.where(known, "stage", "missing"),
+                    "order": st["order"].to_numpy(dtype=np.int64),
                 }
             )
         )
@@ -145,6 +143,7 @@ def segments(timeline: pd.DataFrame, runs: Run | RunSet | None = None) -> pd.Dat
                         "start_ts_ns": ev["ts_ns"].to_numpy(dtype=np.float64),
                         "color": EVENT_COLOR,
                         "row_kind": "event",
+                        "order": len(MILESTONE_NAMES),  # below every stage
                     }
                 )
             )
@@ -154,17 +153,9 @@ def segments(timeline: pd.DataFrame, runs: Run | RunSet | None = None) -> pd.Dat
 
 
 def _lanes(seg: pd.DataFrame) -> list[str]:
-    """Stage lanes in path order, then the raw-event lanes; top to bottom."""
-    stage_rows = seg[seg["row_kind"] != "event"]
-    order = {m: i for i, m in enumerate(MILESTONE_NAMES)}
-
-    def rank(lane: str) -> int:
-        to = next((m for m in MILESTONE_NAMES if lane.endswith(MILESTONE_LABELS[m])), "")
-        return order.get(to, 99)
-
-    stages = sorted(dict.fromkeys(stage_rows["lane"].astype(str)), key=rank)
-    events = sorted(dict.fromkeys(seg.loc[seg["row_kind"] == "event", "lane"].astype(str)))
-    return stages + events
+    """Stage lanes in path order (by the milestone ending them), then the raw-event lanes by name."""
+    ordered = seg[["order", "lane"]].drop_duplicates().sort_values(["order", "lane"], kind="stable")
+    return [str(lane) for lane in dict.fromkeys(ordered["lane"])]
 
 
 _HOVER = [
