@@ -127,13 +127,12 @@ class Runs:
             "source": _as_set(source),
         }
 
+        from vfiobench.analysis.timeline import run_label
+
         def value(run: Run, key: str) -> Any:
-            m = run.meta
-            if key == "workload":
-                return m.workload.name or m.labels.get("workload")
-            if key == "accel":
-                return m.labels.get("accel", m.workload.params.get("accel"))
-            return getattr(m, key) if hasattr(m, key) else m.labels.get(key)
+            if key not in ("workload", "accel") and hasattr(run.meta, key):
+                return getattr(run.meta, key)  # variant, kind, source, status
+            return run_label(run, key)
 
         def keep(run: Run) -> bool:
             for key, accepted in want.items():

@@ -609,7 +609,12 @@ def _probe_tables(run: Run) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def _label(run: Run, name: str) -> Any:
+def run_label(run: Run, name: str) -> Any:
+    """A run's coordinate ``name`` (``workload``, ``accel``, ``repetition``...).
+
+    The workload's name for ``workload``; else the run.json label, else the workload parameter of
+    that name (lab runs keep ``accel`` in both).
+    """
     if name == "workload":
         return run.meta.workload.name or run.meta.labels.get("workload")
     return run.meta.labels.get(name, run.meta.workload.params.get(name))
@@ -630,7 +635,7 @@ def run_timeline(run: Run, *, expect_fraction: float = 0.5, labels: Sequence[str
         )
     tl = assemble_timeline(run.table(schema.WORKLOAD), _probe_tables(run), expect_fraction=expect_fraction)
     for i, name in enumerate(labels):
-        tl.insert(i, name, _label(run, name))
+        tl.insert(i, name, run_label(run, name))
     tl.insert(0, "kind", run.meta.kind)
     tl.insert(0, "variant", run.variant)
     tl.insert(0, "run_id", run.run_id)
