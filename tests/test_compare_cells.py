@@ -375,3 +375,29 @@ def test_compare_page_links_each_patch_to_its_text_beside_the_html(two_cells: Pa
     index = (out / "index.html").read_text()
     assert "[no-mask · kvm] fix: 3.0x fewer µs per interrupt" in index
     shutil.rmtree(out)
+
+
+def test_report_passes_grouping_and_counts_only_compared_runs_on_the_index(
+    two_cells: Path, tmp_path: Path
+) -> None:
+    from vfiobench import report
+
+    page = report.plan_compare_page([two_cells], tmp_path, baseline="stock", variants=None)
+    assert page.parameters["include_warmup"] is False and "group_by" not in page.parameters
+    assert page.checks == "16/16 ok"  # the two warm-ups' checks are not counted
+    page = report.plan_compare_page(
+        [two_cells], tmp_path, baseline="stock", variants=None, group_by=["workload"], include_warmup=True
+    )
+    assert page.parameters["group_by"] == ["workload"] and page.parameters["include_warmup"] is True
+    assert page.checks == "18/18 ok"
+
+
+@pytest.mark.notebook
+def test_report_group_by_and_include_warmup_options(two_cells: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    args = ["report", str(two_cells), "--compare", "--no-runs", "--out", str(out), "--quiet"]
+    assert main([*args, "--group-by", "workload", "--include-warmup"]) == 0
+    page = (out / "compare.html").read_text()
+    assert "Compared within each cell of <b>workload</b>: 2 cells" in page
+    assert "mask-every-irq · kvm" not in page and "warm-up runs (labels.warmup) are left out" not in page
+    assert "18 runs (9 probed, 9 probe-free)" in page

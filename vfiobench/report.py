@@ -455,20 +455,36 @@ def _describe(page: Page, run_dir: Path) -> None:
 
 
 def plan_compare_page(
-    paths: Sequence[str | os.PathLike[str]], out: Path, *, baseline: str, variants: Sequence[str] | None
+    paths: Sequence[str | os.PathLike[str]],
+    out: Path,
+    *,
+    baseline: str,
+    variants: Sequence[str] | None,
+    group_by: Sequence[str] | None = None,
+    include_warmup: bool = False,
 ) -> Page:
-    """The A/B page over every run in ``paths``."""
+    """The A/B page over every run in ``paths``.
+
+    ``group_by`` (None: the notebook's default, workload × accel) and ``include_warmup`` become the
+    notebook's parameters; the index columns count the runs the page compares (warm-ups left out
+    unless included).
+    """
     params: dict[str, Any] = {
         "runs": [str(Path(p).absolute()) for p in paths],
         "baseline": baseline,
         "variants": list(variants) if variants else None,
         "patch_links": PATCH_DIR,
+        "include_warmup": include_warmup,
     }
+    if group_by is not None:
+        params["group_by"] = list(group_by)
     page = Page("compare", "compare", out / "compare.html", out / "compare.ipynb", params)
     runs: list[RunMeta] = []
     for p in paths:
         with contextlib.suppress(VfioBenchError):
             runs.extend(load_run(d).meta for d in find_runs(p))
+    if not include_warmup:
+        runs = [m for m in runs if m.labels.get("warmup") is not True]
     if runs:
         found = list(dict.fromkeys(m.variant for m in runs))
         found.sort(key=lambda v: v != baseline)
@@ -505,6 +521,8 @@ def render_batch(
     compare: bool = False,
     baseline: str = "stock",
     variants: Sequence[str] | None = None,
+    group_by: Sequence[str] | None = None,
+    include_warmup: bool = False,
     notebooks_dir: Path | None = None,
     on_page: Callable[[Page, int, int], None] | None = None,
     before_page: Callable[[Page, int, int], None] | None = None,
@@ -519,6 +537,8 @@ def render_batch(
         compare: render the A/B page over all runs.
         baseline: the compare page's baseline variant.
         variants: variants the compare page keeps (``None``: all).
+        group_by: the compare page's cells (``None``: workload × accel; ``[]``: one group).
+        include_warmup: keep warm-up runs (``labels.warmup``) on the compare page.
         notebooks_dir: where ``run.ipynb``/``compare.ipynb`` are (default: the repository's).
         on_page: called after each page as ``on_page(page, done, total)`` (progress display).
         before_page: called before each page as ``before_page(page, index, total)`` (when it is
@@ -539,7 +559,15 @@ def render_batch(
     planned: list[tuple[Path, Page]] = []
     if compare:
         nb = notebook_path(COMPARE_NOTEBOOK, notebooks_dir)
-        planned.append((nb, plan_compare_page(paths, out_dir, baseline=baseline, variants=variants)))
+        page = plan_compare_page(
+            paths,
+            out_dir,
+            baseline=baseline,
+            variants=variants,
+            group_by=group_by,
+            include_warmup=include_warmup,
+        )
+        planned.append((nb, page))
     if runs:
         nb = notebook_path(RUN_NOTEBOOK, notebooks_dir)
         planned.extend((nb, page) for page in plan_run_pages(paths, out_dir))

@@ -48,6 +48,16 @@ def register(subparsers: Any) -> None:
         help="comma-separated variants the A/B page keeps (default: all found)",
     )
     p.add_argument(
+        "--group-by",
+        default=None,
+        metavar="KEYS",
+        help="comma-separated keys the A/B page compares within: workload, a run.json field or a label "
+        "(default: workload,accel; '' compares all runs as one group)",
+    )
+    p.add_argument(
+        "--include-warmup", action="store_true", help="keep warm-up runs (labels.warmup) on the A/B page"
+    )
+    p.add_argument(
         "--notebooks", type=Path, default=None, help="directory holding run.ipynb and compare.ipynb"
     )
     p.add_argument(
@@ -75,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         "compare": args.compare,
         "baseline": args.baseline,
         "variants": variants,
+        "group_by": None
+        if args.group_by is None
+        else [k.strip() for k in args.group_by.split(",") if k.strip()],
+        "include_warmup": args.include_warmup,
         "notebooks_dir": args.notebooks,
         "jobs": args.jobs,
     }
