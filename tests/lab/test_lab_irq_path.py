@@ -23,15 +23,15 @@ TRACE = {
 COUNTERS = {"triggered": N, "delivered": N, "expected_deliveries": N, "masks": N, "unmasks": N, "pba_seen": N}
 BASE = {"set_irqs_ioctl": 2 * N, "set_vector_signal": 2 * N, "pba_toggle": 2 * N}
 # stock QEMU, KVM, every interrupt masked: one hard IRQ and eventfd signal each, QEMU handles each
-# (vfio_msi_interrupt -> msix_notify -> pending), the unmask delivers through msix_notify again,
-# and KVM injects each delivery (QEMU's KVM_SIGNAL_MSI)
+# (vfio_msi_interrupt -> msix_notify -> pending), the unmask delivers through msix_notify again
+# (a store to the lab's RAM MSI address: no KVM injection)
 IRQ_PATH = {
     "irq_path.host_irq": N,
     "irq_path.eventfd_signal": N,
     "irq_path.qemu_irq": N,
     "irq_path.msix_set_pending": N,
     "irq_path.msix_notify": 2 * N,
-    "irq_path.kvm_msi": N,
+    "irq_path.kvm_msi": 0,
 }
 
 
@@ -60,11 +60,11 @@ def test_consistent_counts_pass_every_irq_path_check() -> None:
         ("qemu_irq", "probe: irq_path qemu_irq == trace"),
         ("msix_set_pending", "probe: irq_path msix_set_pending == masked interrupts"),
         ("msix_notify", "probe: irq_path msix_notify == qemu_irq + msix_set_pending"),
-        ("kvm_msi", "probe: irq_path kvm_msi == KVM deliveries"),
+        ("kvm_msi", "probe: irq_path kvm_msi == KVM irqfd injections"),
     ],
 )
-def test_one_lost_event_fails_its_check(event: str, check: str) -> None:
-    got = _checks({**IRQ_PATH, f"irq_path.{event}": IRQ_PATH[f"irq_path.{event}"] - 1})
+def test_one_wrong_count_fails_its_check(event: str, check: str) -> None:
+    got = _checks({**IRQ_PATH, f"irq_path.{event}": IRQ_PATH[f"irq_path.{event}"] + 1})
     assert not got[check]
 
 
@@ -72,8 +72,22 @@ def test_only_the_parts_present_are_checked() -> None:
     got = _checks({"irq_path.host_irq": N, "irq_path.msix_notify": 7})  # e.g. Debian's QEMU, no kprobes
     assert list(got) == ["probe: irq_path host_irq == L1 vfio-msix interrupts"]
     assert _checks({}) == {}
-    tcg = _checks({**IRQ_PATH, "irq_path.kvm_msi": 0}, accel="tcg")
-    assert tcg["probe: irq_path kvm_msi == KVM deliveries"]
+    assert _checks(IRQ_PATH, accel="tcg")["probe: irq_path kvm_msi == KVM irqfd injections"]
+
+
+def test_kvm_no_mask_expects_one_irqfd_injection_per_trigger() -> None:
+    probes = {**BASE, "set_irqs_ioctl": 0, "set_vector_signal": 0, "pba_toggle": 0, "irq_path.kvm_msi": N}
+    for accel, expected_ok in (("kvm", True), ("tcg", False)):
+        checks = lab_checks(
+            workload="no-mask",
+            accel=accel,
+            counters={**COUNTERS, "masks": 0, "unmasks": 0, "pba_seen": 0},
+            trace={},
+            irq_delta=N,
+            probes=probes,
+        )
+        got = {c.name: c.ok for c in checks}
+        assert got["probe: irq_path kvm_msi == KVM irqfd injections"] is expected_ok
 
 
 def test_attached_parts_leave_out_skipped_and_partial_ones() -> None:
@@ -86,12 +100,26 @@ def test_attached_parts_leave_out_skipped_and_partial_ones() -> None:
         "(copies inlined in msix_notify not searched: x); "
         "msix_notify=uprobe+uretprobe:msix_notify+0x0"
     )
-    assert attached_parts(debian) == ["host_irq", "eventfd_signal", "kvm_msi", "msix_notify"]
+    assert attached_parts(debian) == [
+        "host_irq",
+        "eventfd_signal",
+        "kvm_msi",
+        "kvm_signal_msi",
+        "msix_notify",
+    ]
     project = debian.replace(
         debian.split("; ")[3], "qemu_irq=uprobe+uretprobe:vfio_msi_interrupt+0x0"
     ).replace("(copies inlined in msix_notify not searched: x)", "and inlined copies at msix_notify+0x60")
     assert attached_parts(project) == list(
-        ("host_irq", "eventfd_signal", "kvm_msi", "qemu_irq", "msix_set_pending", "msix_notify")
+        (
+            "host_irq",
+            "eventfd_signal",
+            "kvm_msi",
+            "kvm_signal_msi",
+            "qemu_irq",
+            "msix_set_pending",
+            "msix_notify",
+        )
     )
     assert attached_parts("tracepoint:syscalls:sys_enter_ioctl+sys_exit_ioctl cmd=0x3b6e") is None
 

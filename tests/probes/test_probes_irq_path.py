@@ -29,7 +29,7 @@ from probe_helpers import HERE, StandIn, compile_c
 
 from vfiobench.analysis import timeline
 from vfiobench.errors import MissingSymbolError, ProbeError
-from vfiobench.probes.catalog import IRQ_PATH_EVENTS, PROBES, bpf_dir, get_probe
+from vfiobench.probes.catalog import IRQ_PATH_EVENTS, IRQ_PATH_PARTS, PROBES, bpf_dir, get_probe
 from vfiobench.probes.program import build_program
 from vfiobench.probes.resolve import inlined_copies, resolve_parts
 from vfiobench.qemu.binary import ElfFile
@@ -75,7 +75,8 @@ def test_event_codes_mirror_the_c_defines_and_the_timeline() -> None:
     text = (bpf_dir() / "events.bpf.h").read_text()
     codes = {m[1].lower(): int(m[2]) for m in re.finditer(r"#define VB_EV_(\w+) (\d+)", text)}
     assert sorted(codes, key=codes.__getitem__) == list(IRQ_PATH_EVENTS)
-    assert IRQ_PATH_EVENTS == timeline.IRQ_PATH_EVENTS
+    assert tuple(timeline.IRQ_PATH_EVENTS) == IRQ_PATH_EVENTS
+    assert IRQ_PATH_EVENTS[-1] == "kvm_signal_msi"  # QEMU's own KVM_SIGNAL_MSI: recorded, no milestone
     spec = get_probe("irq_path")
     assert spec.columns[:6] == ("ts_ns", "event", "vector", "dur_ns", "tid", "cpu")  # the timeline's spec
     assert re.search(r"#define VB_IRQ_PATH (\d+)", (bpf_dir() / "vfiobench.bpf.h").read_text())[1] == str(  # type: ignore[index]
@@ -174,7 +175,7 @@ def test_parts_resolve_or_skip_with_the_reason(irqpath_bin: Path, irqpath_stripp
     assert stripped["msix_notify"].skipped is None and stripped["msix_set_pending"].skipped is None
     assert "not searched" in stripped["msix_set_pending"].note
     none = {t.part.event: t for t in resolve_parts(spec, None, None)}
-    assert all("needs the QEMU binary" in (none[e].skipped or "") for e in IRQ_PATH_EVENTS[3:])
+    assert all("needs the QEMU binary" in (none[e].skipped or "") for e in ("qemu_irq", "msix_notify"))
     assert none["host_irq"].skipped is None
 
 
@@ -186,7 +187,7 @@ def test_doctor_lists_each_part(irqpath_stripped: Path, capsys: pytest.CaptureFi
     rc = main(["doctor", "--probe", "irq_path", "--qemu", str(irqpath_stripped), "--no-compile"])
     out = capsys.readouterr().out
     lines = {ln.split()[2]: ln for ln in out.splitlines() if ln[2:].startswith("irq_path ")}
-    assert list(lines) == list(IRQ_PATH_EVENTS)
+    assert list(lines) == [p.event for p in IRQ_PATH_PARTS]
     assert lines["qemu_irq"].startswith("- ") and "no symbol 'vfio_msi_interrupt'" in lines["qemu_irq"]
     assert "vfiobench qemu build" in lines["qemu_irq"]
     assert lines["msix_notify"].startswith("✓ ") and lines["host_irq"].startswith("✓ ")
@@ -327,10 +328,12 @@ def test_kvm_msi_exact_count_from_the_target_only(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     t = load_run(out).table("irq_path")
-    kvm = t[t["event"] == "kvm_msi"].sort_values("ts_ns")
+    # process context (no host IRQ): QEMU's own route, not the irqfd one
+    assert "kvm_msi" not in set(t["event"])
+    kvm = t[t["event"] == "kvm_signal_msi"].sort_values("ts_ns")
     assert len(kvm) == N and set(kvm["tid"]) == {target.pid}
     assert (kvm["arg0"] == 0xFEE00000).all() and kvm["arg1"].tolist() == [0x40 + i % 16 for i in range(N)]
-    assert (kvm["vector"] == -1).all() and (kvm["dur_ns"] == -1).all()  # process context: no host IRQ
+    assert (kvm["vector"] == -1).all() and (kvm["dur_ns"] == -1).all()
 
 
 # ---- host IRQ tracepoints on real interrupts --------------------------------------------------------

@@ -20,7 +20,8 @@ probe                         attaches to                                  table
 ============================  ===========================================  ==========================
 
 ``irq_path`` is one ring of events of several kinds (``event``: :data:`IRQ_PATH_EVENTS`, the table
-:mod:`vfiobench.analysis.timeline` reads). Each part attaches on its own: a part whose target this
+:mod:`vfiobench.analysis.timeline` reads; ``kvm_signal_msi``, QEMU delivering an MSI through KVM
+itself, is not a milestone there). Each part attaches on its own: a part whose target this
 machine lacks (kprobes on a kernel without them, QEMU's static ``vfio_msi_interrupt`` in a stripped
 binary) is skipped with the reason, which ``run.json`` keeps in the probe's ``target``; the probe
 fails only when no part can attach. ``dur_ns`` is -1 for point events.
@@ -100,6 +101,7 @@ IRQ_PATH_EVENTS: tuple[str, ...] = (
     "qemu_irq",
     "msix_set_pending",
     "msix_notify",
+    "kvm_signal_msi",
 )
 
 #: vfio-pci names its MSI-X handlers "vfio-msix[N](BDF)" (drivers/vfio/pci/vfio_pci_intrs.c).
@@ -120,6 +122,7 @@ class ProbePart:
         inlined_in: functions whose inlined copies of ``targets[0]`` also get ``inline_fn``.
         inline_fn: BPF function placed on each inlined copy.
         needs: another part whose events this one relies on (skipped with it).
+        also: other events the part records.
     """
 
     event: str
@@ -130,6 +133,7 @@ class ProbePart:
     inlined_in: tuple[str, ...] = ()
     inline_fn: str | None = None
     needs: str | None = None
+    also: tuple[str, ...] = ()
 
     @property
     def symbol(self) -> str:
@@ -154,7 +158,7 @@ IRQ_PATH_PARTS: tuple[ProbePart, ...] = (
         "vb_irq_exit",
     ),
     ProbePart("eventfd_signal", "kprobe", ("eventfd_signal",), "vb_eventfd_signal", needs="host_irq"),
-    ProbePart("kvm_msi", "tracepoint", ("kvm:kvm_msi_set_irq",), "vb_kvm_msi"),
+    ProbePart("kvm_msi", "tracepoint", ("kvm:kvm_msi_set_irq",), "vb_kvm_msi", also=("kvm_signal_msi",)),
     ProbePart("qemu_irq", "uprobe", ("vfio_msi_interrupt",), "vb_qemu_irq_enter", "vb_qemu_irq_return"),
     ProbePart(
         "msix_set_pending",
@@ -309,7 +313,7 @@ def attached_parts(target: str) -> list[str] | None:
         named = True
         partial = "not searched" in where or "no copy inlined" in where
         if not where.startswith("skipped (") and not partial:
-            out.append(event)
+            out += [event, *next((p.also for p in IRQ_PATH_PARTS if p.event == event), ())]
     return out if named else None
 
 

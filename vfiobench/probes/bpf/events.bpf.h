@@ -56,10 +56,11 @@ struct vb_transaction_commit_event {
  * event is an index into VB_IRQ_PATH_EVENT_NAMES (mirrored by catalog.IRQ_PATH_EVENTS). */
 #define VB_EV_HOST_IRQ 0         /* irq:irq_handler_entry..exit of a "vfio-msix[N](BDF)" handler */
 #define VB_EV_EVENTFD_SIGNAL 1   /* kprobe eventfd_signal inside such a handler (same CPU) */
-#define VB_EV_KVM_MSI 2          /* tracepoint kvm:kvm_msi_set_irq */
+#define VB_EV_KVM_MSI 2          /* tracepoint kvm:kvm_msi_set_irq inside such a handler (irqfd route) */
 #define VB_EV_QEMU_IRQ 3         /* uprobe+uretprobe QEMU vfio_msi_interrupt */
 #define VB_EV_MSIX_SET_PENDING 4 /* uprobe(+uretprobe) QEMU msix_set_pending, or its copy inlined in msix_notify */
 #define VB_EV_MSIX_NOTIFY 5      /* uprobe+uretprobe QEMU msix_notify */
+#define VB_EV_KVM_SIGNAL_MSI 6   /* kvm:kvm_msi_set_irq from the target process (QEMU's KVM_SIGNAL_MSI) */
 
 struct vb_irq_path_event {
 	u64 ts_ns;   /* entry (or the point in time of a point event) */

@@ -5,10 +5,12 @@
  *                     vector N parsed from the name here; one event per handler run, at its exit
  *   eventfd_signal    kprobe eventfd_signal, only while such a handler runs on this CPU (the
  *                     vfio_msihandler -> eventfd_signal call; everything else returns at once)
- *   kvm_msi           tracepoint kvm:kvm_msi_set_irq: inside such a handler (the KVM irqfd route,
- *                     injected in atomic context; vector from the handler) or from the target
- *                     process (KVM_SIGNAL_MSI, QEMU's own route; vector -1). An irqfd injection
- *                     deferred to a kworker is not recorded when a pid is given.
+ *   kvm_msi           tracepoint kvm:kvm_msi_set_irq inside such a handler: the KVM irqfd route,
+ *                     injected in atomic context (vector from the handler)
+ *   kvm_signal_msi    the same tracepoint elsewhere, from the target process: QEMU delivering an
+ *                     MSI through KVM itself (KVM_SIGNAL_MSI; vector -1). Without a pid, from any
+ *                     process; an irqfd injection KVM defers to a kworker then lands here too (with
+ *                     a pid it is not recorded).
  *   qemu_irq          uprobe+uretprobe QEMU vfio_msi_interrupt(void *opaque) (vector -1)
  *   msix_notify       uprobe+uretprobe msix_notify(PCIDevice *dev, unsigned vector)
  *   msix_set_pending  uprobe+uretprobe msix_set_pending(PCIDevice *dev, unsigned vector); and a
@@ -135,11 +137,14 @@ int vb_kvm_msi(struct vb_kvm_msi_set_irq_args *args)
 	u32 zero = 0;
 	s32 vector = -1;
 	struct vb_irq_window *w = irq_path_window.lookup(&zero);
+	u32 event = VB_EV_KVM_MSI;
 	if (w && w->active)
 		vector = w->vector;
-	else if (!vb_pid_ok(bpf_get_current_pid_tgid()))
+	else if (vb_pid_ok(bpf_get_current_pid_tgid()))
+		event = VB_EV_KVM_SIGNAL_MSI;
+	else
 		return 0;
-	vb_irq_emit(VB_EV_KVM_MSI, now, (u64)-1, vector, args->address, args->data);
+	vb_irq_emit(event, now, (u64)-1, vector, args->address, args->data);
 	return 0;
 }
 
