@@ -320,6 +320,11 @@ def test_failed_checks_are_listed_with_their_cell_and_run(nbk: Any, tmp_path: Pa
     assert "workload: delivered == expected" in box
     view = nbk.df_headline_view(cmp)
     assert list(view["checks"]) == ["1/1 ok", "1 of 1 FAILED"]
+    per_cell = nbk.df_cell_checks(cmp)
+    assert per_cell[["variant", "runs", "passed", "failed"]].to_numpy().tolist() == [
+        ["stock", 1, 1, 0],
+        ["fix", 1, 0, 1],
+    ]
     ok = RunSet(r for r in cmp.runs if r.variant == "stock")
     assert nbk.failed_checks_html(nbk.Comparison(ok, "stock", (), nbk.split_cells(ok, []))) == ""
 

@@ -50,8 +50,10 @@ from vfiobench.notebook.cells import (
     split_cells,
 )
 from vfiobench.notebook.cellsections import (
+    df_cell_checks,
     df_cell_overhead,
     df_cell_per_interrupt,
+    show_cell_checks,
     show_cell_latency,
     show_cell_overhead,
     show_cell_per_interrupt,
@@ -142,6 +144,7 @@ __all__ = [
     "compare_cells",
     "df_builds",
     "df_calls",
+    "df_cell_checks",
     "df_cell_overhead",
     "df_cell_per_interrupt",
     "df_cells",
@@ -173,6 +176,7 @@ __all__ = [
     "setup",
     "show",
     "show_builds",
+    "show_cell_checks",
     "show_cell_latency",
     "show_cell_overhead",
     "show_cell_per_interrupt",

@@ -83,7 +83,10 @@ def df_cell_per_interrupt(cmp: Comparison) -> pd.DataFrame:
 def show_cell_per_interrupt(cmp: Comparison) -> None:
     """Per-interrupt table over all cells, the per-run table folded, and a stacked cost chart per cell."""
     from vfiobench.analysis import df_cost_breakdown
-    from vfiobench.plots import plot_cost_breakdown
+    from vfiobench.analysis.per_interrupt import OPERATION_LABELS, OPERATIONS
+    from vfiobench.plots import color_map, plot_cost_breakdown
+
+    op_colors = color_map([OPERATION_LABELS[name] for name, _ in OPERATIONS])  # one colour per operation
 
     table = df_cell_per_interrupt(cmp)
     keys = ["cell", "variant", "probed_runs", "interrupts"]
@@ -129,7 +132,9 @@ def show_cell_per_interrupt(cmp: Comparison) -> None:
         breakdown = df_cost_breakdown(mine)
         if breakdown.empty:
             continue
-        fig = plot_cost_breakdown(breakdown, title=f"{cell.label}: µs per delivered interrupt, by operation")
+        fig = plot_cost_breakdown(
+            breakdown, title=f"{cell.label}: µs per delivered interrupt, by operation", colors=op_colors
+        )
         fig.xaxis.major_label_orientation = 0.35
         show(fig)
 
@@ -310,3 +315,57 @@ def show_cell_rates(cmp: Comparison, bin_s: float = 0.25) -> None:
             continue
         _h3(cell.label)
         show_rates(cell.runs, bin_s=bin_s)
+
+
+def df_cell_checks(cmp: Comparison) -> pd.DataFrame:
+    """Ground-truth checks per (cell, variant, check): in how many runs each passed.
+
+    Returns:
+        ``[cell, variant, check, runs, passed, failed]``, cells and variants in page order.
+    """
+    from vfiobench.notebook.runinfo import df_checks
+
+    rank = {v: i for i, v in enumerate(cmp.variants)}
+    rows = []
+    for cell in cmp.cells:
+        df = df_checks(cell.runs)
+        if df.empty:
+            continue
+        ok = df["ok"].astype(bool)
+        df = df.assign(passed=ok.astype(int), failed=(~ok).astype(int), runs=1)
+        g = df.groupby(["variant", "check"], sort=False)[["runs", "passed", "failed"]].sum().reset_index()
+        g = g.iloc[g["variant"].map(rank).argsort(kind="stable")]
+        g.insert(0, "cell", cell.label)
+        rows.append(g)
+    cols = ["cell", "variant", "check", "runs", "passed", "failed"]
+    return pd.concat(rows, ignore_index=True)[cols] if rows else pd.DataFrame(columns=cols)
+
+
+def show_cell_checks(cmp: Comparison) -> None:
+    """Ground-truth checks: verdict line, the failed ones, counts per cell and variant, all rows folded."""
+    from vfiobench.notebook.runinfo import df_checks
+
+    every = df_checks(cmp.runs)
+    if every.empty:
+        show_html(
+            '<p class="vfb-note">No ground-truth checks recorded: nothing cross-checks these probe '
+            "counts (lab runs check them against QEMU's trace log and the workload's own counters).</p>"
+        )
+        return
+    failed = int((~every["ok"].astype(bool)).sum())
+    verdict = (
+        f'<p class="vfb-bad">{failed} of {len(every)} ground-truth checks FAILED.</p>'
+        if failed
+        else f'<p class="vfb-good">All {len(every)} ground-truth checks passed.</p>'
+    )
+    bad = every[~every["ok"].astype(bool)]
+    parts = [verdict]
+    if failed:
+        parts.append(table_html(bad, caption="failed checks"))
+    summary = df_cell_checks(cmp)
+    parts.append(table_html(summary, caption="each check per cell and variant: runs in which it passed"))
+    parts.append(
+        f"<details><summary>every check of every run ({len(every)} rows)</summary>"
+        f"{table_html(every)}</details>"
+    )
+    show_html("".join(parts))
