@@ -289,8 +289,12 @@ def df_runs(runset: RunSet) -> pd.DataFrame:
 
 
 def show_runs(runset: RunSet) -> None:
-    """Display the compared runs, one row each, and the QEMU build of each variant."""
-    show_table(df_runs(runset))
+    """Display the compared runs, one row each (folded beyond 12 runs), and the QEMU build of each variant."""
+    runs = df_runs(runset)
+    if len(runs) > 12:
+        show_html(f"<details><summary>every run ({len(runs)})</summary>{table_html(runs)}</details>")
+    else:
+        show_table(runs)
     builds = []
     for variant in runset.variants:
         r = next(r for r in runset if r.variant == variant)
