@@ -291,6 +291,7 @@ def test_headline_numbers_on_hand_built_runs(nbk: Any, two_cells: Path) -> None:
     assert view.iloc[1]["µs / irq ratio [95% CI]"] == "2.00 [2.00, 2.00]"
     assert view.iloc[3]["e2e ratio [95% CI]"] == "1.50 [1.50, 1.50]"
     assert view.iloc[0]["µs / irq ratio [95% CI]"] == "baseline"
+    assert "rest on a single run" not in nbk.headline_html(cmp)  # two runs per side everywhere
 
 
 def test_verdicts_are_given_per_cell_and_marked_for_the_index(
@@ -320,6 +321,8 @@ def test_failed_checks_are_listed_with_their_cell_and_run(nbk: Any, tmp_path: Pa
     assert "workload: delivered == expected" in box
     view = nbk.df_headline_view(cmp)
     assert list(view["checks"]) == ["1/1 ok", "1 of 1 FAILED"]
+    # one run per side: the page says the interval ignores run-to-run spread
+    assert "1 of 1 comparisons rest on a single run on one side" in nbk.headline_html(cmp)
     per_cell = nbk.df_cell_checks(cmp)
     assert per_cell[["variant", "runs", "passed", "failed"]].to_numpy().tolist() == [
         ["stock", 1, 1, 0],

@@ -40,7 +40,8 @@ table.vfb-table td{max-width:28em;overflow-wrap:anywhere}
 table.vfb-table td:first-child,table.vfb-table th:first-child{text-align:left;white-space:nowrap}
 .vfb-bad{color:#b3261e;font-weight:600}.vfb-good{color:#1e7e34;font-weight:600}
 .vfb-note{color:#555;font-style:italic}
-.vfb-headline table.vfb-table{font-size:.9em}.vfb-headline table.vfb-table td{white-space:nowrap}
+.vfb-headline{overflow-x:auto}.vfb-headline table.vfb-table{font-size:.8em}
+.vfb-headline table.vfb-table td{white-space:nowrap}
 .vfb-headline table.vfb-table th{vertical-align:bottom}
 .vfb-headline table.vfb-table td:nth-child(2){text-align:left}
 """

@@ -214,7 +214,27 @@ def headline_html(cmp: Comparison) -> str:
         "or the interval includes 1. lost: probe events lost."
     )
     table = table_html(df_headline_view(cmp), caption=caption, empty="No runs to summarise.")
-    return f'<div class="vfb-headline">{table}</div>'
+    return f'<div class="vfb-headline">{table}</div>{few_runs_html(cmp)}'
+
+
+def few_runs_html(cmp: Comparison) -> str:
+    """A warning when some comparison has a single run on a side ('' when every side has two or more).
+
+    With one run per side the cluster bootstrap resamples only that run's interrupts: the interval
+    and the p-value then ignore run-to-run spread, which in the lab is often larger than the effect.
+    """
+    ab = cmp.ab()
+    if ab.empty or "runs_baseline" not in ab.columns:
+        return ""
+    ok = ab[ab["available"].astype(bool)]
+    thin = ok[(ok["runs_baseline"] < 2) | (ok["runs_variant"] < 2)]
+    if thin.empty:
+        return ""
+    return (
+        f'<p class="vfb-bad">{len(thin)} of {len(ok)} comparisons rest on a single run on one side: their '
+        "intervals and p-values cover the interrupts of that run only, not the spread between runs "
+        "(see Run-to-run spread); read them as preliminary until more repetitions land.</p>"
+    )
 
 
 def show_headline(cmp: Comparison) -> None:
