@@ -409,3 +409,14 @@ def test_report_group_by_and_include_warmup_options(two_cells: Path, tmp_path: P
     assert "Compared within each cell of <b>workload</b>: 2 cells" in page
     assert "mask-every-irq · kvm" not in page and "warm-up runs (labels.warmup) are left out" not in page
     assert "18 runs (9 probed, 9 probe-free)" in page
+
+
+def test_verdicts_colour_improvements_and_regressions_apart(nbk: Any, two_cells: Path) -> None:
+    from vfiobench.notebook.headline import verdict_lines
+
+    better = nbk.compare_cells(load_runs(two_cells), baseline="stock", n_boot=200)
+    assert {cls for _, _, cls in verdict_lines(better)} == {"vfb-good"}
+    worse = nbk.compare_cells(load_runs(two_cells), baseline="fix", n_boot=200)
+    lines = verdict_lines(worse)
+    assert {cls for _, _, cls in lines} == {"vfb-bad"}
+    assert any("stock: 2.0x more µs per interrupt" in text for _, text, _ in lines)

@@ -279,20 +279,22 @@ def show_failed_checks(cmp: Comparison) -> None:
         show_html(markup)
 
 
-def verdict_lines(cmp: Comparison) -> list[tuple[str, str, bool]]:
-    """``(cell, line, significant)`` per (cell, variant, metric) of :meth:`Comparison.ab`."""
+def verdict_lines(cmp: Comparison) -> list[tuple[str, str, str]]:
+    """``(cell, line, css class)`` per (cell, variant, metric) of :meth:`Comparison.ab`.
+
+    The class is ``vfb-good`` for a significant improvement (ratio > 1), ``vfb-bad`` for a
+    significant regression, ``vfb-note`` otherwise.
+    """
     out = []
     for rec in cmp.ab().to_dict("records"):
-        if rec.get("available"):
-            out.append((str(rec["cell"]), str(rec["verdict"]), bool(rec.get("significant"))))
-        else:
-            out.append(
-                (
-                    str(rec["cell"]),
-                    f"{rec['variant']}: {rec['metric']} not available ({rec['verdict']})",
-                    False,
-                )
-            )
+        if not rec.get("available"):
+            line = f"{rec['variant']}: {rec['metric']} not available ({rec['verdict']})"
+            out.append((str(rec["cell"]), line, "vfb-note"))
+            continue
+        cls = "vfb-note"
+        if rec.get("significant"):
+            cls = "vfb-good" if float(rec["ratio"]) > 1 else "vfb-bad"
+        out.append((str(rec["cell"]), str(rec["verdict"]), cls))
     return out
 
 
@@ -309,12 +311,10 @@ def show_cell_verdicts(cmp: Comparison) -> None:
     blocks: list[str] = []
     marker: list[str] = []
     for cell in cmp.cells:
-        mine = [(text, sig) for c, text, sig in lines if c == cell.label]
+        mine = [(text, cls) for c, text, cls in lines if c == cell.label]
         if not mine:
             continue
-        items = "".join(
-            f'<li class="{"vfb-good" if sig else "vfb-note"}">{html.escape(text)}</li>' for text, sig in mine
-        )
+        items = "".join(f'<li class="{cls}">{html.escape(text)}</li>' for text, cls in mine)
         head = f"<b>{html.escape(cell.label)}</b>" if many else ""
         blocks.append(f'{head}<ul class="vfb-verdicts">{items}</ul>')
         marker.extend(f"[{cell.label}] {text}" if many else text for text, _ in mine)
