@@ -324,9 +324,11 @@ def test_failed_checks_are_listed_with_their_cell_and_run(nbk: Any, tmp_path: Pa
     # one run per side: the page says the interval ignores run-to-run spread
     assert "1 of 1 comparisons rest on a single run on one side" in nbk.headline_html(cmp)
     per_cell = nbk.df_cell_checks(cmp)
-    assert per_cell[["variant", "runs", "passed", "failed"]].to_numpy().tolist() == [
-        ["stock", 1, 1, 0],
-        ["fix", 1, 0, 1],
+    assert per_cell[
+        ["variant", "runs", "checks", "passed", "failed", "failed_checks"]
+    ].to_numpy().tolist() == [
+        ["stock", 1, 1, 1, 0, ""],
+        ["fix", 1, 1, 0, 1, "workload: delivered == expected (1 runs)"],
     ]
     ok = RunSet(r for r in cmp.runs if r.variant == "stock")
     assert nbk.failed_checks_html(nbk.Comparison(ok, "stock", (), nbk.split_cells(ok, []))) == ""

@@ -318,10 +318,11 @@ def show_cell_rates(cmp: Comparison, bin_s: float = 0.25) -> None:
 
 
 def df_cell_checks(cmp: Comparison) -> pd.DataFrame:
-    """Ground-truth checks per (cell, variant, check): in how many runs each passed.
+    """Ground-truth checks per (cell, variant): how many ran, passed and failed, and which failed.
 
     Returns:
-        ``[cell, variant, check, runs, passed, failed]``, cells and variants in page order.
+        ``[cell, variant, runs, checks, passed, failed, failed_checks]``, cells and variants in
+        page order; ``failed_checks`` names each failed check with its run count (``""`` if none).
     """
     from vfiobench.notebook.runinfo import df_checks
 
@@ -332,13 +333,22 @@ def df_cell_checks(cmp: Comparison) -> pd.DataFrame:
         if df.empty:
             continue
         ok = df["ok"].astype(bool)
-        df = df.assign(passed=ok.astype(int), failed=(~ok).astype(int), runs=1)
-        g = df.groupby(["variant", "check"], sort=False)[["runs", "passed", "failed"]].sum().reset_index()
-        g = g.iloc[g["variant"].map(rank).argsort(kind="stable")]
-        g.insert(0, "cell", cell.label)
-        rows.append(g)
-    cols = ["cell", "variant", "check", "runs", "passed", "failed"]
-    return pd.concat(rows, ignore_index=True)[cols] if rows else pd.DataFrame(columns=cols)
+        for variant, g in sorted(df.groupby("variant", sort=False), key=lambda kv: rank.get(str(kv[0]), 0)):
+            bad = g[~ok.loc[g.index]]
+            names = bad.groupby("check", sort=False).size()
+            rows.append(
+                {
+                    "cell": cell.label,
+                    "variant": variant,
+                    "runs": int(g["run_id"].nunique()),
+                    "checks": len(g),
+                    "passed": int(ok.loc[g.index].sum()),
+                    "failed": len(bad),
+                    "failed_checks": "; ".join(f"{n} ({c} runs)" for n, c in names.items()),
+                }
+            )
+    cols = ["cell", "variant", "runs", "checks", "passed", "failed", "failed_checks"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def show_cell_checks(cmp: Comparison) -> None:
@@ -363,7 +373,7 @@ def show_cell_checks(cmp: Comparison) -> None:
     if failed:
         parts.append(table_html(bad, caption="failed checks"))
     summary = df_cell_checks(cmp)
-    parts.append(table_html(summary, caption="each check per cell and variant: runs in which it passed"))
+    parts.append(table_html(summary, caption="checks per cell and variant, over their runs"))
     parts.append(
         f"<details><summary>every check of every run ({len(every)} rows)</summary>"
         f"{table_html(every)}</details>"
