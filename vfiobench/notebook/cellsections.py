@@ -139,6 +139,22 @@ def show_cell_per_interrupt(cmp: Comparison) -> None:
         show(fig)
 
 
+#: Width of the per-cell distribution figures (their legend of five variants sits beside the plot).
+WIDE = 1000
+
+
+def _with_counts(
+    df: pd.DataFrame, order: list[str], colors: dict[str, str]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``df`` in page order with each variant relabelled ``"<variant> (n=<samples>)"``, and their colours."""
+    bucketed = {"bucket", "count"} <= set(df.columns) and "ts_ns" not in df.columns
+    counts = df.groupby("variant", sort=False)["count"].sum() if bucketed else df.groupby("variant").size()
+    rank = {v: i for i, v in enumerate(order)}
+    df = df.iloc[df["variant"].map(rank).fillna(len(rank)).argsort(kind="stable")]
+    labels = {v: f"{v} (n={int(counts.get(v, 0)):,})" for v in df["variant"].unique()}
+    return df.assign(variant=df["variant"].map(labels)), {labels[v]: colors.get(v, "gray") for v in labels}
+
+
 def _pba_only(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["is_pba"].astype(bool)] if "is_pba" in df.columns else df
 
@@ -157,9 +173,17 @@ def show_cell_latency(cmp: Comparison) -> None:
     colors = variant_colors(cmp)
     for cell in cmp.cells:
         _h3(cell.label)
+        lat = df_operation_latency(cell.runs)
+        ops = {op: i for i, op in enumerate(dict.fromkeys(lat["operation"]))}
+        rank = {v: i for i, v in enumerate(cmp.variants)}
+        lat = lat.sort_values(
+            ["operation", "variant", "kind"],
+            key=lambda c: c.map(ops) if c.name == "operation" else c.map(rank) if c.name == "variant" else c,
+            kind="stable",
+        )
         show_html(
             table_html(
-                df_operation_latency(cell.runs),
+                lat,
                 caption="call durations (probed runs) and interrupt latency by run kind, µs",
                 empty="No latency data in this cell.",
             )
@@ -174,20 +198,19 @@ def show_cell_latency(cmp: Comparison) -> None:
             if df.empty or not ({"dur_ns"} <= set(df.columns) or {"bucket", "count"} <= set(df.columns)):
                 note(f"{cell.label}: no {label} calls recorded.")
                 continue
-            counts = df.groupby("variant", sort=False).size()
-            n = ", ".join(f"{v}: {c:,}" for v, c in counts.items())
-            show(
-                plot_latency_histogram(
-                    df_histograms(df, by=("variant",)),
-                    by="variant",
-                    title=f"{cell.label}: {label} ({n} calls)",
-                    colors=colors,
-                )
+            labelled, label_colors = _with_counts(df, cmp.variants, colors)
+            fig = plot_latency_histogram(
+                df_histograms(labelled, by=("variant",)),
+                by="variant",
+                title=f"{cell.label}: {label}, probed runs",
+                colors=label_colors,
             )
-        _show_e2e(cell, colors)
+            fig.width = WIDE
+            show(fig)
+        _show_e2e(cell, cmp.variants, colors)
 
 
-def _show_e2e(cell: Cell, colors: dict[str, str]) -> None:
+def _show_e2e(cell: Cell, order: list[str], colors: dict[str, str]) -> None:
     from vfiobench.analysis import df_cdf, df_histograms, schema
     from vfiobench.plots import plot_cdf, plot_latency_histogram
 
@@ -199,12 +222,16 @@ def _show_e2e(cell: Cell, colors: dict[str, str]) -> None:
     if "delivered" in w.columns:
         w = w[w["delivered"].astype(bool)]
     title = f"{cell.label}: end-to-end interrupt latency, probe-free runs"
-    show(
-        plot_latency_histogram(
-            df_histograms(w, value="latency_ns", by=("variant",)), title=title, colors=colors
-        )
+    labelled, label_colors = _with_counts(w, order, colors)
+    hist = plot_latency_histogram(
+        df_histograms(labelled, value="latency_ns", by=("variant",)), title=title, colors=label_colors
     )
-    show(plot_cdf(df_cdf(w, value="latency_ns", by=("variant",)), title=title + " (CDF)", colors=colors))
+    cdf = plot_cdf(
+        df_cdf(labelled, value="latency_ns", by=("variant",)), title=title + " (CDF)", colors=label_colors
+    )
+    for fig in (hist, cdf):
+        fig.width = WIDE
+        show(fig)
 
 
 def df_cell_overhead(cmp: Comparison) -> pd.DataFrame:
