@@ -8,6 +8,7 @@ something else if runs of two cells (or a warm-up) were pooled.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -245,6 +246,7 @@ def test_synthetic_sample_runs_form_one_cell(nbk: Any, tmp_path: Path) -> None:
         ({"group_by": "workload"}, "group_by must be a list of strings"),
         ({"group_by": ["workload", 3]}, "group_by must hold non-empty strings"),
         ({"include_warmup": "yes"}, "include_warmup must be true or false"),
+        ({"group_by": ["workload", "acel"]}, "group_by key 'acel' is recorded by none of the runs"),
     ],
 )
 def test_bad_grouping_parameters_stop_with_a_message(
@@ -252,7 +254,7 @@ def test_bad_grouping_parameters_stop_with_a_message(
 ) -> None:
     with pytest.raises(ReportError, match=message):
         nbk.compare_cells(load_runs(two_cells), baseline="stock", **kwargs)
-    assert message in nbk.shown[-1]
+    assert html.escape(message) in nbk.shown[-1]
 
 
 def test_only_warmups_so_far_is_a_message_not_an_empty_page(nbk: Any, tmp_path: Path) -> None:

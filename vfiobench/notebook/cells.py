@@ -238,6 +238,15 @@ def compare_cells(
         stop(ReportError(f"parameter include_warmup must be true or false, got {include_warmup!r}"))
     if not isinstance(baseline, str) or not baseline:
         stop(ReportError(f"parameter baseline must be a non-empty string, got {baseline!r}"))
+    for key in keys:
+        if key not in DEFAULT_GROUP_BY and all(cell_value(r, key) is None for r in runset):
+            labels = sorted({k for r in runset for k in r.meta.labels})
+            stop(
+                ReportError(
+                    f"group_by key {key!r} is recorded by none of the runs, so it would group nothing",
+                    f"use workload, {', '.join(_META_KEYS)} or a run label ({', '.join(labels) or 'none'})",
+                )
+            )
     warm = [r for r in runset if is_warmup(r)]
     kept = runset if include_warmup else RunSet(r for r in runset if not is_warmup(r))
     if not len(kept):
