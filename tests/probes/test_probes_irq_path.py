@@ -234,6 +234,31 @@ def test_doctor_lists_each_part(irqpath_stripped: Path, capsys: pytest.CaptureFi
     assert "✗" not in "".join(lines.values()) and (rc == 0 or "✗" in out)
 
 
+@bpf
+def test_every_program_passes_the_verifier() -> None:
+    """BCC loads a program only when attaching it: load each one (eventfd_signal's too, which this
+    kernel cannot attach) so a verifier rejection shows here, not first in the lab VM."""
+    from vfiobench.probes.headers import headers_env
+
+    os.environ.update(headers_env())
+    from bcc import BPF
+
+    spec = get_probe("irq_path")
+    prog = build_program([spec], pid=os.getpid())
+    b = BPF(text=prog.text.encode(), cflags=list(prog.cflags))
+    try:
+        loaded = []
+        for part in spec.parts:
+            kind = BPF.TRACEPOINT if part.kind == "tracepoint" else BPF.KPROBE  # uprobes are kprobe-type
+            for fn in (part.entry_fn, part.return_fn, part.inline_fn):
+                if fn is not None:
+                    assert b.load_func(fn.encode(), kind).fd >= 0
+                    loaded.append(fn)
+    finally:
+        b.cleanup()
+    assert len(loaded) == 11
+
+
 # ---- recordings -----------------------------------------------------------------------------------
 
 

@@ -46,11 +46,22 @@ struct vb_kvm_msi_set_irq_args {
 
 struct vb_irq_window {
 	u64 ts;
+	u64 task;      /* pid_tgid of the interrupted task: the same inside the handler */
 	s32 irq;
 	s32 vector;
 	u32 active;
 	u32 _pad;
 };
+
+/* A window left open by a missed exit (the kernel skips a program while another BPF program runs
+ * on the CPU) must not take later events: inside the handler the task is the interrupted one and
+ * little time has passed. */
+#define VB_IRQ_WINDOW_NS 10000000ULL
+
+static __always_inline int vb_in_window(struct vb_irq_window *w, u64 now)
+{
+	return w && w->active && w->task == bpf_get_current_pid_tgid() && now - w->ts < VB_IRQ_WINDOW_NS;
+}
 
 #define VB_QEMU_IRQ_SLOT 0
 #define VB_PENDING_SLOT 1
@@ -101,6 +112,7 @@ int vb_irq_entry(struct vb_irq_handler_entry_args *args)
 		return 0;
 	w->irq = args->irq;
 	w->vector = vector;
+	w->task = bpf_get_current_pid_tgid();
 	w->active = 1;
 	w->ts = bpf_ktime_get_ns();
 	return 0;
@@ -123,11 +135,11 @@ int vb_irq_exit(struct vb_irq_handler_exit_args *args)
 int vb_eventfd_signal(struct pt_regs *ctx)
 {
 	u32 zero = 0;
+	u64 now = bpf_ktime_get_ns();
 	struct vb_irq_window *w = irq_path_window.lookup(&zero);
-	if (!w || !w->active)
+	if (!w || !vb_in_window(w, now))
 		return 0;
-	vb_irq_emit(VB_EV_EVENTFD_SIGNAL, bpf_ktime_get_ns(), (u64)-1, w->vector, (u64)(s64)w->irq,
-		    PT_REGS_PARM1(ctx));
+	vb_irq_emit(VB_EV_EVENTFD_SIGNAL, now, (u64)-1, w->vector, (u64)(s64)w->irq, PT_REGS_PARM1(ctx));
 	return 0;
 }
 
@@ -138,7 +150,7 @@ int vb_kvm_msi(struct vb_kvm_msi_set_irq_args *args)
 	s32 vector = -1;
 	struct vb_irq_window *w = irq_path_window.lookup(&zero);
 	u32 event = VB_EV_KVM_MSI;
-	if (w && w->active)
+	if (w && vb_in_window(w, now))
 		vector = w->vector;
 	else if (vb_pid_ok(bpf_get_current_pid_tgid()))
 		event = VB_EV_KVM_SIGNAL_MSI;
