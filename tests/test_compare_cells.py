@@ -424,3 +424,21 @@ def test_verdicts_colour_improvements_and_regressions_apart(nbk: Any, two_cells:
     lines = verdict_lines(worse)
     assert {cls for _, _, cls in lines} == {"vfb-bad"}
     assert any("stock: 2.0x more µs per interrupt" in text for _, text, _ in lines)
+
+
+def test_builds_list_each_variant_binary_and_embed_the_patch_text(two_cells: Path) -> None:
+    from vfiobench.notebook.builds import builds_html, df_builds, write_patch_files
+
+    runs = load_runs(two_cells)
+    builds = df_builds(runs, ["stock", "fix"])
+    assert list(builds["variant"])[:2] == ["stock", "stock"]  # the warm-ups ran /usr/bin's binary
+    fix = builds[builds["variant"] == "fix"].iloc[0]
+    assert fix["patches"] == "pba-always-on" and fix["qemu_path"].endswith("/bin/qemu-system-x86_64")
+    text = next(p.text for p in available_patches() if p.name == "pba-always-on").decode()
+    offline = builds_html(runs)
+    assert "href=" not in offline and html.escape(text) in offline  # no folder: the text is embedded
+    assert "the binary's cache key recomputes from this text" in offline
+    linked = builds_html(runs, "patches")
+    (name,) = set(re.findall(r'href="patches/([^"]+)"', linked))
+    written = write_patch_files([r.meta for r in runs], two_cells.parent / "out")
+    assert [p.name for p in written] == [name] and written[0].read_text() == text

@@ -322,7 +322,9 @@ def show_cell_verdicts(cmp: Comparison) -> None:
     ab = cmp.ab()
     if "available" not in ab.columns:
         return
-    ok = ab[ab["available"].astype(bool)].reset_index(drop=True)
+    ok = ab[ab["available"].astype(bool)]
+    finite = ok[["ratio", "ci_low", "ci_high"]].astype("float64").map(math.isfinite).all(axis=1)
+    ok = ok[finite & (ok["ratio"].astype("float64") > 0)].reset_index(drop=True)  # 0 or ∞: verdict line only
     for _, g in ok.groupby("metric", sort=False):
         rows = g.assign(
             row=[f"{v} · {c}" if many else str(v) for v, c in zip(g["variant"], g["cell"], strict=True)]
