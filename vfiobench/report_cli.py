@@ -18,6 +18,9 @@ examples:
   vfiobench report data/sample --compare --out reports/    the same plus the A/B page (compare.html)
   vfiobench report data/runs/a data/runs/b --compare --no-runs --baseline stock
                                                            only the A/B page over two runs
+  vfiobench report data/experiments/pba --compare --no-runs --out reports/pba
+                                                           an experiment's A/B page: one comparison per
+                                                           workload x accel cell, warm-ups left out
 
 Each page is written as <name>.html (no code, Bokeh inline, opens offline) beside the executed
 <name>.ipynb. A run or parameter the notebook cannot use still gets a page explaining why; the
