@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -6,9 +5,6 @@ import pytest
 from vfiobench.analysis import df_ab, df_per_interrupt
 from vfiobench.sample import generate, main
 from vfiobench.store import load_runs
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "data" / "sample"
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +53,23 @@ def test_deterministic(tmp_path, small):
             pd.testing.assert_frame_equal(run.table(name), again[run.run_id].table(name))
 
 
-def test_checked_in_sample_is_what_the_generator_writes(tmp_path):
-    assert main(["--out", str(tmp_path)]) == 0
-    fresh, checked_in = load_runs(tmp_path), load_runs(SAMPLE)
-    assert [r.run_id for r in fresh] == [r.run_id for r in checked_in]
-    for run in checked_in:
-        assert run.meta.source == "synthetic"
-        for name in run.table_names():
-            pd.testing.assert_frame_equal(run.table(name), fresh[run.run_id].table(name))
-    size = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
+@pytest.fixture(scope="module")
+def default_sample(tmp_path_factory):
+    """The generator's default set (data/sample/ holds real lab runs; tests/test_sample_data.py)."""
+    out = tmp_path_factory.mktemp("default-sample")
+    assert main(["--out", str(out)]) == 0
+    return out
+
+
+def test_default_set_is_small_and_synthetic(default_sample):
+    runs = load_runs(default_sample)
+    assert {r.meta.source for r in runs} == {"synthetic"}
+    size = sum(p.stat().st_size for p in default_sample.rglob("*") if p.is_file())
     assert size < 2 * 1024 * 1024
 
 
-def test_sample_ab_shows_the_designed_effect():
-    rs = load_runs(SAMPLE)
+def test_sample_ab_shows_the_designed_effect(default_sample):
+    rs = load_runs(default_sample)
     ab = df_ab(rs, "us_per_irq", baseline="stock", n_boot=300).iloc[0]
     assert ab["significant"] and 4 < ab["ratio"] < 7
     assert ab["runs_baseline"] == 3 and ab["n_baseline"] == 900
