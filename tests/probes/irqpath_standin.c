@@ -54,9 +54,17 @@ __attribute__((noipa, flatten)) void msix_notify(PCIDevice *dev, unsigned vector
 	dev->sent++;
 }
 
+__attribute__((noipa)) static int event_notifier_test_and_clear(VFIOMSIVector *v)
+{
+	return v->fd >= 0;
+}
+
+/* as in QEMU: it reads the eventfd first, so it has a frame (a push first: an emulated uprobe) */
 __attribute__((noipa, used)) static void vfio_msi_interrupt(void *opaque)
 {
 	VFIOMSIVector *v = opaque;
+	if (!event_notifier_test_and_clear(v))
+		return;
 	msix_notify(v->dev, v->nr);
 }
 
