@@ -304,6 +304,8 @@ def show_cell_verdicts(cmp: Comparison) -> None:
     The lines also go into the output metadata (:data:`VERDICTS_MARKER`), prefixed with ``[cell]``
     when there are several cells, so :mod:`vfiobench.report` lists them on the index page.
     """
+    from bokeh.models import Range1d
+
     from vfiobench.plots import plot_ab_forest
 
     lines = verdict_lines(cmp)
@@ -330,10 +332,14 @@ def show_cell_verdicts(cmp: Comparison) -> None:
             row=[f"{v} · {c}" if many else str(v) for v, c in zip(g["variant"], g["cell"], strict=True)]
         )
         quantity = str(g["quantity"].iloc[0])
-        show(
-            plot_ab_forest(
-                rows.reset_index(drop=True),
-                label="row",
-                title=f"{quantity}: {cmp.baseline} ÷ variant (> 1: variant lower), 95% CI",
-            )
+        fig = plot_ab_forest(
+            rows.reset_index(drop=True),
+            label="row",
+            title=f"{quantity}: {cmp.baseline} ÷ variant (> 1: the variant is lower), 95% CI",
         )
+        fig.width = 1000
+        # the intervals are annotations, which the automatic range ignores: span them explicitly
+        lo = g["ci_low"].astype("float64")
+        ends = [*lo[lo > 0], *g["ratio"].astype("float64"), *g["ci_high"].astype("float64"), 1.0]
+        fig.x_range = Range1d(min(ends) / 1.3, max(ends) * 1.3)
+        show(fig)
