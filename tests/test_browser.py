@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reportfixtures import sample_runs
+from reportfixtures import SAMPLE_ALWAYS_ON_FREE, SAMPLE_DIR, SAMPLE_STOCK
 
 from vfiobench import report
 
@@ -143,10 +143,11 @@ def inspect(page: Path, tmp: Path) -> dict[str, Any]:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> report.Batch:
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"{CHROMIUM} not installed (Debian package chromium; .ci/setup-system installs it)")
+    if not SAMPLE_DIR.is_dir():
+        pytest.skip("data/sample/ is absent (not a clone of the repository)")
     base = tmp_path_factory.mktemp("browser")
-    sample = REPO / "data" / "sample"
-    runs = sample if sample.is_dir() else sample_runs(base / "runs")
-    pages = [runs / "r1-stock-probed", runs / "r1-pba-always-on-probe-free"]
+    runs = SAMPLE_DIR
+    pages = [runs / SAMPLE_STOCK, runs / SAMPLE_ALWAYS_ON_FREE]
     batch = report.render_batch(pages, base / "out", compare=True)
     assert not batch.failed, [p.error for p in batch.failed]
     # the compare page covers every sample run, not only the two run pages
@@ -156,7 +157,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> report.Batch:
 
 
 @pytest.mark.parametrize(
-    ("name", "min_plots"), [("compare", 8), ("r1-stock-probed", 5), ("r1-pba-always-on-probe-free", 1)]
+    ("name", "min_plots"), [("compare", 8), (SAMPLE_STOCK, 5), (SAMPLE_ALWAYS_ON_FREE, 1)]
 )
 def test_page_renders_every_bokeh_plot_offline(
     rendered: report.Batch, tmp_path: Path, name: str, min_plots: int

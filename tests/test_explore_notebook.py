@@ -70,7 +70,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 def test_tour_runs_top_to_bottom(executed: tuple[str, Path]) -> None:
     html, page = executed
     assert re.search(r"Runs\(\d+ runs: ", html), "the runs table"
-    assert "r1-stock-probed" in html
+    assert "pba-stock-mask-every-irq-kvm-r0-p" in html or "r1-stock-probed" in html
     assert "p99_ns" in html and "pba_toggles_per_irq" in html
     assert "pba-always-on: " in html and "lower interrupt latency" in html  # the A/B verdict
     assert "stage_pba_on_ns" in html and "share_of_median" in html  # timeline and stage summary
