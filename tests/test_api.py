@@ -201,3 +201,22 @@ def test_lab_like_runs_of_one_variant_are_split_by_accel(root: Path, tmp_path: P
     assert set(s["accel"]) == {"kvm", "tcg"}
     assert (s.groupby("accel")["count"].max() == CYCLES).all()
     assert lab.plot_stages().x_range.factors[:2] == [("stock · kvm", "median"), ("stock · kvm", "p99")]
+
+
+def test_compare_never_pools_cells() -> None:
+    """On the real sample (4 cells: workload x accel), every comparison stays inside its cell."""
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample"
+    if not sample.is_dir():
+        pytest.skip("data/sample/ is absent (not a clone of the repository)")
+    runs = vb.load(sample).filter(variant=["stock", "pba-always-on"])
+    ab = runs.compare("stock", metrics=("us_per_irq",))
+    assert ab["cell"].tolist() == [
+        "mask-every-irq · kvm",
+        "mask-every-irq · tcg",
+        "no-mask · kvm",
+        "no-mask · tcg",
+    ]
+    # each cell holds 3 probed runs per variant of 101 interrupts: its own, not the pool's
+    assert (ab["runs_baseline"] == 3).all() and (ab["n_baseline"] == 3 * 101).all()
+    masked = ab.set_index("cell").loc["mask-every-irq · tcg"]
+    assert masked["significant"] and masked["ratio"] > 3

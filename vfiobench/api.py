@@ -313,21 +313,27 @@ class Runs:
         baseline: str,
         *variants: str,
         metrics: Sequence[str] = ("latency_ns", "us_per_irq"),
+        include_warmup: bool = False,
     ) -> pd.DataFrame:
-        """A/B: each variant against ``baseline`` on each metric (:func:`~vfiobench.analysis.ab.df_ab`).
+        """A/B: each variant against ``baseline`` on each metric, within each cell (workload × accel).
+
+        Runs of different cells are never pooled (a no-mask run says nothing about a masked one), and
+        warm-up runs (``labels.warmup``) are left out unless asked for.
 
         Args:
             baseline: the reference variant.
             *variants: the variants to compare (default: every other variant).
             metrics: ``latency_ns`` (probe-free runs when present), ``cycle_ns``, ``us_per_irq``
                 (probed runs), or ``"<table>.<column>"``.
+            include_warmup: keep warm-up runs.
 
         Returns:
-            The rows of ``df_ab`` for every metric: ``variant, baseline, metric, ratio`` (baseline /
-            variant), ``ci_low, ci_high, p_value, significant, verdict``...
+            ``cell`` (``"<workload> · <accel>"``, or the workload alone without an accel label), then
+            the rows of :func:`~vfiobench.analysis.ab.df_ab` for every metric: ``variant, baseline,
+            metric, ratio`` (baseline / variant), ``ci_low, ci_high, p_value, significant, verdict``...
 
         Example:
-            >>> runs.compare("stock", "pba-always-on")[["metric", "ratio", "verdict"]]  # doctest: +SKIP
+            >>> runs.compare("stock", "pba-always-on")[["cell", "metric", "verdict"]]  # doctest: +SKIP
         """
         from vfiobench.analysis import df_ab
 
@@ -339,7 +345,24 @@ class Runs:
                 f"these runs have {', '.join(self.variants)}",
             )
         rs = self.filter(variant=keep).runset if keep else self.runset
-        return pd.concat([df_ab(rs, m, baseline=baseline) for m in metrics], ignore_index=True)
+        cells: dict[str, list[Run]] = {}
+        for run in rs:
+            if run.meta.labels.get("warmup") and not include_warmup:
+                continue
+            accel = run.meta.labels.get("accel")
+            cell = f"{run.meta.workload.name} · {accel}" if accel else run.meta.workload.name
+            cells.setdefault(cell, []).append(run)
+        frames = []
+        for cell, members in sorted(cells.items()):
+            sub = RunSet(members)
+            if baseline not in sub.variants or len(sub.variants) < 2:
+                continue
+            for m in metrics:
+                frames.append(df_ab(sub, m, baseline=baseline).assign(cell=cell))
+        if not frames:
+            raise AnalysisError(f"no cell (workload × accel) holds {baseline!r} and another variant")
+        df = pd.concat(frames, ignore_index=True)
+        return df[["cell", *[c for c in df.columns if c != "cell"]]]
 
     # --------------------------------------------------------------------------------- timelines
 
@@ -465,7 +488,10 @@ class Runs:
         """
         from vfiobench.plots import plot_ab_forest
 
-        return plot_ab_forest(self.compare(baseline, *variants, metrics=metrics))
+        ab = self.compare(baseline, *variants, metrics=metrics)
+        if ab["cell"].nunique() > 1:
+            ab = ab.assign(variant=ab["variant"] + " · " + ab["cell"])
+        return plot_ab_forest(ab)
 
     def plot_timeline(self, run_id: str | None = None, irq: int | None = None) -> Any:
         """Gantt view of one interrupt (default: the slowest): stages and raw events, with hover.
