@@ -380,19 +380,19 @@ def _lab_run_dirs() -> list[Path]:
     roots = [REPO / "data"]
     if os.environ.get("VFIOBENCH_LAB_RUNS"):
         roots.insert(0, Path(os.environ["VFIOBENCH_LAB_RUNS"]))
-    found = []
+    found: dict[str, Path] = {}  # by run id: data/sample holds copies of data/experiments runs
     for root in roots:
         if root.is_dir():
             # complete runs that lost nothing: there every delivered interrupt must have all its events
-            found += [
-                r.path
-                for r in load_runs(root)
-                if r.meta.source == "lab"
-                and r.has_table("workload")
-                and r.meta.status == "complete"
-                and r.meta.lost_events == 0
-            ]
-    return found
+            for r in load_runs(root):
+                if (
+                    r.meta.source == "lab"
+                    and r.has_table("workload")
+                    and r.meta.status == "complete"
+                    and r.meta.lost_events == 0
+                ):
+                    found.setdefault(r.run_id, r.path)
+    return list(found.values())
 
 
 def test_real_lab_runs_have_complete_timelines() -> None:
@@ -403,12 +403,20 @@ def test_real_lab_runs_have_complete_timelines() -> None:
             "no lab run (source: lab) under data/ or $VFIOBENCH_LAB_RUNS: record one with `vfiobench lab`"
         )
     runs = load_runs(dirs)
-    tl = df_timeline(runs)
+    tl = df_timeline(runs, labels=("workload", "accel"))
     delivered = tl[tl["delivered"]]
     assert len(delivered) > 0
     bad = delivered[~delivered["complete"]]
-    assert bad.empty, bad[["run_id", "irq", "missing"]].head().to_string()
-    assert (delivered[STAGES].sum(axis=1) == delivered["latency_ns"]).all()
+    # One known exception, and only it: with -accel kvm and no masking the guest's delivery is seen
+    # as L1's host IRQ count (KVM injects into the in-kernel LAPIC; RAM is never written, LAB-NOTES
+    # section 6), so KVM's own injection (kvm_msi, from the irqfd) can land after the "delivery"
+    # the workload saw. It must stay rare; every other interrupt has its whole path.
+    irqfd = (delivered["workload"] == "no-mask") & (delivered["accel"] == "kvm")
+    late_injection = (bad["workload"] == "no-mask") & (bad["accel"] == "kvm") & (bad["missing"] == "kvm_msi")
+    assert late_injection.all(), bad[["run_id", "irq", "missing"]].head().to_string()
+    assert late_injection.sum() <= 0.02 * irqfd.sum()
+    complete = delivered[delivered["complete"]]
+    assert (complete[STAGES].sum(axis=1) == complete["latency_ns"]).all()
     w = runs.table("workload")
     merged = delivered.merge(
         w[["run_id", "cycle", "latency_ns"]], on=["run_id", "cycle"], suffixes=("", "_w")
