@@ -255,24 +255,6 @@ def df_runs(runset: RunSet) -> pd.DataFrame:
     Columns: ``run_id``, ``variant``, ``status``, ``source``, ``kind``, ``workload``,
     ``repetition`` (label, if any), ``qemu_version``, ``lost_events``, ``checks`` (``"3/3 ok"``).
     """
-    rows = []
-    for r in runset:
-        m = r.meta
-        ok = sum(c.ok for c in m.checks)
-        rows.append(
-            {
-                "run_id": m.run_id,
-                "variant": m.variant,
-                "status": m.status,
-                "source": m.source,
-                "kind": m.kind,
-                "workload": m.workload.name,
-                "repetition": m.labels.get("repetition"),
-                "qemu_version": m.qemu.version,
-                "lost_events": m.lost_events,
-                "checks": f"{ok}/{len(m.checks)} ok" if m.checks else "none",
-            }
-        )
     cols = [
         "run_id",
         "variant",
@@ -285,7 +267,16 @@ def df_runs(runset: RunSet) -> pd.DataFrame:
         "lost_events",
         "checks",
     ]
-    return pd.DataFrame(rows, columns=cols)
+    if not len(runset):
+        return pd.DataFrame(columns=cols)
+    checks = [
+        f"{sum(c.ok for c in r.meta.checks)}/{len(r.meta.checks)} ok" if r.meta.checks else "none"
+        for r in runset
+    ]
+    df = runset.meta_frame().assign(checks=checks)
+    if "repetition" not in df.columns:
+        df["repetition"] = None
+    return df[cols]
 
 
 def show_runs(runset: RunSet) -> None:
