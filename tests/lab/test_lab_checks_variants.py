@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from vfiobench.lab.checks import DeviceConfig, lab_checks
+from vfiobench.store import Check
 
 N = 31
 COUNTERS = {"triggered": N, "delivered": N, "expected_deliveries": N, "masks": N, "unmasks": N, "pba_seen": N}
 
 
-def failing(checks: list) -> list[str]:  # type: ignore[type-arg]
+def failing(checks: list[Check]) -> list[str]:
     return [c.name for c in checks if not c.ok]
 
 
@@ -35,107 +38,63 @@ def test_device_config_from_args(accel: str, args: list[str], expected: DeviceCo
     assert DeviceConfig.from_args(accel, args) == expected
 
 
+MASK_TRACE = {
+    "vfio_msix_vector_release": N,
+    "vfio_msix_pba_enable": N,
+    "vfio_msi_interrupt": N,
+    "vfio_msix_vector_do_use": N,
+    "vfio_msix_pba_disable": N,
+}
+
+
+def masked_cell(
+    trace: dict[str, int], probes: dict[str, int] | None, device: DeviceConfig, **kw: Any
+) -> list[Check]:
+    """lab_checks of a kvm mask-every-irq cell of N cycles; ``kw`` overrides accel, counters..."""
+    args: dict[str, Any] = {
+        "workload": "mask-every-irq",
+        "accel": "kvm",
+        "counters": COUNTERS,
+        "irq_delta": N,
+    }
+    return lab_checks(**(args | kw), trace=trace, probes=probes, device=device)
+
+
 def test_pba_always_on_expects_no_toggles_but_the_pending_bit_seen() -> None:
     trace = {"vfio_msix_vector_release": N, "vfio_msi_interrupt": N, "vfio_msix_vector_do_use": N}
     dev = DeviceConfig(pba="always-on")
     probes = {"set_irqs_ioctl": 2 * N, "set_vector_signal": 2 * N, "pba_toggle": 0}
-    checks = lab_checks(
-        workload="mask-every-irq",
-        accel="kvm",
-        counters=COUNTERS,
-        trace=trace,
-        irq_delta=N,
-        probes=probes,
-        device=dev,
-    )
+    checks = masked_cell(trace, probes, dev)
     assert failing(checks) == []
     assert "trace: no PBA toggles (x-pba-always-on)" in [c.name for c in checks]
     # the guest must still see its pending bit: a PBA that reads 0 fails
-    blind = lab_checks(
-        workload="mask-every-irq",
-        accel="kvm",
-        counters=dict(COUNTERS, pba_seen=0),
-        trace=trace,
-        irq_delta=N,
-        probes=probes,
-        device=dev,
-    )
+    blind = masked_cell(trace, probes, dev, counters=dict(COUNTERS, pba_seen=0))
     assert failing(blind) == ["workload: PBA bit seen in every mask window"]
     # a stray toggle fails
-    toggled = lab_checks(
-        workload="mask-every-irq",
-        accel="kvm",
-        counters=COUNTERS,
-        trace=dict(trace, vfio_msix_pba_enable=1),
-        irq_delta=N,
-        probes=dict(probes, pba_toggle=1),
-        device=dev,
-    )
+    toggled = masked_cell(dict(trace, vfio_msix_pba_enable=1), dict(probes, pba_toggle=1), dev)
     assert failing(toggled) == ["trace: no PBA toggles (x-pba-always-on)"]
 
 
 def test_fd_cache_hits_are_ioctls_not_issued() -> None:
-    trace = {
-        "vfio_msix_vector_release": N,
-        "vfio_msix_pba_enable": N,
-        "vfio_msi_interrupt": N,
-        "vfio_msix_vector_do_use": N,
-        "vfio_msix_pba_disable": N,
-        "vfio_msix_fd_cache_hit": N - 1,
-    }
+    trace = dict(MASK_TRACE, vfio_msix_fd_cache_hit=N - 1)
     dev = DeviceConfig(kvm_route=False, fd_cache=True)
     probes = {"set_irqs_ioctl": 1, "set_vector_signal": 1, "pba_toggle": 2 * N}
-    checks = lab_checks(
-        workload="mask-every-irq",
-        accel="tcg",
-        counters=COUNTERS,
-        trace=trace,
-        irq_delta=N,
-        probes=probes,
-        device=dev,
-    )
-    assert failing(checks) == []
+    assert failing(masked_cell(trace, probes, dev, accel="tcg")) == []
     # the probes saw every ioctl although the trace says the cache skipped N - 1: a mismatch
-    ignored = lab_checks(
-        workload="mask-every-irq",
-        accel="tcg",
-        counters=COUNTERS,
-        trace=trace,
-        irq_delta=N,
-        probes=dict(probes, set_irqs_ioctl=N, set_vector_signal=N),
-        device=dev,
-    )
+    ignored = masked_cell(trace, dict(probes, set_irqs_ioctl=N, set_vector_signal=N), dev, accel="tcg")
     assert failing(ignored) == ["probe: set_irqs_ioctl == trace", "probe: set_vector_signal == trace"]
     assert "fd-cache hits" in next(c.detail for c in ignored if not c.ok)
 
 
 def test_no_kvm_msix_under_kvm_expects_tcg_like_counts() -> None:
-    trace = {
-        "vfio_msix_vector_release": N,
-        "vfio_msix_pba_enable": N,
-        "vfio_msi_interrupt": N,
-        "vfio_msix_vector_do_use": N,
-        "vfio_msix_pba_disable": N,
-    }
     probes = {"set_irqs_ioctl": N, "set_vector_signal": N, "pba_toggle": 2 * N}
     dev = DeviceConfig.from_args("kvm", ["-global", "vfio-pci.x-no-kvm-msix=on"])
-    checks = lab_checks(
-        workload="mask-every-irq",
-        accel="kvm",
-        counters=COUNTERS,
-        trace=trace,
-        irq_delta=N,
-        probes=probes,
-        device=dev,
-    )
-    assert failing(checks) == []
-    nomask = lab_checks(
+    assert failing(masked_cell(MASK_TRACE, probes, dev)) == []
+    nomask = masked_cell(
+        {"vfio_msi_interrupt": N},
+        None,
+        dev,
         workload="no-mask",
-        accel="kvm",
         counters=dict(COUNTERS, masks=0, unmasks=0, pba_seen=0),
-        trace={"vfio_msi_interrupt": N},
-        irq_delta=N,
-        probes=None,
-        device=dev,
     )
     assert failing(nomask) == []  # without a KVM route QEMU handles every interrupt
