@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_probes import Target as ProbesTarget
+
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN = ROOT / "tests" / "probes" / "irqpath_standin.c"
 STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
@@ -48,32 +50,11 @@ def _unavailable() -> str | None:
     return None
 
 
-class Target:
-    """The irqpath stand-in: ready -> go -> done (calls, elapsed ns) -> exit."""
+class Target(ProbesTarget):
+    """The irqpath stand-in in its ``qemu`` mode (the stand-in protocol is bench_probes.Target's)."""
 
     def __init__(self, binary: Path, n: int) -> None:
-        self.proc = subprocess.Popen(
-            [str(binary), "qemu", str(n), "0", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        self.pid = int(self.proc.stdout.readline().split()[1])
-
-    def run(self) -> tuple[int, int]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-        parts = self.proc.stdout.readline().split()
-        return int(parts[1]), int(parts[2])
-
-    def finish(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write("exit\n")
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        self.proc.stdout.close()
-        self.proc.wait(timeout=30)
+        super().__init__(binary, "qemu", n)
 
 
 def run_plain(binary: Path, n: int) -> float:

@@ -70,6 +70,11 @@ class Target:
         parts = self.proc.stdout.readline().split()
         return int(parts[1]), int(parts[2])
 
+    def run(self) -> tuple[int, int]:
+        """Release the stand-in and wait for its ``done`` line: (calls, elapsed ns)."""
+        self.go()
+        return self.done()
+
     def finish(self) -> None:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
