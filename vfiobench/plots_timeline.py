@@ -435,7 +435,15 @@ def plot_timeline_view(
             color="color", size=6, alpha=0.7, legend_label=g, nonselection_alpha=0.25, selection_color="red",
         )  # fmt: skip
     scatter.legend.click_policy = "hide"
-    scatter.legend.location = "top_left"
+    scatter.legend.label_text_font_size = "8pt"
+    if len(cmap) > 6:  # a long legend would hide the points: put it under the plot, in columns
+        legend = scatter.legend[0]
+        legend.ncols = 3
+        legend.orientation = "vertical"
+        scatter.height = 360 + 18 * -(-len(cmap) // 3)
+        scatter.add_layout(legend, "below")
+    else:
+        scatter.legend.location = "top_left"
     scatter.add_tools(
         HoverTool(
             tooltips=[
