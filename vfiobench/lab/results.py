@@ -6,7 +6,8 @@ become Parquet tables through :class:`~vfiobench.store.RunWriter`:
 - ``workload``: one row per interrupt (burst: per mask window). Columns ``cycle``, ``vector``,
   ``triggers``, ``trigger_ts_ns``, ``delivered_ts_ns``, ``latency_ns`` (trigger → delivery seen),
   ``mask_rtt_ns``, ``unmask_rtt_ns`` (qtest round trips; -1 when not masked), ``pba_polls``,
-  ``pba_seen``, ``delivered``. Times are CLOCK_MONOTONIC ns inside L1 (the clock of the probes).
+  ``pba_seen``, ``delivered``, ``unmask_ts_ns`` (when the guest's unmask write went out; -1 when not
+  masked). Times are CLOCK_MONOTONIC ns inside L1 (the clock of the probes).
 - ``qemu_trace``: the L2 QEMU's trace log; columns ``offset``, ``pid``, ``wall_ts_ns``, ``event``,
   ``args``, ``phase`` (``setup``/``measure``/``teardown``).
 - one table per probe (probed runs), as the tracer decoded them.
@@ -49,6 +50,7 @@ WORKLOAD_COLUMNS = (
     "pba_polls",
     "pba_seen",
     "delivered",
+    "unmask_ts_ns",
 )
 
 ATTACHMENTS = ("qemu-trace.log", "l2-stderr.log", "cell.json")
@@ -56,7 +58,8 @@ ATTACHMENTS = ("qemu-trace.log", "l2-stderr.log", "cell.json")
 
 def df_workload(samples: np.ndarray[Any, Any]) -> pd.DataFrame:
     """The ``workload`` table from the job's structured samples (columns: :data:`WORKLOAD_COLUMNS`)."""
-    return pd.DataFrame({name: samples[name] for name in WORKLOAD_COLUMNS})
+    names = samples.dtype.names or ()
+    return pd.DataFrame({name: samples[name] for name in WORKLOAD_COLUMNS if name in names})
 
 
 def _phase_of(offsets: pd.Series, phases: dict[str, dict[str, int]]) -> pd.Series:

@@ -72,6 +72,7 @@ SAMPLE_DTYPE = np.dtype(
         ("pba_polls", "<i4"),
         ("pba_seen", "?"),
         ("delivered", "?"),
+        ("unmask_ts_ns", "<i8"),  # when the guest's unmask write went out (-1 when not masked)
     ]
 )
 
@@ -588,7 +589,7 @@ def _masked_window(
         time.sleep(BURST_SETTLE_S)
         rec.counters["late_deliveries"] += d.poll(v)
     latency = t_del - t_trig if ok else -1
-    rec.rows.append((cycle, v, triggers, t_trig, t_del, latency, t1 - t0, t3 - t2, polls, seen, ok))
+    rec.rows.append((cycle, v, triggers, t_trig, t_del, latency, t1 - t0, t3 - t2, polls, seen, ok, t2))
 
 
 def _unmasked(g: IvshmemGuest, d: Delivery, rec: _Recorder, cycle: int, v: int, timeout: float) -> None:
@@ -601,7 +602,7 @@ def _unmasked(g: IvshmemGuest, d: Delivery, rec: _Recorder, cycle: int, v: int, 
     rec.counters["delivered"] += ok
     rec.counters["expected_deliveries"] += 1
     rec.counters["timeouts"] += not ok
-    rec.rows.append((cycle, v, 1, t_trig, t_del, t_del - t_trig if ok else -1, -1, -1, 0, False, ok))
+    rec.rows.append((cycle, v, 1, t_trig, t_del, t_del - t_trig if ok else -1, -1, -1, 0, False, ok, -1))
 
 
 def run_workload(
