@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -277,20 +277,6 @@ def _record(*args: str) -> subprocess.Popen[str]:
     return proc
 
 
-@pytest.fixture
-def spawn_irqpath() -> Iterator[type[StandIn]]:
-    started: list[StandIn] = []
-
-    class Tracked(StandIn):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-            started.append(self)
-
-    yield Tracked
-    for s in started:
-        s.finish()
-
-
 def _drive(proc: subprocess.Popen[str], *targets: StandIn) -> tuple[str, str]:
     for t in targets:
         t.go()
@@ -304,10 +290,10 @@ def _drive(proc: subprocess.Popen[str], *targets: StandIn) -> tuple[str, str]:
 
 @bpf
 def test_qemu_functions_exact_counts_and_vectors(
-    tmp_path: Path, irqpath_bin: Path, spawn_irqpath: type[StandIn]
+    tmp_path: Path, irqpath_bin: Path, spawn: type[StandIn]
 ) -> None:
-    target = spawn_irqpath(irqpath_bin, "qemu", N, 200, OTHER)
-    decoy = spawn_irqpath(irqpath_bin, "qemu", N, 200, OTHER)  # same binary and calls: not counted
+    target = spawn(irqpath_bin, "qemu", N, 200, OTHER)
+    decoy = spawn(irqpath_bin, "qemu", N, 200, OTHER)  # same binary and calls: not counted
     out = tmp_path / "run"
     proc = _record("--pid", str(target.pid), "--out", str(out), "--variant", "standin")
     _drive(proc, target, decoy)
@@ -349,9 +335,9 @@ def test_qemu_functions_exact_counts_and_vectors(
 
 @bpf
 def test_stripped_binary_skips_vfio_msi_interrupt_only(
-    tmp_path: Path, irqpath_stripped: Path, spawn_irqpath: type[StandIn]
+    tmp_path: Path, irqpath_stripped: Path, spawn: type[StandIn]
 ) -> None:
-    target = spawn_irqpath(irqpath_stripped, "qemu", N, 0, OTHER)
+    target = spawn(irqpath_stripped, "qemu", N, 0, OTHER)
     out = tmp_path / "run"
     proc = _record("--pid", str(target.pid), "--out", str(out))
     stdout, _ = _drive(proc, target)
@@ -368,14 +354,14 @@ def test_stripped_binary_skips_vfio_msi_interrupt_only(
 
 @bpf
 def test_kvm_msi_exact_count_from_the_target_only(
-    tmp_path: Path, irqpath_bin: Path, spawn_irqpath: type[StandIn]
+    tmp_path: Path, irqpath_bin: Path, spawn: type[StandIn]
 ) -> None:
     if not Path("/dev/kvm").exists():
         pytest.skip("no /dev/kvm here")
     if not Path("/sys/kernel/tracing/events/kvm/kvm_msi_set_irq").is_dir():
         pytest.skip("the kvm module is not loaded (no kvm:kvm_msi_set_irq tracepoint)")
-    target = spawn_irqpath(irqpath_bin, "kvm", N, 0, 0)
-    decoy = spawn_irqpath(irqpath_bin, "kvm", N, 0, 0)
+    target = spawn(irqpath_bin, "kvm", N, 0, 0)
+    decoy = spawn(irqpath_bin, "kvm", N, 0, 0)
     out = tmp_path / "run"
     proc = _record("--pid", str(target.pid), "--qemu", str(irqpath_bin), "--out", str(out))
     for t in (target, decoy):
