@@ -133,6 +133,12 @@ def test_histogram_mode_is_refused() -> None:
         Tracer(os.getpid(), probes=["irq_path"], histogram=True)
 
 
+def objdump(path: Path, start: int, stop: int) -> str:
+    """Disassembly of ``path`` between two addresses."""
+    cmd = ["objdump", "-d", f"--start-address={start:#x}", f"--stop-address={stop:#x}", str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
 def test_inlined_copy_found_from_dwarf(irqpath_bin: Path, irqpath_stripped: Path) -> None:
     if shutil.which("addr2line") is None:
         pytest.skip("addr2line (binutils) is missing")
@@ -141,18 +147,7 @@ def test_inlined_copy_found_from_dwarf(irqpath_bin: Path, irqpath_stripped: Path
     copies = inlined_copies(elf, "msix_set_pending", notify)
     # flatten inlines the one call: one copy, on the masked branch (not the function's entry)
     assert len(copies) == 1 and notify.address < copies[0] < notify.address + notify.size
-    disasm = subprocess.run(
-        [
-            "objdump",
-            "-d",
-            f"--start-address={notify.address:#x}",
-            f"--stop-address={copies[0]:#x}",
-            str(elf.path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    disasm = objdump(elf.path, notify.address, copies[0])
     assert re.search(rf"\bjne\s+{copies[0]:x}\b", disasm), "the copy starts where the masked branch lands"
     assert inlined_copies(elf, "msix_notify", elf.require_symbol("vfio_msi_interrupt")) == []  # noipa
     stripped = ElfFile(irqpath_stripped)
@@ -194,18 +189,7 @@ def test_real_qemu_binaries() -> None:
     copies = inlined_copies(elf, "msix_set_pending", notify)
     assert len(copies) == 1 and notify.address < copies[0] < notify.address + notify.size
     # the out-of-line copy is called from elsewhere only (ivshmem/virtio vector polling), never here
-    disasm = subprocess.run(
-        [
-            "objdump",
-            "-d",
-            f"--start-address={notify.address:#x}",
-            f"--stop-address={notify.address + notify.size:#x}",
-            str(elf.path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    disasm = objdump(elf.path, notify.address, notify.address + notify.size)
     assert "<msix_set_pending>" not in disasm
     if not Path("/sys/kernel/tracing/events").is_dir():
         return
