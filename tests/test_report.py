@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -398,24 +399,28 @@ def test_interrupted_batch_still_writes_the_index_of_finished_pages(runs: Path, 
     assert (out / f"{STOCK}.html").is_file() and not (out / f"{STOCK_LOSSY}.html").exists()
 
 
-@pytest.mark.notebook
-def test_an_unexpected_exception_is_shown_as_one_message_not_a_traceback(
-    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def run_notebook(tmp_path: Path, *cells: Any) -> Path:
+    """A notebooks/ directory whose run.ipynb is a parameters cell followed by ``cells``."""
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
     params = new_code_cell('run_dir: str = ""  # run')
     params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(
-        cells=[
-            params,
-            new_code_cell("print('first cell ran')"),
-            new_code_cell("def helper():\n    raise ValueError('boom:\\n  second line')\nhelper()"),
-            new_markdown_cell("## NEVER-SHOWN"),
-        ]
-    )
+    nb = new_notebook(cells=[params, *cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "py", "language": "python"}
     nbformat.write(nb, nbdir / "run.ipynb")
+    return nbdir
+
+
+@pytest.mark.notebook
+def test_an_unexpected_exception_is_shown_as_one_message_not_a_traceback(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nbdir = run_notebook(
+        tmp_path,
+        new_code_cell("print('first cell ran')"),
+        new_code_cell("def helper():\n    raise ValueError('boom:\\n  second line')\nhelper()"),
+        new_markdown_cell("## NEVER-SHOWN"),
+    )
     out = tmp_path / "reports"
     assert main(["report", str(runs / STOCK), "--notebooks", str(nbdir), "--out", str(out), "-q"]) == 2
     err = capsys.readouterr().err
@@ -430,13 +435,7 @@ def test_an_unexpected_exception_is_shown_as_one_message_not_a_traceback(
 def test_a_kernel_that_dies_gives_a_page_and_a_one_line_error(
     runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    nbdir = tmp_path / "notebooks"
-    nbdir.mkdir()
-    params = new_code_cell('run_dir: str = ""  # run')
-    params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[params, new_code_cell("import os\nos._exit(3)")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "py", "language": "python"}
-    nbformat.write(nb, nbdir / "run.ipynb")
+    nbdir = run_notebook(tmp_path, new_code_cell("import os\nos._exit(3)"))
     out = tmp_path / "reports"
     assert main(["report", str(runs / STOCK), "--notebooks", str(nbdir), "--out", str(out), "-q"]) == 2
     err = capsys.readouterr().err
