@@ -313,3 +313,42 @@ def test_chunks_land_while_recording(tmp_path: Path, standin_bin: Path, spawn: t
         target.finish()
     run = load_run(tmp_path / "run")
     assert run.meta.status == "complete" and len(run.table("pba_toggle")) == N
+
+
+def test_ctrl_c_mid_batch_loses_nothing(
+    tmp_path: Path, standin_bin: Path, spawn: type[StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGINT arriving just after a batch left the ring is held off until the batch is queued.
+
+    The signal is sent from inside ``RingReader.read``, after the consumer position moved: the one
+    moment where an interrupt would drop rows the ring no longer holds.
+    """
+    import os
+
+    from vfiobench.probes.ringbuf import RingReader
+    from vfiobench.probes.tracer import Tracer
+    from vfiobench.store import RunMeta, RunWriter
+
+    read = RingReader.read
+
+    def read_then_interrupt(self: RingReader) -> np.ndarray:
+        batch = read(self)
+        if batch.size:
+            os.kill(os.getpid(), signal.SIGINT)
+        return batch
+
+    target = spawn(standin_bin, "toggle", N, 0, 0)
+    monkeypatch.setattr(RingReader, "read", read_then_interrupt)
+    meta = RunMeta(run_id="mid-batch", variant="standin", source="host")
+    with (
+        pytest.raises(KeyboardInterrupt, match="SIGINT"),
+        RunWriter(tmp_path / "run", meta) as writer,
+        Tracer(target.pid, probes=["pba_toggle"], writer=writer) as tracer,
+    ):
+        target.go()
+        assert target.wait_done() == N  # all N events wait in the ring, unread
+        tracer.run(duration=30)
+    target.finish()
+    run = load_run(tmp_path / "run")
+    assert run.meta.status == "partial" and "SIGINT" in (run.meta.error or "")
+    assert len(run.table("pba_toggle")) == run.meta.probes["pba_toggle"].events == N

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from typing import Any, cast
 
@@ -76,6 +77,7 @@ class RingReader:
         self._rec_dtype: np.dtype[Any] = np.dtype(cast(Any, fields))
         self.records = 0  # decoded so far
         self.skipped = 0  # discarded or foreign-sized records stepped over
+        self._closed = False
 
     def pending_bytes(self) -> int:
         """Bytes produced and not yet consumed."""
@@ -124,10 +126,19 @@ class RingReader:
         return out[0] if len(out) == 1 else np.concatenate(out)
 
     def close(self) -> None:
-        """Unmap the ring (the numpy views are dropped first)."""
+        """Unmap the ring (the numpy views are dropped first); idempotent.
+
+        A view can outlive the reader in a traceback frame (an exception raised inside
+        :meth:`read`); the mapping is then left for that view's collection to release, since
+        ``mmap.close`` refuses to unmap memory that is still exported.
+        """
+        if self._closed:
+            return
+        self._closed = True
         del self._consumer, self._producer, self._data
-        self._cons_map.close()
-        self._prod_map.close()
+        for mapping in (self._cons_map, self._prod_map):
+            with contextlib.suppress(BufferError):
+                mapping.close()
 
     def __enter__(self) -> RingReader:
         return self

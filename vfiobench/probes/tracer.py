@@ -44,8 +44,7 @@ import signal
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -213,21 +212,36 @@ def _cmdline(pid: int) -> list[str]:
     return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _StopSignals:
+    """Within the block, SIGINT and SIGTERM are noted instead of interrupting (main thread only).
 
-    def handler(signum: int, frame: types.FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    The poll loop checks :attr:`signum` between batches, so a signal never lands in the middle of a
+    batch: a ring whose consumer position was not yet advanced, or decoded rows not yet queued for
+    writing, would otherwise be lost (or leave numpy views pinning the ring's mapping).
+    """
 
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _note(self, signum: int, frame: types.FrameType | None) -> None:
+        self.signum = signum
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+    def raise_if_signalled(self) -> None:
+        """Raise :class:`KeyboardInterrupt` naming the signal, if one arrived."""
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"signal {signal.Signals(self.signum).name}")
 
 
 class Tracer:
@@ -573,16 +587,18 @@ class Tracer:
     ) -> str:
         """Poll until ``duration`` elapses, the target exits, or Ctrl-C/SIGTERM.
 
-        SIGTERM is turned into :class:`KeyboardInterrupt` meanwhile (main thread), which propagates
-        after the caller's ``with`` blocks have detached and saved everything.
+        Ctrl-C and SIGTERM are held off until the current batch is decoded and queued, then raised as
+        :class:`KeyboardInterrupt` (main thread), which propagates after the caller's ``with``
+        blocks have detached and saved everything.
 
         Returns:
             Why it stopped: ``"duration"`` or ``"target exited"``.
         """
         deadline = None if duration is None else time.monotonic() + duration
         next_tick = time.monotonic()
-        with sigterm_as_interrupt():
+        with _StopSignals() as signals:
             while True:
+                signals.raise_if_signalled()
                 got = self.poll()
                 now = time.monotonic()
                 if on_tick is not None and now >= next_tick:
