@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vfiobench.errors import LabError
+from vfiobench.workloads.qtest import WORKLOADS
 
 EPILOG = """\
 examples:
@@ -59,7 +60,7 @@ def register(subparsers: Any) -> None:
     r.add_argument(
         "--workload",
         action="append",
-        choices=("mask-every-irq", "no-mask", "burst"),
+        choices=WORKLOADS,
         help="workload (repeatable; default mask-every-irq)",
     )
     n = r.add_mutually_exclusive_group()

@@ -3,8 +3,10 @@
 It answers the qtest text protocol like QEMU does (``OK``, ``OK 0x%016x``, ``FAIL``) and models just
 what the lab's guest uses: type-1 config access through 0xcf8/0xcfc, BAR sizing, the MSI-X
 capability, table, PBA, IVPosition and the doorbell. A doorbell on a masked vector sets its pending
-bit; unmasking a pending vector delivers it (a 32-bit store of the entry's data at its address into
-"guest RAM"); an unmasked doorbell delivers at once. It counts what happened so tests can compare
+bit (and, given a ``trace_log``, appends QEMU's ``vfio_msi_interrupt`` line there, as the L2 QEMU
+does when it takes a masked interrupt); unmasking a pending vector delivers it (a 32-bit store of
+the entry's data at its address into "guest RAM"); an unmasked doorbell delivers at once.
+It counts what happened so tests can compare
 the workload's own counters against an independent witness.
 
 Run as a script (``python lab_fake_qtest.py SOCKET [--drop-doorbells]``) it connects to SOCKET like
@@ -16,6 +18,7 @@ from __future__ import annotations
 import socket
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 VENDOR, DEVICE = 0x1AF4, 0x1110
 DEV_SLOT = 1  # 00:01.0, as in the lab's L2
@@ -41,6 +44,7 @@ class FakeIvshmem:
     masks: int = 0
     unmasks: int = 0
     pba_reads: int = 0
+    trace_log: Path | None = None
 
     def __post_init__(self) -> None:
         self.msix_ctl = self.vectors - 1
@@ -116,6 +120,11 @@ class FakeIvshmem:
             return
         if self.table[v][3] & 1:
             self.pending.add(v)
+            if self.trace_log is not None:
+                addr, data = self.table[v][0] | self.table[v][1] << 32, self.table[v][2]
+                with self.trace_log.open("a") as f:
+                    f.write(f"4242@1700000000.000001:vfio_msi_interrupt  (0000:00:04.0) vector {v} ")
+                    f.write(f"0x{addr:x}/0x{data:x}\n")
         else:
             self.deliver(v)
 

@@ -98,3 +98,37 @@ def test_no_kvm_msix_under_kvm_expects_tcg_like_counts() -> None:
         counters=dict(COUNTERS, masks=0, unmasks=0, pba_seen=0),
     )
     assert failing(nomask) == []  # without a KVM route QEMU handles every interrupt
+
+
+def test_pba_disable_with_a_guest_that_never_reads_the_pba() -> None:
+    """``mask-no-pba`` + x-pba-disable: no toggles, one PBA skip and one QEMU take per mask window."""
+    trace = {
+        "vfio_msix_vector_release": N,
+        "vfio_msi_interrupt": N,
+        "vfio_msix_pba_skip": N,
+        "vfio_msix_vector_do_use": N,
+    }
+    counters = dict(COUNTERS, pba_seen=0, qemu_took=N)
+    dev = DeviceConfig(pba="disabled")
+    probes = {"set_irqs_ioctl": 2 * N, "set_vector_signal": 2 * N, "pba_toggle": 0}
+    checks = masked_cell(trace, probes, dev, workload="mask-no-pba", counters=counters)
+    assert failing(checks) == []
+    names = [c.name for c in checks]
+    assert "workload: PBA bit seen in every mask window" not in names  # the guest read no PBA
+    assert "trace: PBA skips == triggers (x-pba-disable)" in names
+    # a window the guest unmasked before QEMU took the interrupt fails
+    early = masked_cell(trace, probes, dev, workload="mask-no-pba", counters=dict(counters, qemu_took=N - 1))
+    assert failing(early) == ["workload: QEMU took every masked interrupt before the unmask"]
+    # the same guest on a stock device: two toggles per window, and no skips expected
+    stock = masked_cell(
+        MASK_TRACE, dict(probes, pba_toggle=2 * N), DeviceConfig(), workload="mask-no-pba", counters=counters
+    )
+    assert failing(stock) == []
+    # a build whose property did nothing (toggles, no skips) fails
+    ignored = masked_cell(
+        MASK_TRACE, dict(probes, pba_toggle=2 * N), dev, workload="mask-no-pba", counters=counters
+    )
+    assert failing(ignored) == [
+        "trace: no PBA toggles (x-pba-disable)",
+        "trace: PBA skips == triggers (x-pba-disable)",
+    ]  # the probes agree with the trace: the build, not the probes, is wrong

@@ -18,6 +18,7 @@ from vfiobench.workloads.qtest import (
     IrqCountDelivery,
     IvshmemGuest,
     L2Qemu,
+    QemuTookIrq,
     QtestError,
     QtestSession,
     WorkloadParams,
@@ -75,6 +76,7 @@ def test_mask_every_irq_counts_match_the_device(peer: tuple[QtestSession, FakeIv
         "masks": 14,
         "unmasks": 14,
         "pba_seen": 14,
+        "qemu_took": 0,
         "timeouts": 0,
         "late_deliveries": 0,
     }
@@ -96,6 +98,55 @@ def test_no_mask_never_touches_the_mask_bit(peer: tuple[QtestSession, FakeIvshme
     assert (res.counters["triggered"], res.counters["delivered"], res.counters["masks"]) == (11, 11, 0)
     assert (dev.masks, dev.deliveries, dev.pba_reads) == (0, 11, 0)
     assert (res.samples["mask_rtt_ns"] == -1).all() and not res.samples["pba_seen"].any()
+
+
+def test_mask_no_pba_never_reads_the_pba(tmp_path: Path) -> None:
+    log = tmp_path / "qemu-trace.log"
+    log.write_text("4242@1700000000.000000:vfio_msix_enable  (0000:00:04.0)\n")
+    dev = FakeIvshmem(trace_log=log)
+    ours, theirs = socket.socketpair()
+    t = threading.Thread(target=serve, args=(theirs, dev), daemon=True)
+    t.start()
+    try:
+        res = run_workload(
+            QtestSession(ours, timeout_s=5),
+            WorkloadParams("mask-no-pba", vectors=[0, 2], cycles=13, wait_timeout_s=1),
+            trace_log=log,
+        )
+    finally:
+        ours.close()
+        t.join(timeout=5)
+        theirs.close()
+    c = res.counters
+    assert (c["triggered"], c["delivered"], c["masks"], c["unmasks"]) == (26, 26, 26, 26)
+    assert (c["qemu_took"], c["pba_seen"], c["timeouts"]) == (26, 0, 0)
+    assert dev.pba_reads == 0 and dev.deliveries == 26
+    s = res.samples
+    assert not s["pba_seen"].any() and (s["pba_polls"] == 0).all() and s["delivered"].all()
+    assert (s["unmask_ts_ns"] > s["trigger_ts_ns"]).all()
+
+
+def test_mask_no_pba_needs_the_trace_log(peer: tuple[QtestSession, FakeIvshmem]) -> None:
+    qt, _ = peer
+    with pytest.raises(LabError, match="trace log"):
+        run_workload(qt, WorkloadParams("mask-no-pba", cycles=1))
+
+
+def test_qemu_took_irq_waits_for_a_whole_line_of_its_vector(tmp_path: Path) -> None:
+    log = tmp_path / "qemu-trace.log"
+    log.write_text("1@1.000000:vfio_msi_interrupt  (0000:00:04.0) vector 1 0x100040/0x42\n")
+    took = QemuTookIrq(log)
+    took.arm(1)
+    assert not took.poll(1)  # logged before arm
+    with log.open("a") as f:
+        f.write("1@1.000001:vfio_msix_pba_enable  (0000:00:04.0)\n")
+        f.write("1@1.000002:vfio_msi_interrupt  (0000:00:04.0) vector 3 0x1000c0/0x44\n")
+        f.write("1@1.000003:vfio_msi_interrupt  (0000:00:04.0) vector 1 0x1")  # still being written
+    assert not took.poll(1)  # another vector's line; the half line is not taken
+    with log.open("a") as f:
+        f.write("00040/0x42\n")
+    assert took.poll(1)
+    assert not took.poll(1)  # consumed
 
 
 def test_burst_delivers_once_per_window(peer: tuple[QtestSession, FakeIvshmem]) -> None:

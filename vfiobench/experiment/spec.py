@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vfiobench.errors import ExperimentError
+from vfiobench.workloads.qtest import WORKLOADS
 
 Backend = Literal["lab", "host"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-KNOWN_WORKLOADS = ("mask-every-irq", "no-mask", "burst")
 KNOWN_ACCELS = ("kvm", "tcg")
 
 
@@ -174,9 +174,9 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
         _require(isinstance(w, dict), at, "must be a table")
         wname = _name(w.get("name"), f"{at}.name")
         _require(
-            backend != "lab" or wname in KNOWN_WORKLOADS,
+            backend != "lab" or wname in WORKLOADS,
             at,
-            f"lab workload {wname!r} is not one of {', '.join(KNOWN_WORKLOADS)}",
+            f"lab workload {wname!r} is not one of {', '.join(WORKLOADS)}",
         )
         params = defaults | {k: val for k, val in w.items() if k != "name"}
         workloads.append(Workload(wname, tuple(sorted(params.items()))))

@@ -11,6 +11,8 @@ must agree with them, exactly, over the measure phase:
   ``do_use`` under TCG (no KVM route: a mask issues no ioctl);
 - ``set_vector_signal`` = ``set_irqs_ioctl`` (each SET_IRQS carries one vector);
 - ``pba_toggle`` (PBA region) = ``pba_enable`` + ``pba_disable``;
+- the guest saw what it waited for in every mask window: its pending bit in the PBA
+  (``mask-every-irq``, ``burst``), or QEMU taking the interrupt (``mask-no-pba``);
 - ``irq_path`` (each part that attached): ``host_irq`` = L1's ``vfio-msix`` interrupts,
   ``eventfd_signal`` = ``host_irq`` (vfio_msihandler signals once), ``qemu_irq`` =
   ``vfio_msi_interrupt`` trace events, ``msix_set_pending`` = the interrupts that arrive masked
@@ -26,7 +28,8 @@ that depend on the number of interrupts are bounds, not equalities.
 The expectations follow the L2 device's configuration (:class:`DeviceConfig`, read from its command
 line): ``x-no-kvm-msix`` removes the KVM route (a mask then issues no ioctl, QEMU handles every
 interrupt); ``x-pba-always-on``/``x-pba-disable`` remove every PBA toggle (with always-on the guest
-must still see its pending bit); ``x-msix-fd-cache`` skips the SET_IRQS of every
+must still see its pending bit; with x-pba-disable every masked interrupt is a
+``vfio_msix_pba_skip`` trace event instead); ``x-msix-fd-cache`` skips the SET_IRQS of every
 ``vfio_msix_fd_cache_hit`` trace event.
 """
 
@@ -45,6 +48,13 @@ TRACE_PBA_ON = "vfio_msix_pba_enable"
 TRACE_PBA_OFF = "vfio_msix_pba_disable"
 TRACE_IRQ = "vfio_msi_interrupt"
 TRACE_FD_CACHE_HIT = "vfio_msix_fd_cache_hit"
+TRACE_PBA_SKIP = "vfio_msix_pba_skip"
+READS_PBA = ("mask-every-irq", "burst")
+PBA_PROPERTY = {
+    "toggle": "stock",
+    "always-on": "x-pba-always-on",
+    "disabled": "x-pba-disable",
+}  # as vfiobench.workloads.qtest.READS_PBA (no numpy here)
 
 
 def _eq(name: str, expected: float, observed: float, detail: str) -> Check:
@@ -70,10 +80,10 @@ def lab_checks(
     """The checks of one lab cell's measure phase.
 
     Args:
-        workload: ``mask-every-irq``, ``no-mask`` or ``burst``.
+        workload: ``mask-every-irq``, ``no-mask``, ``burst`` or ``mask-no-pba``.
         accel: ``kvm`` or ``tcg``.
         counters: The workload's counters (``triggered``, ``delivered``, ``expected_deliveries``,
-            ``masks``, ``unmasks``, ``pba_seen``).
+            ``masks``, ``unmasks``, ``pba_seen``, and ``qemu_took`` for ``mask-no-pba``).
         trace: QEMU trace-log event counts in the measure phase.
         irq_delta: L1 ``vfio-msix`` interrupts during the measure phase (None if unknown).
         probes: Probe event counts in the measure phase (None for a probe-free run), keyed
@@ -86,7 +96,15 @@ def lab_checks(
     """
     dev = device or DeviceConfig(kvm_route=accel == "kvm")
     c = {k: int(v) for k, v in counters.items()}
-    names = (TRACE_RELEASE, TRACE_USE, TRACE_PBA_ON, TRACE_PBA_OFF, TRACE_IRQ, TRACE_FD_CACHE_HIT)
+    names = (
+        TRACE_RELEASE,
+        TRACE_USE,
+        TRACE_PBA_ON,
+        TRACE_PBA_OFF,
+        TRACE_IRQ,
+        TRACE_FD_CACHE_HIT,
+        TRACE_PBA_SKIP,
+    )
     t = {k: int(trace.get(k, 0)) for k in names}
     masked = workload != "no-mask"
     toggles = dev.pba == "toggle"
@@ -105,13 +123,27 @@ def lab_checks(
         ),
         _eq("trace: vector uses == workload unmasks", c["unmasks"], t[TRACE_USE], "vfio_msix_vector_do_use"),
     ]
-    if masked and dev.pba != "disabled":
+    if workload in READS_PBA and dev.pba != "disabled":
         out.append(_eq("workload: PBA bit seen in every mask window", c["masks"], c["pba_seen"], "PBA polls"))
+    elif masked and workload not in READS_PBA:
+        out.append(
+            _eq(
+                "workload: QEMU took every masked interrupt before the unmask",
+                c["masks"],
+                c.get("qemu_took", 0),
+                f"{TRACE_IRQ} lines seen by the guest",
+            )
+        )
     if masked and toggles:
         out.append(_eq("trace: PBA disables == unmasks", c["unmasks"], t[TRACE_PBA_OFF], TRACE_PBA_OFF))
     elif masked:
         out.append(
-            _eq(f"trace: no PBA toggles (x-pba-{dev.pba})", 0, t[TRACE_PBA_ON] + t[TRACE_PBA_OFF], "pba_*")
+            _eq(
+                f"trace: no PBA toggles ({PBA_PROPERTY[dev.pba]})",
+                0,
+                t[TRACE_PBA_ON] + t[TRACE_PBA_OFF],
+                "pba_*",
+            )
         )
     else:
         out.append(
@@ -130,6 +162,15 @@ def lab_checks(
         out.append(_eq("trace: QEMU-handled interrupts", qemu_sees, t[TRACE_IRQ], f"{TRACE_IRQ} ({route})"))
         if masked and toggles:
             out.append(_eq("trace: PBA enables == triggers", c["triggered"], t[TRACE_PBA_ON], TRACE_PBA_ON))
+        elif masked and dev.pba == "disabled":
+            out.append(
+                _eq(
+                    "trace: PBA skips == triggers (x-pba-disable)",
+                    c["triggered"],
+                    t[TRACE_PBA_SKIP],
+                    TRACE_PBA_SKIP,
+                )
+            )
     if irq_delta is not None:
         if workload == "burst":
             out.append(

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 #: ``-trace`` patterns the lab enables.
 LAB_TRACE_EVENTS: tuple[str, ...] = ("vfio_msix*", "vfio_msi_interrupt")
 
+#: The vector number in a ``vfio_msi_interrupt`` line's arguments (``(BDF) vector 3 0x.../0x...``).
+TRACE_IRQ_VECTOR = re.compile(r"\bvector (\d+)\b")
+
 _LINE = re.compile(
     r"^(?:(?P<pid>\d+)@(?P<sec>\d+)\.(?P<usec>\d{6}):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?: (?P<args>.*))?$"
 )

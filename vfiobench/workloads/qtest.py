@@ -13,7 +13,11 @@ Workloads (:data:`WORKLOADS`), all over one or several vectors:
 - ``mask-every-irq``: mask → trigger → poll the PBA until the pending bit shows → unmask → wait for
   delivery (what an RTOS that masks on every interrupt does);
 - ``no-mask``: trigger → wait for delivery (the baseline);
-- ``burst``: mask → N triggers → PBA → unmask → one delivery.
+- ``burst``: mask → N triggers → PBA → unmask → one delivery;
+- ``mask-no-pba``: mask → trigger → wait until QEMU has taken the interrupt → unmask → wait for
+  delivery, never reading the PBA: the guest ``x-pba-disable`` is for. QEMU taking it is seen in
+  the L2 QEMU's own trace log (its ``vfio_msi_interrupt`` line, :class:`QemuTookIrq`), which
+  stands in for whatever tells such a guest an interrupt is owed (a device status register).
 
 With ``-accel kvm`` and no masking, the L1 kernel signals the KVM irqfd and RAM is never written:
 delivery is then detected from L1's ``/proc/interrupts`` line ``vfio-msix[v](BDF)``
@@ -41,6 +45,7 @@ from typing import Any, Protocol, Self
 import numpy as np
 
 from vfiobench.errors import LabError
+from vfiobench.qemu.trace import TRACE_IRQ_VECTOR, parse_line
 
 IVSHMEM_VENDOR = 0x1AF4
 IVSHMEM_DEVICE = 0x1110
@@ -56,7 +61,9 @@ MSI_DATA_BASE = 0x41
 BAR_WINDOW = 0xE000_0000  # where BARs are assigned (no firmware ran)
 BURST_SETTLE_S = 0.005  # after a burst window's delivery, wait this long for stragglers
 
-WORKLOADS: tuple[str, ...] = ("mask-every-irq", "no-mask", "burst")
+WORKLOADS: tuple[str, ...] = ("mask-every-irq", "no-mask", "burst", "mask-no-pba")
+#: The workloads whose guest polls the PBA in every mask window.
+READS_PBA: tuple[str, ...] = ("mask-every-irq", "burst")
 
 #: One row per interrupt (burst: per mask window). Times in ns, CLOCK_MONOTONIC.
 SAMPLE_DTYPE = np.dtype(
@@ -363,6 +370,70 @@ class IrqCountDelivery:
         return read_irq_count(self._name(vector), self.path) > self._base[vector]
 
 
+# ---- how a masked interrupt is seen to be owed ----------------------------------------------------
+
+
+class Owed(Protocol):
+    """How the guest learns, inside a mask window, that the masked interrupt has arrived."""
+
+    def arm(self, vector: int) -> None:
+        """Called right before triggering ``vector``."""
+
+    def poll(self, vector: int) -> bool:
+        """True once the masked interrupt of ``vector`` is known to be owed."""
+
+
+class PbaOwed:
+    """The vector's bit in the emulated PBA (what the RTOS of the 2020 thread polls)."""
+
+    def __init__(self, guest: IvshmemGuest) -> None:
+        self.guest = guest
+
+    def arm(self, vector: int) -> None:
+        """Nothing to do: the bit clears on unmask."""
+
+    def poll(self, vector: int) -> bool:
+        """One PBA read."""
+        return self.guest.pending(vector)
+
+
+class QemuTookIrq:
+    """QEMU has taken the vector's interrupt: a new ``vfio_msi_interrupt`` line in its trace log.
+
+    QEMU flushes the log after every line, so the line is there as soon as
+    ``vfio_msi_interrupt()`` has run. Only complete lines written after :meth:`arm` count.
+
+    Args:
+        path: The L2 QEMU's ``-D`` trace log.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._offset = 0
+
+    def arm(self, vector: int) -> None:
+        """Skip everything logged so far."""
+        self._offset = os.path.getsize(self.path)
+
+    def poll(self, vector: int) -> bool:
+        """Read the lines logged since the last poll; True at the vector's ``vfio_msi_interrupt``."""
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a line still being written is read again next time
+        for raw in data[:end].splitlines(keepends=True):
+            self._offset += len(raw)
+            ev = parse_line(raw.decode("utf-8", "replace"))
+            m = (
+                TRACE_IRQ_VECTOR.search(ev.args)
+                if ev is not None and ev.name == "vfio_msi_interrupt"
+                else None
+            )
+            if m is not None and int(m[1]) == vector:
+                return True
+        return False
+
+
 # ---- the device ------------------------------------------------------------------------------------
 
 
@@ -542,6 +613,7 @@ class _Recorder:
             "masks": 0,
             "unmasks": 0,
             "pba_seen": 0,
+            "qemu_took": 0,
             "timeouts": 0,
             "late_deliveries": 0,
         }
@@ -560,7 +632,14 @@ def _wait(pred: Callable[[], bool], timeout_s: float) -> tuple[bool, int]:
 
 
 def _masked_window(
-    g: IvshmemGuest, d: Delivery, rec: _Recorder, cycle: int, v: int, triggers: int, timeout: float
+    g: IvshmemGuest,
+    d: Delivery,
+    owed: Owed,
+    rec: _Recorder,
+    cycle: int,
+    v: int,
+    triggers: int,
+    timeout: float,
 ) -> None:
     now = time.monotonic_ns
     t0 = now()
@@ -568,16 +647,18 @@ def _masked_window(
     t1 = now()
     rec.counters["masks"] += 1
     d.arm(v)
+    owed.arm(v)
     t_trig = now()
     for _ in range(triggers):
         g.trigger(v)
     rec.counters["triggered"] += triggers
-    seen, polls = _wait(lambda: g.pending(v), timeout)
+    seen, polls = _wait(lambda: owed.poll(v), timeout)
     t2 = now()
     g.unmask(v)
     t3 = now()
     rec.counters["unmasks"] += 1
-    rec.counters["pba_seen"] += seen
+    reads_pba = isinstance(owed, PbaOwed)
+    rec.counters["pba_seen" if reads_pba else "qemu_took"] += seen
     ok, _ = _wait(lambda: d.poll(v), timeout)
     t_del = now() if ok else 0
     rec.counters["delivered"] += ok
@@ -589,7 +670,10 @@ def _masked_window(
         time.sleep(BURST_SETTLE_S)
         rec.counters["late_deliveries"] += d.poll(v)
     latency = t_del - t_trig if ok else -1
-    rec.rows.append((cycle, v, triggers, t_trig, t_del, latency, t1 - t0, t3 - t2, polls, seen, ok, t2))
+    pba_polls, pba_seen = (polls, seen) if reads_pba else (0, False)  # mask-no-pba reads no PBA
+    rec.rows.append(
+        (cycle, v, triggers, t_trig, t_del, latency, t1 - t0, t3 - t2, pba_polls, pba_seen, ok, t2)
+    )
 
 
 def _unmasked(g: IvshmemGuest, d: Delivery, rec: _Recorder, cycle: int, v: int, timeout: float) -> None:
@@ -622,7 +706,7 @@ def run_workload(
         delivery: Factory of the delivery detector (:class:`RamDelivery`, or for KVM no-mask
             ``lambda g: IrqCountDelivery(bdf)``).
         trace_log: The L2 QEMU's ``-D`` file; its size at each phase boundary is recorded so the
-            trace events can be cut by phase.
+            trace events can be cut by phase. ``mask-no-pba`` needs it (:class:`QemuTookIrq`).
         snapshot: Called at each phase boundary (e.g. L1 interrupt counts); the results are kept
             in the phases as ``snapshot_start``/``snapshot_end``.
         max_consecutive_timeouts: Abort with :class:`QtestError` after this many lost interrupts
@@ -630,11 +714,17 @@ def run_workload(
 
     Returns:
         Samples (:data:`SAMPLE_DTYPE`), counters (``cycles``, ``triggered``, ``delivered``,
-        ``expected_deliveries``, ``masks``, ``unmasks``, ``pba_seen``, ``timeouts``,
+        ``expected_deliveries``, ``masks``, ``unmasks``, ``pba_seen``, ``qemu_took`` (mask windows
+        of ``mask-no-pba`` in which QEMU took the interrupt before the unmask), ``timeouts``,
         ``late_deliveries``: burst triggers delivered after their window's unmask), phase
         windows ``setup`` and ``measure``, and the device found.
     """
     params.validate()
+    if params.name == "mask-no-pba" and trace_log is None:
+        raise LabError(
+            "mask-no-pba needs the L2 QEMU's trace log to know when QEMU took the masked interrupt",
+            "start L2 with vfiobench.qemu.trace.trace_args(LOG) and pass trace_log=LOG",
+        )
 
     def mark() -> tuple[int, int, dict[str, int]]:
         snap = snapshot() if snapshot is not None else {}
@@ -646,6 +736,7 @@ def run_workload(
     info = guest.setup(params.vectors)
     s1 = mark()
     det = delivery(guest)
+    owed: Owed = QemuTookIrq(trace_log) if params.name == "mask-no-pba" and trace_log else PbaOwed(guest)
     rec = _Recorder()
     deadline = None if params.duration_s is None else time.monotonic() + params.duration_s
     cycle = 0
@@ -662,7 +753,7 @@ def run_workload(
                 _unmasked(guest, det, rec, cycle, v, params.wait_timeout_s)
             else:
                 n = params.burst if params.name == "burst" else 1
-                _masked_window(guest, det, rec, cycle, v, n, params.wait_timeout_s)
+                _masked_window(guest, det, owed, rec, cycle, v, n, params.wait_timeout_s)
             streak = streak + 1 if rec.counters["timeouts"] > before else 0
             if streak >= max_consecutive_timeouts:
                 raise QtestError(
