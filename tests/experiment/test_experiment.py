@@ -145,6 +145,22 @@ def test_shipped_pba_spec():
         load_spec("nonexistent")
 
 
+def test_shipped_pba_disable_spec_runs_its_guest_on_every_variant():
+    spec = load_spec("pba-disable")
+    assert spec.baseline == "stock"
+    assert [(v.name, v.patches, v.device_props) for v in spec.variants] == [
+        ("stock", (), ()),
+        ("pba-disable", ("pba-disable",), (("x-pba-disable", "on"),)),
+        ("pba-always-on", ("pba-always-on",), (("x-pba-always-on", "on"),)),
+    ]
+    assert [w.name for w in spec.workloads] == ["mask-no-pba"]  # x-pba-disable's guest reads no PBA
+    # interleaved A B C A B C, each cell probed and probe-free, warm-up first
+    plan = make_plan(spec)
+    assert len(plan) == (3 + 1) * 3 * 2 * 2
+    assert [r.variant.name for r in plan[:12:4]] == ["stock", "pba-disable", "pba-always-on"]
+    assert {r.workload.param("cycles") for r in plan} == {101}
+
+
 def test_manifest_records_spec(tmp_path):
     spec = parse_spec(SPEC, "t.toml")
     run_experiment(spec, tmp_path, RecordingBackend(), progress=False)
