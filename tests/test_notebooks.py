@@ -215,11 +215,13 @@ def test_lost_events_and_checks_frames(nbk_fresh: Any, tmp_path: Path) -> None:
         "events",
         "lost",
         "lost_pct",
+        "missed",
     ]
     commit = lossy[lossy["probe"] == "transaction_commit"].iloc[0]
-    assert commit["lost"] == 4
+    assert commit["lost"] == 4 and commit["missed"] == 2
     assert commit["lost_pct"] == pytest.approx(100 * 4 / (commit["events"] + 4))
     assert "4 events were lost" in nbk_fresh.lost_events_html(load_run(runs / STOCK_LOSSY))
+    assert "skipped 2 probe-program runs" in nbk_fresh.lost_events_html(load_run(runs / STOCK_LOSSY))
     free = load_run(runs / "r1-stock-probe-free")
     assert "this run is probe-free" in nbk_fresh.lost_events_html(free)
     many = nbk_fresh.lost_events_html(load_runs(runs))
@@ -227,9 +229,16 @@ def test_lost_events_and_checks_frames(nbk_fresh: Any, tmp_path: Path) -> None:
     # summed per variant and probe: stock's commits lost 4 events, in 1 run
     assert re.search(
         r"<td>stock</td><td>transaction_commit</td><td>[^<]*</td><td>stream</td><td>[0-9,]+</td>"
-        r"<td>4</td><td>1</td>",
+        r"<td>4</td><td>1</td><td>[0-9.]+</td><td>2</td>",
         many,
     )
+    # runs recorded before misses were measured show NA, not a reassuring 0
+    legacy = load_run(runs / STOCK_LOSSY)
+    for p in legacy.meta.probes.values():
+        p.missed = None
+    unmeasured = nbk_fresh.df_lost_events(legacy)
+    assert unmeasured["missed"].isna().all()
+    assert "skipped" not in nbk_fresh.lost_events_html(legacy)
     checks = nbk_fresh.df_checks(load_runs(runs))
     assert len(checks) == 8 and checks["ok"].all()
     assert "No ground-truth checks recorded" in nbk_fresh.checks_html(free)

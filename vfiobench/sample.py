@@ -314,7 +314,10 @@ def write_run(
             for name, rows in tables.items():
                 n = w.append(name, _table(rows, name))
                 w.meta.probes[name] = ProbeStats(
-                    PROBE_TARGETS[name], events=n, lost=lost if name == "transaction_commit" else 0
+                    PROBE_TARGETS[name],
+                    events=n,
+                    lost=lost if name == "transaction_commit" else 0,
+                    missed=lost // 2 if name == "transaction_commit" else 0,
                 )
             per_cycle = 2 if variant == "stock" else 0
             in_window = sum(1 for r in rec.toggles if r["ts_ns"] >= workload["start_ts_ns"].iloc[0])

@@ -99,12 +99,20 @@ class WorkloadInfo:
 
 @dataclass
 class ProbeStats:
-    """One probe of a run: what it attached to, how many events it kept and how many it lost."""
+    """One probe of a run: what it attached to, how many events it kept and how many it lost.
+
+    ``lost`` counts events the ring had no room for. ``missed`` counts runs of the probe's BPF
+    programs the kernel skipped because another BPF program was active on that CPU (the programs'
+    ``recursion_misses``): events that never reached the ring, an upper bound since a skipped run
+    may have been filtered out anyway (e.g. another device's IRQ). None where not measured
+    (runs recorded before it was, or kernels before 5.12 report nothing).
+    """
 
     target: str
     events: int = 0
     lost: int = 0
     mode: Literal["stream", "histogram"] = "stream"
+    missed: int | None = None
 
 
 @dataclass

@@ -140,7 +140,9 @@ def df_lost_events(target: Run | RunSet) -> pd.DataFrame:
     """Events kept and lost per probe, one row per (run, probe).
 
     Columns: ``run_id``, ``variant``, ``probe``, ``target``, ``mode``, ``events``, ``lost``,
-    ``lost_pct`` (lost as a percentage of events + lost; 0 when the probe saw nothing).
+    ``lost_pct`` (lost as a percentage of events + lost; 0 when the probe saw nothing), ``missed``
+    (BPF program runs the kernel skipped, an upper bound of events never seen; NA where the run
+    did not measure it; see :class:`vfiobench.store.ProbeStats`).
     """
     runs = [target] if isinstance(target, Run) else list(target)
     rows = []
@@ -157,10 +159,13 @@ def df_lost_events(target: Run | RunSet) -> pd.DataFrame:
                     "events": p.events,
                     "lost": p.lost,
                     "lost_pct": 100.0 * p.lost / total if total else 0.0,
+                    "missed": p.missed,
                 }
             )
-    cols = ["run_id", "variant", "probe", "target", "mode", "events", "lost", "lost_pct"]
-    return pd.DataFrame(rows, columns=cols)
+    cols = ["run_id", "variant", "probe", "target", "mode", "events", "lost", "lost_pct", "missed"]
+    df = pd.DataFrame(rows, columns=cols)
+    df["missed"] = df["missed"].astype("Int64")
+    return df
 
 
 def lost_events_html(target: Run | RunSet) -> str:
@@ -184,6 +189,13 @@ def lost_events_html(target: Run | RunSet) -> str:
         if lost
         else '<p class="vfb-good">No events lost.</p>'
     )
+    missed = int(df["missed"].sum())  # NA (not measured) is skipped
+    if missed:
+        verdict += (
+            f'<p class="vfb-note">The kernel skipped {missed:,} probe-program runs while another BPF '
+            "program was active on the CPU (<code>missed</code>): at most that many events were never "
+            "seen, fewer where the skipped run would have been filtered out (another device's IRQ).</p>"
+        )
     if isinstance(target, Run):
         return verdict + table_html(df.drop(columns=["run_id", "variant"]))
     # many runs: one row per variant and probe, summed over runs; the per-run table folded underneath
@@ -194,6 +206,8 @@ def lost_events_html(target: Run | RunSet) -> str:
     summed["runs_with_loss"] = summed["runs_with_loss"].astype(int)
     total = summed["events"] + summed["lost"]
     summed["lost_pct"] = (100.0 * summed["lost"] / total.where(total > 0)).fillna(0.0)
+    measured = df.dropna(subset=["missed"]).groupby(keys, sort=False)["missed"].sum()
+    summed = summed.merge(measured.reset_index(), on=keys, how="left")  # NA: no run measured it
     details = f"<details><summary>per run and probe ({len(df)} rows)</summary>{table_html(df)}</details>"
     return verdict + table_html(summed, caption="per variant and probe, summed over runs") + details
 

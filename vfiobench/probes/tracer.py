@@ -325,6 +325,7 @@ class Tracer:
         self._chunks: _ChunkWriter | None = None
         self._attached: list[tuple[str, dict[str, Any]]] = []
         self._stopped = False
+        self._misses_read = False
         self.started_ns = 0
 
     # ---- set-up ---------------------------------------------------------------------------------
@@ -476,7 +477,11 @@ class Tracer:
         mode: Literal["stream", "histogram"] = "histogram" if self.histogram else "stream"
         for spec in self.specs:
             self.writer.meta.probes[spec.name] = ProbeStats(
-                self.targets[spec.name], self.counts[spec.name], self.lost[spec.name], mode
+                self.targets[spec.name],
+                self.counts[spec.name],
+                self.lost[spec.name],
+                mode,
+                missed=self.misses[spec.name] if self._misses_read else None,
             )
 
     # ---- recording ------------------------------------------------------------------------------
@@ -552,6 +557,7 @@ class Tracer:
                     pass
             out[spec.name] = total
         self.misses.update(out)
+        self._misses_read = True
         return out
 
     def read_histograms(self) -> dict[str, np.ndarray[Any, Any]]:
