@@ -307,14 +307,22 @@ def find_function(qt: QtestSession, vendor: int, device: int, bus: int = 0) -> P
 # ---- delivery detection ----------------------------------------------------------------------------
 
 
-class Delivery(Protocol):
-    """How the workload sees that vector ``v``'s interrupt arrived."""
+class Watch(Protocol):
+    """Something the workload arms right before a trigger and polls until it happens.
+
+    A :data:`Delivery` watches for the interrupt arriving in the guest; an :data:`Owed` watches,
+    inside a mask window, for the masked interrupt being known to be owed.
+    """
 
     def arm(self, vector: int) -> None:
         """Called right before triggering ``vector``."""
 
     def poll(self, vector: int) -> bool:
-        """True once the interrupt of ``vector`` has arrived (and resets for the next one)."""
+        """True once the watched event of ``vector`` has happened (and resets for the next one)."""
+
+
+#: How the workload sees that a vector's interrupt arrived.
+Delivery = Watch
 
 
 class RamDelivery:
@@ -373,14 +381,8 @@ class IrqCountDelivery:
 # ---- how a masked interrupt is seen to be owed ----------------------------------------------------
 
 
-class Owed(Protocol):
-    """How the guest learns, inside a mask window, that the masked interrupt has arrived."""
-
-    def arm(self, vector: int) -> None:
-        """Called right before triggering ``vector``."""
-
-    def poll(self, vector: int) -> bool:
-        """True once the masked interrupt of ``vector`` is known to be owed."""
+#: How the guest learns, inside a mask window, that the masked interrupt has arrived.
+Owed = Watch
 
 
 class PbaOwed:
