@@ -104,8 +104,8 @@ class ProbeStats:
     ``lost`` counts events the ring had no room for. ``missed`` counts runs of the probe's BPF
     programs the kernel skipped because another BPF program was active on that CPU (the programs'
     ``recursion_misses``): events that never reached the ring, an upper bound since a skipped run
-    may have been filtered out anyway (e.g. another device's IRQ). None where not measured
-    (runs recorded before it was, or kernels before 5.12 report nothing).
+    may have been filtered out anyway (e.g. another device's IRQ). None where not measured: the
+    kernel counts these skips only from Linux 6.7, and older runs did not record them.
     """
 
     target: str

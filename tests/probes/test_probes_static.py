@@ -211,3 +211,21 @@ def test_unknown_probe_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -
     assert err.count("\n") == 1 and "unknown probe 'nope'" in err and "pba_toggle" in err
     with pytest.raises(ProbeError):
         get_probe("nope")
+
+
+@pytest.mark.parametrize(
+    ("release", "counted"),
+    [
+        ("6.1.0-56-amd64", False),
+        ("6.6.63", False),
+        ("6.7.0", True),
+        ("6.18.44-fc-v669", True),
+        ("5.15.0", False),
+        ("7.0.1", True),
+        ("weird", False),
+    ],
+)
+def test_skipped_runs_are_counted_from_linux_6_7(release: str, counted: bool) -> None:
+    from vfiobench.probes.tracer import kernel_counts_misses
+
+    assert kernel_counts_misses(release) is counted

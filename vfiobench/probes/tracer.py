@@ -39,7 +39,9 @@ benchmarks use.
 from __future__ import annotations
 
 import os
+import platform
 import queue
+import re
 import signal
 import threading
 import time
@@ -210,6 +212,17 @@ def _cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+#: The first Linux release whose ``trace_call_bpf`` counts the kprobe, tracepoint and uprobe
+#: program runs it skips (``recursion_misses``); earlier kernels skip them without a trace.
+MISSES_COUNTED_FROM = (6, 7)
+
+
+def kernel_counts_misses(release: str | None = None) -> bool:
+    """True when the running kernel (or ``release``) counts skipped tracing-program runs."""
+    m = re.match(r"(\d+)\.(\d+)", release or platform.release())
+    return m is not None and (int(m[1]), int(m[2])) >= MISSES_COUNTED_FROM
 
 
 class _StopSignals:
@@ -481,7 +494,7 @@ class Tracer:
                 self.counts[spec.name],
                 self.lost[spec.name],
                 mode,
-                missed=self.misses[spec.name] if self._misses_read else None,
+                missed=self.measured_misses()[spec.name],
             )
 
     # ---- recording ------------------------------------------------------------------------------
@@ -530,12 +543,13 @@ class Tracer:
     def read_misses(self) -> dict[str, int]:
         """Runs of each probe's BPF programs the kernel skipped, per probe (``recursion_misses``).
 
-        The kernel runs one tracing program per CPU at a time: an event that fires while another
-        BPF program (any tool's) or a BPF map syscall is active on that CPU, e.g. a hard IRQ
-        arriving then, does not run the program. Such events never reach the ring, so
+        The kernel runs one kprobe/tracepoint/uprobe program per CPU at a time: an event that
+        fires while another such BPF program (any tool's) is running on that CPU, e.g. a hard IRQ
+        arriving then, does not run its program. Such events never reach the ring, so
         :meth:`read_lost` cannot count them; this is an upper bound of them (for ``irq_path`` it
-        includes skipped runs on other drivers' interrupts). 0 where the kernel does not report it
-        (before Linux 5.12).
+        includes skipped runs on other drivers' interrupts). The kernel counts these skips only
+        from Linux 6.7 (:data:`MISSES_COUNTED_FROM`): before that the numbers read here are
+        meaningless zeros, and :meth:`_update_probe_stats` stores None ("not measured").
         """
         out: dict[str, int] = {}
         funcs = getattr(self._bpf, "funcs", {}) if self._bpf is not None else {}
@@ -557,8 +571,12 @@ class Tracer:
                     pass
             out[spec.name] = total
         self.misses.update(out)
-        self._misses_read = True
+        self._misses_read = kernel_counts_misses()
         return out
+
+    def measured_misses(self) -> dict[str, int | None]:
+        """:attr:`misses` as last read by :meth:`read_misses`, None per probe where not measured."""
+        return {name: n if self._misses_read else None for name, n in self.misses.items()}
 
     def read_histograms(self) -> dict[str, np.ndarray[Any, Any]]:
         """Dense per-bucket counts per probe (histogram mode)."""
