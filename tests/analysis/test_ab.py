@@ -117,3 +117,21 @@ def test_a_statistic_of_zero_gives_a_plain_verdict():
     assert r.ci_low == float("inf")
     assert r.verdict.startswith("always-on: PBA toggles per interrupt 0 vs 2.")
     assert "for the baseline (mean), p<0.001" in r.verdict
+
+
+def test_a_zero_statistic_without_significance_names_both_values():
+    stock = np.array([0.0] * 298 + [3.0] * 2)  # a stray commit twice in 300 interrupts
+    quiet = np.zeros(300)
+    r = ab_compare(
+        [stock[:150], stock[150:]],
+        [quiet[:150], quiet[150:]],
+        name="v",
+        quantity="µs per interrupt",
+        statistic="mean",
+    )
+    assert r.ratio == float("inf") and not r.significant
+    # not "ratio inf [inf, inf]": the two values, which a reader can use
+    assert (
+        r.verdict
+        == "v: no significant difference in µs per interrupt (0 vs 0.02 for the baseline, mean; p=0.158)"
+    )

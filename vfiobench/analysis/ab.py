@@ -178,6 +178,11 @@ def ab_compare(
     fewer, more = _words(quantity)
     if degenerate and significant:
         verdict = f"{name}: {quantity} {sb:.3g} vs {sa:.3g} for the baseline ({statistic}), {_fmt_p(p)}"
+    elif degenerate:  # a ratio of 0 or infinity says nothing a reader can use: give the two values
+        verdict = (
+            f"{name}: no significant difference in {quantity} "
+            f"({sb:.3g} vs {sa:.3g} for the baseline, {statistic}; {_fmt_p(p)})"
+        )
     elif not significant:
         verdict = (
             f"{name}: no significant difference in {quantity} "
