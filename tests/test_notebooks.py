@@ -192,12 +192,21 @@ def test_error_box_and_tables_escape_html(nbk_fresh: Any) -> None:
     box = nbk_fresh.error_html(ReportError("run <x> & y", "do <this>"))
     assert "run &lt;x&gt; &amp; y" in box and "What to do: do &lt;this&gt;." in box
     df = pd.DataFrame(
-        {"name": ["<b>"], "n": [1234567], "f": [0.000123456], "big": [12345.6], "nan": [float("nan")]}
+        {
+            "name": ["<b>"],
+            "n": [1234567],
+            "f": [0.000123456],
+            "big": [12345.6],
+            "nan": [float("nan")],
+            "k": [6261.4],
+            "kk": [7472.0],
+        }
     )
     html = nbk_fresh.table_html(df)
     assert "&lt;b&gt;" in html and "<td><b>" not in html
     assert "<td>1,234,567</td>" in html and "<td>0.0001235</td>" in html
     assert "<td>12,346</td>" in html and "<td>–</td>" in html
+    assert "<td>6,261</td><td>7,472</td>" in html  # thousands alike, integral or not
     assert "(nothing)" in nbk_fresh.table_html(df.iloc[0:0], empty="(nothing)")
 
 

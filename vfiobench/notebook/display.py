@@ -104,7 +104,7 @@ def fmt_number(x: Any) -> str:
             return "∞" if x > 0 else "−∞"
         if x == int(x) and abs(x) < 1e15:
             return f"{int(x):,}"
-        return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+        return f"{x:,.0f}" if abs(x) >= 1e3 else f"{x:.4g}"  # 4 digits at least, separators alike
     return html.escape(str(x))
 
 
