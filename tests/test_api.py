@@ -204,7 +204,7 @@ def test_lab_like_runs_of_one_variant_are_split_by_accel(root: Path, tmp_path: P
 
 
 def test_compare_never_pools_cells() -> None:
-    """On the real sample (4 cells: workload x accel), every comparison stays inside its cell."""
+    """On the real sample (6 cells: workload x accel), every comparison stays inside its cell."""
     sample = Path(__file__).resolve().parent.parent / "data" / "sample"
     if not sample.is_dir():
         pytest.skip("data/sample/ is absent (not a clone of the repository)")
@@ -213,6 +213,8 @@ def test_compare_never_pools_cells() -> None:
     assert ab["cell"].tolist() == [
         "mask-every-irq · kvm",
         "mask-every-irq · tcg",
+        "mask-no-pba · kvm",
+        "mask-no-pba · tcg",
         "no-mask · kvm",
         "no-mask · tcg",
     ]

@@ -289,7 +289,9 @@ def write_run(
         variant=variant,
         source="synthetic",
         kind="probed" if probed else "probe-free",
-        host=HostInfo(kernel_release="synthetic", cpu_model="synthetic", hostname="vfiobench.sample", cpus=0),
+        host=HostInfo(
+            kernel_release="6.12.0-synthetic", cpu_model="synthetic", hostname="vfiobench.sample", cpus=0
+        ),
         qemu=QemuInfo(
             path="/usr/bin/qemu-system-x86_64",
             version="7.2.0 (synthetic)",

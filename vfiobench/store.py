@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,17 @@ class WorkloadInfo:
 
     name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+
+
+#: The first Linux release whose ``trace_call_bpf`` counts the kprobe, tracepoint and uprobe
+#: program runs it skips (``recursion_misses``); earlier kernels skip them without a trace.
+MISSES_COUNTED_FROM = (6, 7)
+
+
+def kernel_counts_misses(release: str | None = None) -> bool:
+    """True when the running kernel (or ``release``) counts skipped tracing-program runs."""
+    m = re.match(r"(\d+)\.(\d+)", release or platform.release())
+    return m is not None and (int(m[1]), int(m[2])) >= MISSES_COUNTED_FROM
 
 
 @dataclass

@@ -76,7 +76,7 @@ def test_exact_counts_pid_filter_durations(tmp_path: Path, standin_bin: Path, sp
     assert meta.probes["pba_toggle"].target.endswith("memory_region_set_enabled+0x4")
     # skipped program runs: counted where the kernel counts them (their number depends on what else
     # runs BPF on these CPUs meanwhile), None ("not measured") where it does not
-    from vfiobench.probes.tracer import kernel_counts_misses
+    from vfiobench.store import kernel_counts_misses
 
     if kernel_counts_misses():
         assert all(isinstance(p.missed, int) and p.missed >= 0 for p in meta.probes.values())

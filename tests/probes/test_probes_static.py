@@ -226,6 +226,6 @@ def test_unknown_probe_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -
     ],
 )
 def test_skipped_runs_are_counted_from_linux_6_7(release: str, counted: bool) -> None:
-    from vfiobench.probes.tracer import kernel_counts_misses
+    from vfiobench.store import kernel_counts_misses
 
     assert kernel_counts_misses(release) is counted

@@ -39,9 +39,7 @@ benchmarks use.
 from __future__ import annotations
 
 import os
-import platform
 import queue
-import re
 import signal
 import threading
 import time
@@ -67,7 +65,7 @@ from vfiobench.probes.regions import RegionNames
 from vfiobench.probes.resolve import Resolution, resolve_targets
 from vfiobench.probes.ringbuf import RingReader
 from vfiobench.qemu.binary import inspect_binary
-from vfiobench.store import ProbeStats, QemuInfo, RunWriter
+from vfiobench.store import ProbeStats, QemuInfo, RunWriter, kernel_counts_misses
 
 #: Table row layouts (what lands in Parquet), by probe.
 TABLE_DTYPES: dict[str, np.dtype[Any]] = {
@@ -212,17 +210,6 @@ def _cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
-
-
-#: The first Linux release whose ``trace_call_bpf`` counts the kprobe, tracepoint and uprobe
-#: program runs it skips (``recursion_misses``); earlier kernels skip them without a trace.
-MISSES_COUNTED_FROM = (6, 7)
-
-
-def kernel_counts_misses(release: str | None = None) -> bool:
-    """True when the running kernel (or ``release``) counts skipped tracing-program runs."""
-    m = re.match(r"(\d+)\.(\d+)", release or platform.release())
-    return m is not None and (int(m[1]), int(m[2])) >= MISSES_COUNTED_FROM
 
 
 class _StopSignals:
