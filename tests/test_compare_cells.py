@@ -442,3 +442,19 @@ def test_builds_list_each_variant_binary_and_embed_the_patch_text(two_cells: Pat
     (name,) = set(re.findall(r'href="patches/([^"]+)"', linked))
     written = write_patch_files([r.meta for r in runs], two_cells.parent / "out")
     assert [p.name for p in written] == [name] and written[0].read_text() == text
+
+
+def test_cells_follow_plan_order_across_experiments(nbk: Any, tmp_path: Path) -> None:
+    """Cells come in plan order (experiment, then run order), not in the order directories sort."""
+    root = tmp_path / "runs"
+    spec = [("a-late", "x", "zz", 3), ("b-first", "x", "yy", 0), ("c", "y", "kvm", 1), ("d", "x", "tcg", 2)]
+    for run_id, experiment, workload, order in spec:
+        make_run(root, run_id, variant="stock", workload=workload, accel=None, kind="probe-free",
+                 set_irqs=0, toggles=0, call_us=1, latency_us=1, order=order)  # fmt: skip
+        meta_path = root / run_id / "run.json"
+        meta = json.loads(meta_path.read_text())
+        meta["labels"]["experiment"] = experiment
+        meta_path.write_text(json.dumps(meta))
+    cells = nbk.split_cells(load_runs(root), ["workload"])
+    # experiment x first (by plan order: yy, tcg, zz), then experiment y
+    assert [c.label for c in cells] == ["yy", "tcg", "zz", "kvm"]

@@ -86,12 +86,19 @@ class Cell:
 
 
 def split_cells(runset: RunSet, group_by: Sequence[str] = DEFAULT_GROUP_BY) -> list[Cell]:
-    """Group runs into cells, in the order their first run appears (an experiment's plan order).
+    """Group runs into cells, in the order their first run appears in plan order.
 
-    Runs lacking a key share one group for it (``None``); an empty ``group_by`` gives one cell.
+    Plan order is by experiment, then by each run's position in its plan (labels ``experiment``
+    and ``order``, which ``vfiobench run`` writes); runs without them keep their place. Runs lacking
+    a key share one group for it (``None``); an empty ``group_by`` gives one cell.
     """
+
+    def plan_position(run: Run) -> tuple[str, float]:
+        order = run.meta.labels.get("order")
+        return str(run.meta.labels.get("experiment", "")), float(order) if isinstance(order, int) else 0.0
+
     groups: dict[tuple[tuple[str, Any], ...], list[Run]] = {}
-    for run in runset:
+    for run in sorted(runset, key=plan_position):
         key = tuple((k, cell_value(run, k)) for k in group_by)
         groups.setdefault(key, []).append(run)
     return [Cell(key, RunSet(runs)) for key, runs in groups.items()]
