@@ -174,34 +174,6 @@ def test_parts_resolve_or_skip_with_the_reason(irqpath_bin: Path, irqpath_stripp
     assert none["host_irq"].skipped is None
 
 
-def test_real_qemu_binaries() -> None:
-    """The project's unpatched build: every QEMU part, and msix_set_pending's copy inlined in
-    msix_notify (QEMU 7.2 at -O2); Debian's stripped binary: vfio_msi_interrupt skipped."""
-    from vfiobench.qemu.build import list_builds
-
-    if shutil.which("addr2line") is None:
-        pytest.skip("addr2line (binutils) is missing")
-    stock = [b for b in list_builds() if not b.patches]
-    if not stock:
-        pytest.skip("no unpatched project QEMU build in the cache (vfiobench qemu build)")
-    elf = ElfFile(stock[0].binary)
-    notify = elf.require_symbol("msix_notify")
-    copies = inlined_copies(elf, "msix_set_pending", notify)
-    assert len(copies) == 1 and notify.address < copies[0] < notify.address + notify.size
-    # the out-of-line copy is called from elsewhere only (ivshmem/virtio vector polling), never here
-    disasm = objdump(elf.path, notify.address, notify.address + notify.size)
-    assert "<msix_set_pending>" not in disasm
-    if not Path("/sys/kernel/tracing/events").is_dir():
-        return
-    parts = {t.part.event: t for t in resolve_parts(get_probe("irq_path"), None, stock[0].binary)}
-    assert all(parts[e].skipped is None for e in ("qemu_irq", "msix_set_pending", "msix_notify"))
-    debian = Path("/usr/bin/qemu-system-x86_64")
-    if debian.is_file() and ElfFile(debian).symbol("vfio_msi_interrupt") is None:
-        parts = {t.part.event: t for t in resolve_parts(get_probe("irq_path"), None, debian)}
-        assert "no symbol 'vfio_msi_interrupt'" in (parts["qemu_irq"].skipped or "")
-        assert parts["msix_notify"].skipped is None
-
-
 def test_doctor_lists_each_part(irqpath_stripped: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from vfiobench.cli import main
 

@@ -24,6 +24,34 @@ pytestmark = pytest.mark.qemubuild
 NEW_PROPERTIES = ("x-pba-always-on", "x-pba-disable", "x-msix-fd-cache")
 
 
+def test_irq_path_resolves_in_the_unpatched_build(stock_build: qb.BuildResult) -> None:
+    """The project's unpatched build: every QEMU part of ``irq_path``, and msix_set_pending's copy
+    inlined in msix_notify (QEMU 7.2 at -O2); Debian's stripped binary: vfio_msi_interrupt skipped."""
+    from vfiobench.probes.catalog import get_probe
+    from vfiobench.probes.resolve import inlined_copies, resolve_parts
+    from vfiobench.qemu.binary import ElfFile
+
+    if shutil.which("addr2line") is None or shutil.which("objdump") is None:
+        pytest.skip("addr2line/objdump (binutils) is missing")
+    elf = ElfFile(stock_build.binary)
+    notify = elf.require_symbol("msix_notify")
+    copies = inlined_copies(elf, "msix_set_pending", notify)
+    assert len(copies) == 1 and notify.address < copies[0] < notify.address + notify.size
+    # the out-of-line copy is called from elsewhere only (ivshmem/virtio vector polling), never here
+    span = [f"--start-address={notify.address:#x}", f"--stop-address={notify.address + notify.size:#x}"]
+    disasm = subprocess.run(["objdump", "-d", *span, str(elf.path)], capture_output=True, text=True)
+    assert disasm.returncode == 0 and "<msix_set_pending>" not in disasm.stdout
+    if not Path("/sys/kernel/tracing/events").is_dir():
+        return
+    parts = {t.part.event: t for t in resolve_parts(get_probe("irq_path"), None, stock_build.binary)}
+    assert all(parts[e].skipped is None for e in ("qemu_irq", "msix_set_pending", "msix_notify"))
+    debian = Path("/usr/bin/qemu-system-x86_64")
+    if debian.is_file() and ElfFile(debian).symbol("vfio_msi_interrupt") is None:
+        parts = {t.part.event: t for t in resolve_parts(get_probe("irq_path"), None, debian)}
+        assert "no symbol 'vfio_msi_interrupt'" in (parts["qemu_irq"].skipped or "")
+        assert parts["msix_notify"].skipped is None
+
+
 def test_patched_build_lists_each_property_with_default_off(all_patches_build: qb.BuildResult) -> None:
     r = all_patches_build
     assert r.binary.is_file() and r.binary == r.build_dir / "bin" / "qemu-system-x86_64"
