@@ -16,6 +16,7 @@ examples:
   vfiobench qemu build --patch pba-always-on --patch msix-fd-cache --check
   vfiobench qemu build --patch ./my-change.patch       a patch file of your own (cached by content)
   flock /tmp/vfiobench-heavy.lock vfiobench qemu build --patch pba-disable   (lock seen as held)
+  vfiobench qemu prune --dry-run                        what other Debian versions left in the cache
 
 The first build fetches `apt-get source qemu` and compiles x86_64-softmmu (~6 min on 2 cores);
 a different patch set rebuilds incrementally (seconds); an unchanged one is a cache hit.
@@ -24,7 +25,7 @@ Cache: ~/.cache/vfiobench/qemu/ (VFIOBENCH_CACHE overrides ~/.cache/vfiobench).
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``qemu`` with its ``build`` subcommand."""
+    """Add ``qemu`` with its ``build`` and ``prune`` subcommands."""
     qemu = subparsers.add_parser(
         "qemu",
         help="build patched QEMU variants (x-pba-always-on, x-pba-disable, x-msix-fd-cache)",
@@ -60,6 +61,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     build.add_argument("--json", action="store_true", help="print build.json instead of the path")
     build.set_defaults(func=run_build)
+    prune = sub.add_parser(
+        "prune",
+        help="remove cached source trees, work trees and builds of other Debian QEMU versions",
+        description="Remove what the QEMU cache holds for Debian source versions other than the one "
+        "`apt-get source qemu` fetches now (or --keep): about 900 MB per version. Every build of the "
+        "kept version stays.",
+    )
+    prune.add_argument("--keep", metavar="VERSION", help="the source version to keep (default: apt's)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    prune.set_defaults(func=run_prune)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -93,4 +104,20 @@ def run_build(args: argparse.Namespace) -> int:
     else:
         print(result.binary)
     sys.stdout.flush()
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    """Handle ``vfiobench qemu prune``."""
+    from vfiobench.qemu import build as qb
+    from vfiobench.qemu.debsource import source_version
+
+    root = qb.cache_root()
+    keep = args.keep or source_version(root)
+    removed = qb.prune_cache(keep, root, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path, size in removed:
+        print(f"{verb} {path} ({size / 1e6:,.0f} MB)")
+    total = sum(size for _, size in removed)
+    print(f"{verb} {len(removed)} entries, {total / 1e6:,.0f} MB; kept everything of {keep} in {root}")
     return 0

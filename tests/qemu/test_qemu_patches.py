@@ -272,3 +272,36 @@ def test_without_deb_src_or_build_deps_a_non_root_user_gets_named_errors(
     monkeypatch.setattr(ds, "missing_build_deps", lambda: ["meson", "libfdt-dev"])
     with open(tmp_path / "log", "w") as log, pytest.raises(QemuError, match="missing: meson libfdt-dev"):
         ds.ensure_build_deps(log)
+
+
+def test_prune_removes_other_versions_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs anywhere: a fake cache with two Debian versions; only the other one's entries go."""
+    from vfiobench.cli import main
+    from vfiobench.qemu import build as qb
+
+    monkeypatch.setenv("VFIOBENCH_CACHE", str(tmp_path))
+    root = qb.cache_root()
+    old, new = "7.2+dfsg-7+deb12u13", "7.2+dfsg-7+deb12u18"
+    keep = [f"src-{new}", f"work-{new}", f"build-{new}-0123456789abcdef", f"build-{new}-fedcba9876543210"]
+    stale = [f"src-{old}", f"work-{old}", f".work-{old}.tmp", f"build-{old}-0123456789abcdef"]
+    for name in keep + stale:
+        (root / name / "sub").mkdir(parents=True)
+        (root / name / "sub" / "f").write_bytes(b"x" * 1000)
+    (root / "downloads").mkdir()
+    (root / "downloads" / "qemu_7.2+dfsg.orig.tar.xz").write_bytes(b"y")
+    (root / "logs").mkdir()
+    for name in (f"build-{old}-0123456789abcdef.log", f"build-{new}-0123456789abcdef.log"):
+        (root / "logs" / name).write_text("log")
+
+    assert main(["qemu", "prune", "--keep", new, "--dry-run"]) == 0
+    assert "would remove 5 entries" in capsys.readouterr().out
+    assert all((root / n).exists() for n in stale)  # a dry run removes nothing
+
+    assert main(["qemu", "prune", "--keep", new]) == 0
+    out = capsys.readouterr().out
+    assert "removed 5 entries" in out and f"kept everything of {new}" in out
+    assert sorted(p.name for p in root.iterdir()) == sorted([*keep, "downloads", "logs"])
+    assert [p.name for p in (root / "logs").iterdir()] == [f"build-{new}-0123456789abcdef.log"]
+    assert qb.prune_cache(new, root) == []  # nothing left to prune

@@ -481,6 +481,50 @@ def build_qemu(
     return result
 
 
+def stale_entries(keep_version: str, root: Path | None = None) -> list[Path]:
+    """Cache entries that belong to other Debian source versions than ``keep_version``.
+
+    Those are source trees (``src-*``), work trees (``work-*``, ``.work-*.tmp``), builds
+    (``build-<version>-<key>``) and their logs. Every build of ``keep_version`` stays, whatever its
+    patches; so do the downloads (the upstream tarball is shared between Debian revisions).
+    """
+    base = root or cache_root()
+    if not base.is_dir():
+        return []
+    v = safe_version(keep_version)
+    own = re.compile(rf"(?:src-|work-|\.work-){re.escape(v)}(?:\.tmp)?|build-{re.escape(v)}-[0-9a-f]{{16}}")
+    stale = [
+        p
+        for p in sorted(base.iterdir())
+        if p.name.startswith(("src-", "work-", ".work-", "build-")) and not own.fullmatch(p.name)
+    ]
+    logs = base / "logs"
+    if logs.is_dir():
+        stale += [
+            p for p in sorted(logs.glob("build-*.log")) if not own.fullmatch(p.name.removesuffix(".log"))
+        ]
+    return stale
+
+
+def prune_cache(
+    keep_version: str, root: Path | None = None, *, dry_run: bool = False
+) -> list[tuple[Path, int]]:
+    """Remove :func:`stale_entries` (unless ``dry_run``); returns each entry with its size in bytes."""
+    out = []
+    for path in stale_entries(keep_version, root):
+        files = (
+            [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file() and not f.is_symlink()]
+        )
+        size = sum(f.stat().st_size for f in files)
+        if not dry_run:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        out.append((path, size))
+    return out
+
+
 def device_properties(binary: Path | str, device: str = "vfio-pci") -> dict[str, str]:
     """Properties of ``device`` as the binary lists them (``-device DEVICE,help``).
 
