@@ -117,7 +117,8 @@ class ProbeStats:
     programs the kernel skipped because another BPF program was active on that CPU (the programs'
     ``recursion_misses``): events that never reached the ring, an upper bound since a skipped run
     may have been filtered out anyway (e.g. another device's IRQ). None where not measured: the
-    kernel counts these skips only from Linux 6.7, and older runs did not record them.
+    kernel counts these skips only from Linux 6.7 (loading a run recorded on an older kernel
+    gives None whatever run.json holds), and older runs did not record them.
     """
 
     target: str
@@ -208,6 +209,10 @@ class RunMeta:
             d["qemu"] = QemuInfo(**d.get("qemu", {}))
             d["workload"] = WorkloadInfo(**d.get("workload", {}))
             d["probes"] = {k: ProbeStats(**v) for k, v in d.get("probes", {}).items()}
+            if not kernel_counts_misses(d["host"].kernel_release):
+                # runs recorded before the recorder knew better stored the kernel's 0 here
+                for p in d["probes"].values():
+                    p.missed = None
             d["checks"] = [Check(**c) for c in d.get("checks", [])]
             known = {f.name for f in dataclasses.fields(cls)}
             return cls(**{k: v for k, v in d.items() if k in known})

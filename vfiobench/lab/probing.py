@@ -107,7 +107,7 @@ class LabProbes:
                 "target": self.tracer.targets[name],
                 "events": int(self.tracer.counts[name]),
                 "lost": int(self.tracer.lost[name]),
-                "missed": self.tracer.measured_misses()[name],
+                "missed": self.tracer.misses[name],
                 "mode": "stream",
             }
             for name in self.tracer.counts

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from vfiobench.notebook.display import kv_html, setup, show_html, show_table, table_html
-from vfiobench.store import Run, RunMeta, RunSet, kernel_counts_misses
+from vfiobench.store import Run, RunMeta, RunSet
 
 
 def is_synthetic(target: Run | RunSet) -> bool:
@@ -141,9 +141,8 @@ def df_lost_events(target: Run | RunSet) -> pd.DataFrame:
 
     Columns: ``run_id``, ``variant``, ``probe``, ``target``, ``mode``, ``events``, ``lost``,
     ``lost_pct`` (lost as a percentage of events + lost; 0 when the probe saw nothing), ``missed``
-    (BPF program runs the kernel skipped, an upper bound of events never seen; NA where the run
-    did not measure it or its kernel cannot count them, whatever the run recorded; see
-    :class:`vfiobench.store.ProbeStats`).
+    (BPF program runs the kernel skipped, an upper bound of events never seen; NA where not
+    measured, see :class:`vfiobench.store.ProbeStats`).
     """
     runs = [target] if isinstance(target, Run) else list(target)
     rows = []
@@ -160,7 +159,7 @@ def df_lost_events(target: Run | RunSet) -> pd.DataFrame:
                     "events": p.events,
                     "lost": p.lost,
                     "lost_pct": 100.0 * p.lost / total if total else 0.0,
-                    "missed": p.missed if kernel_counts_misses(r.meta.host.kernel_release) else None,
+                    "missed": p.missed,
                 }
             )
     cols = ["run_id", "variant", "probe", "target", "mode", "events", "lost", "lost_pct", "missed"]

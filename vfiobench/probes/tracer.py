@@ -312,7 +312,7 @@ class Tracer:
         self.resolution: Resolution | None = None
         self.counts: dict[str, int] = {s.name: 0 for s in self.specs}
         self.lost: dict[str, int] = {s.name: 0 for s in self.specs}
-        self.misses: dict[str, int] = {s.name: 0 for s in self.specs}
+        self.misses: dict[str, int | None] = {s.name: None for s in self.specs}  # None: not measured
         self.targets: dict[str, str] = {s.name: s.target for s in self.specs}
         self.regions = RegionNames(pid) if pid else None
         self._bpf: Any = None
@@ -325,7 +325,6 @@ class Tracer:
         self._chunks: _ChunkWriter | None = None
         self._attached: list[tuple[str, dict[str, Any]]] = []
         self._stopped = False
-        self._misses_read = False
         self.started_ns = 0
 
     # ---- set-up ---------------------------------------------------------------------------------
@@ -481,7 +480,7 @@ class Tracer:
                 self.counts[spec.name],
                 self.lost[spec.name],
                 mode,
-                missed=self.measured_misses()[spec.name],
+                missed=self.misses[spec.name],
             )
 
     # ---- recording ------------------------------------------------------------------------------
@@ -527,7 +526,7 @@ class Tracer:
             self.lost[spec.name] = sum(int(x) for x in table[table.Key(spec.probe_id)])
         return dict(self.lost)
 
-    def read_misses(self) -> dict[str, int]:
+    def read_misses(self) -> dict[str, int | None]:
         """Runs of each probe's BPF programs the kernel skipped, per probe (``recursion_misses``).
 
         The kernel runs one kprobe/tracepoint/uprobe program per CPU at a time: an event that
@@ -535,10 +534,13 @@ class Tracer:
         arriving then, does not run its program. Such events never reach the ring, so
         :meth:`read_lost` cannot count them; this is an upper bound of them (for ``irq_path`` it
         includes skipped runs on other drivers' interrupts). The kernel counts these skips only
-        from Linux 6.7 (:data:`MISSES_COUNTED_FROM`): before that the numbers read here are
-        meaningless zeros, and :meth:`_update_probe_stats` stores None ("not measured").
+        from Linux 6.7 (:data:`vfiobench.store.MISSES_COUNTED_FROM`); before that the programs'
+        counters stay 0 whatever was skipped, so they are not read and every probe keeps None
+        ("not measured").
         """
-        out: dict[str, int] = {}
+        if not kernel_counts_misses():
+            return dict(self.misses)
+        out: dict[str, int | None] = {}
         funcs = getattr(self._bpf, "funcs", {}) if self._bpf is not None else {}
         for spec in self.specs:
             names = {spec.entry_fn, spec.return_fn}
@@ -558,12 +560,7 @@ class Tracer:
                     pass
             out[spec.name] = total
         self.misses.update(out)
-        self._misses_read = kernel_counts_misses()
         return out
-
-    def measured_misses(self) -> dict[str, int | None]:
-        """:attr:`misses` as last read by :meth:`read_misses`, None per probe where not measured."""
-        return {name: n if self._misses_read else None for name, n in self.misses.items()}
 
     def read_histograms(self) -> dict[str, np.ndarray[Any, Any]]:
         """Dense per-bucket counts per probe (histogram mode)."""
