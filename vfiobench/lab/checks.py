@@ -39,6 +39,7 @@ from collections.abc import Mapping
 
 from vfiobench.lab.device import DeviceConfig
 from vfiobench.store import Check
+from vfiobench.workloads.qtest import READS_PBA
 
 __all__ = ["DeviceConfig", "lab_checks"]
 
@@ -49,12 +50,7 @@ TRACE_PBA_OFF = "vfio_msix_pba_disable"
 TRACE_IRQ = "vfio_msi_interrupt"
 TRACE_FD_CACHE_HIT = "vfio_msix_fd_cache_hit"
 TRACE_PBA_SKIP = "vfio_msix_pba_skip"
-READS_PBA = ("mask-every-irq", "burst")
-PBA_PROPERTY = {
-    "toggle": "stock",
-    "always-on": "x-pba-always-on",
-    "disabled": "x-pba-disable",
-}  # as vfiobench.workloads.qtest.READS_PBA (no numpy here)
+PBA_PROPERTY = {"toggle": "stock", "always-on": "x-pba-always-on", "disabled": "x-pba-disable"}
 
 
 def _eq(name: str, expected: float, observed: float, detail: str) -> Check:
