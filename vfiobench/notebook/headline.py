@@ -146,6 +146,18 @@ def df_headline(cmp: Comparison) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _vs_baseline(df: pd.DataFrame, prefix: str, baseline: str) -> list[str]:
+    """Per row, ``<prefix>_ratio`` with its interval and significance, written by :func:`fmt_ratio`.
+
+    The baseline's own rows read "baseline".
+    """
+    cols = [df[f"{prefix}_{c}"] for c in ("ratio", "ci_low", "ci_high", "significant")]
+    return [
+        "baseline" if v == baseline else fmt_ratio(r, lo, hi, s)
+        for v, r, lo, hi, s in zip(df["variant"], *cols, strict=True)
+    ]
+
+
 def fmt_ratio(ratio: float, lo: float, hi: float, significant: bool) -> str:
     """``"4.80 [4.51, 5.12]"``; `` (n.s.)`` appended when not significant; ``"–"`` when unknown."""
     if math.isnan(ratio):
@@ -173,29 +185,9 @@ def df_headline_view(cmp: Comparison) -> pd.DataFrame:
     )
     for col in ("interrupts", "set_irqs_per_irq", "set_irqs_per_s", "pba_toggles_per_irq", "us_per_irq"):
         out[col] = df[col]
-    out["us_per_irq_vs_baseline"] = [
-        "baseline" if v == cmp.baseline else fmt_ratio(r, lo, hi, s)
-        for v, r, lo, hi, s in zip(
-            df["variant"],
-            df["us_ratio"],
-            df["us_ci_low"],
-            df["us_ci_high"],
-            df["us_significant"],
-            strict=True,
-        )
-    ]
+    out["us_per_irq_vs_baseline"] = _vs_baseline(df, "us", cmp.baseline)
     out["e2e_p50_us"] = df["e2e_p50_us"]
-    out["latency_vs_baseline"] = [
-        "baseline" if v == cmp.baseline else fmt_ratio(r, lo, hi, s)
-        for v, r, lo, hi, s in zip(
-            df["variant"],
-            df["latency_ratio"],
-            df["latency_ci_low"],
-            df["latency_ci_high"],
-            df["latency_significant"],
-            strict=True,
-        )
-    ]
+    out["latency_vs_baseline"] = _vs_baseline(df, "latency", cmp.baseline)
     out["lost_events"] = df["lost_events"]
     out["checks"] = [
         "none" if t == 0 else f"{t - f}/{t} ok" if not f else f"{f} of {t} FAILED"
