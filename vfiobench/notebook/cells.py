@@ -89,8 +89,9 @@ def split_cells(runset: RunSet, group_by: Sequence[str] = DEFAULT_GROUP_BY) -> l
     """Group runs into cells, in the order their first run appears in plan order.
 
     Plan order is by experiment, then by each run's position in its plan (labels ``experiment``
-    and ``order``, which ``vfiobench run`` writes); runs without them keep their place. Runs lacking
-    a key share one group for it (``None``); an empty ``group_by`` gives one cell.
+    and ``order``, which ``vfiobench run`` writes); runs without them come first, in the order
+    given. Runs lacking a key share one group for it (``None``); an empty ``group_by`` gives one
+    cell.
     """
 
     def plan_position(run: Run) -> tuple[str, float]:
