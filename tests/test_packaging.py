@@ -42,7 +42,8 @@ def pyproject_requirements(text: str) -> dict[str, str | None]:
 
 
 def environment_requirements(text: str) -> dict[str, str | None]:
-    """The conda ``dependencies:`` list (not its ``pip:`` sub-list), name -> lower bound."""
+    """The conda ``dependencies:`` list and its ``pip:`` sub-list (packages conda-forge lacks),
+    name -> lower bound; the project itself (``-e .``) and ``pip`` are not requirements."""
     out: dict[str, str | None] = {}
     in_deps = False
     for line in text.splitlines():
@@ -51,8 +52,8 @@ def environment_requirements(text: str) -> dict[str, str | None]:
         if not line.startswith(" "):
             in_deps = line.startswith("dependencies:")
             continue
-        item = re.match(r"^  - (.+?)\s*(?:#.*)?$", line)  # top-level list items only
-        if not in_deps or not item or item.group(1).endswith(":") or item.group(1) == "pip":
+        item = re.match(r"^(?:  |      )- (.+?)\s*(?:#.*)?$", line)  # conda items, and pip's
+        if not in_deps or not item or item.group(1).endswith(":") or item.group(1) in ("pip", "-e ."):
             continue
         name, bound = parse_requirement(item.group(1))
         out[name] = bound
@@ -65,9 +66,9 @@ def test_parsers_read_what_they_should() -> None:
         parse_requirement("numpy==1.26")
     env = (
         "name: x\ndependencies:\n  - python>=3.11\n  - NumPy>=1.26  # c\n  - pip\n"
-        "  - pip:\n      - -e .\nother:\n  - z\n"
+        "  - pip:\n      - -e .\n      - qemu.qmp>=0.0.3\nother:\n  - z\n"
     )
-    assert environment_requirements(env) == {"python": "3.11", "numpy": "1.26"}
+    assert environment_requirements(env) == {"python": "3.11", "numpy": "1.26", "qemu-qmp": "0.0.3"}
 
 
 def test_pyproject_and_environment_yml_list_the_same_packages_and_bounds() -> None:

@@ -12,9 +12,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from vfiobench.errors import VfioBenchError
+from vfiobench.errors import ProbeError, VfioBenchError
+
+if TYPE_CHECKING:
+    from vfiobench.probes.tracer import Tracer
+    from vfiobench.store import RunWriter
 
 RECORD_EPILOG = """\
 examples:
@@ -29,13 +33,19 @@ marked), transaction_commit (QEMU memory_region_transaction_commit), irq_path (o
 path: host vfio-msix IRQs, eventfd_signal, KVM MSI injection, QEMU vfio_msi_interrupt, msix_notify,
 msix_set_pending; parts this machine lacks are skipped and named). Default: set_irqs_ioctl,
 pba_toggle, transaction_commit. Recording stops at --duration, when the process exits, or on
-Ctrl-C/SIGTERM; an interrupted run is kept as a loadable partial run.
+Ctrl-C. Without --duration, Ctrl-C is the normal end and the run is complete; a recording cut
+short (Ctrl-C before --duration, SIGTERM) is kept as a loadable partial run.
+
+Uprobes are registered as bpftrace and perf register theirs (reference-counter offset 0), so they
+share a function with those tools; if another tracer holds a uprobe there in a way that cannot be
+shared, record and doctor name it and stop.
 """
 
 DOCTOR_EPILOG = """\
 examples:
   vfiobench doctor                                 check this machine for the default probes
   vfiobench doctor --qemu ./build/qemu-system-x86_64 --probe set_vector_signal
+  vfiobench doctor --pid 1234                      also attach and detach exactly what record would
   vfiobench doctor --prepare-headers               also merge Debian's kernel headers for BCC
 """
 
@@ -74,7 +84,12 @@ def register(subparsers: Any) -> None:
         epilog=DOCTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    d.add_argument("--qemu", type=Path, help="QEMU binary to check (default: qemu-system-x86_64 on PATH)")
+    d.add_argument("--pid", type=int, help="a QEMU process: attach and detach what record would attach to it")
+    d.add_argument(
+        "--qemu",
+        type=Path,
+        help="QEMU binary to check (default: /proc/PID/exe, else qemu-system-x86_64 on PATH)",
+    )
     d.add_argument("--probe", action="append", metavar="NAME", help="probes that must work (default set)")
     d.add_argument("--prepare-headers", action="store_true", help="merge Debian kernel headers for BCC")
     d.add_argument("--no-compile", action="store_true", help="skip the trial compile of the probes")
@@ -159,7 +174,25 @@ def record(args: argparse.Namespace) -> int:
     )
     tracer.resolve()  # named errors before the run directory exists
     live = _LiveLine(sys.stderr, args.quiet)
-    with RunWriter(args.out, meta) as writer:
+    try:
+        why = _record_into(RunWriter(args.out, meta), tracer, args, live)
+    except ProbeError:
+        if not tracer.started_ns:  # nothing attached, nothing recorded: leave no failed run behind
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
+    for name in names:
+        stats = meta.probes[name]
+        print(f"{name:20} {stats.events:>12,} events  {stats.lost:>10,} lost  ({stats.target})")
+    for part, reason in tracer.skipped_parts().items():
+        print(f"{part.split('.')[0]}: skipped {part.split('.', 1)[1]}: {reason}")
+    print(f"vfiobench record: stopped ({why}); run {meta.status} in {args.out}")
+    return 0
+
+
+def _record_into(run: RunWriter, tracer: Tracer, args: argparse.Namespace, live: _LiveLine) -> str:
+    """Attach, record until the stop condition, detach; returns why it stopped."""
+    names = list(tracer.counts)
+    with run as writer:
         tracer.writer = writer
         try:
             with tracer:
@@ -169,16 +202,9 @@ def record(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-                why = tracer.run(args.duration, on_tick=live)
+                return str(tracer.run(args.duration, on_tick=live, ctrl_c_stops=args.duration is None))
         finally:
             live.end()
-    for name in names:
-        stats = meta.probes[name]
-        print(f"{name:20} {stats.events:>12,} events  {stats.lost:>10,} lost  ({stats.target})")
-    for part, why in tracer.skipped_parts().items():
-        print(f"{part.split('.')[0]}: skipped {part.split('.', 1)[1]}: {why}")
-    print(f"vfiobench record: stopped ({why}); run {meta.status} in {args.out}")
-    return 0
 
 
 # ---- doctor -------------------------------------------------------------------------------------
@@ -204,9 +230,19 @@ def _check(name: str, fn: Any, *, needed: bool = True) -> Finding:
 
 
 def doctor_findings(
-    qemu: Path | None, probes: list[str], *, prepare: bool = False, compile_probes: bool = True
+    qemu: Path | None,
+    probes: list[str],
+    *,
+    prepare: bool = False,
+    compile_probes: bool = True,
+    pid: int | None = None,
 ) -> list[Finding]:
-    """Every check of ``vfiobench doctor``, in order; see :class:`Finding`."""
+    """Every check of ``vfiobench doctor``, in order; see :class:`Finding`.
+
+    The last check compiles the probes and attaches them through the same :class:`Tracer` code as
+    ``record`` (to ``pid`` when given, else to this process, which registers the same uprobes on the
+    binary without tracing anything), then detaches: a doctor that passes means a record that attaches.
+    """
     from vfiobench.probes import headers, resolve
     from vfiobench.probes.catalog import get_probe
 
@@ -251,7 +287,7 @@ def doctor_findings(
 
     out.append(_check("kprobes", kprobes, needed="kprobe" in kinds))
 
-    qemu_path = qemu or (Path(p) if (p := shutil.which("qemu-system-x86_64")) else None)
+    qemu_path = qemu or _default_qemu(pid)
 
     def binary() -> str:
         from vfiobench.errors import MissingBinaryError
@@ -294,29 +330,33 @@ def doctor_findings(
             where = t.describe().split("=", 1)[1]
             fix = "" if t.skipped is None else "the part is left out; the rest of the probe records"
             out.append(Finding(t.skipped is None, f"{spec.name} {t.part.event}", where, fix, needed=False))
-    if compile_probes and all(f.ok for f in out[:4]):
+    if compile_probes and all(f.ok for f in out if f.needed):
 
         def trial() -> str:
-            from vfiobench.probes.program import build_program
+            from vfiobench.probes.tracer import Tracer
 
-            os.environ.update(headers.headers_env())
-            from bcc import BPF
-
-            program = build_program(specs, pid=os.getpid())
+            tracer = Tracer(pid or os.getpid(), qemu_path, probes)
             t0 = time.monotonic()
-            try:
-                b = BPF(text=program.text.encode(), cflags=list(program.cflags))
-            except Exception as e:
-                from vfiobench.errors import BccError
+            with tracer:
+                attached = len(tracer.attached_events())
+            whom = f"pid {pid}" if pid else "this process (use --pid for a QEMU process)"
+            return (
+                f"{', '.join(tracer.program.files)} compiled, {attached} attach points attached to "
+                f"{whom} and detached, in {time.monotonic() - t0:.2f} s"
+            )
 
-                raise BccError(
-                    f"BCC could not compile the probes: {e}", "see the compiler output above"
-                ) from None
-            b.cleanup()
-            return f"{', '.join(program.files)} compiled and loaded in {time.monotonic() - t0:.2f} s"
-
-        out.append(_check("compile probes", trial))
+        out.append(_check("compile and attach", trial))
     return out
+
+
+def _default_qemu(pid: int | None) -> Path | None:
+    """The binary ``record`` would probe: ``/proc/PID/exe``, else qemu-system-x86_64 on PATH."""
+    if pid is not None:
+        try:
+            return Path(os.readlink(f"/proc/{pid}/exe"))
+        except OSError:
+            raise VfioBenchError(f"no process {pid}", "pass the pid of a running QEMU") from None
+    return Path(p) if (p := shutil.which("qemu-system-x86_64")) else None
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -325,7 +365,7 @@ def doctor(args: argparse.Namespace) -> int:
 
     probes = probe_names(args.probe)
     findings = doctor_findings(
-        args.qemu, probes, prepare=args.prepare_headers, compile_probes=not args.no_compile
+        args.qemu, probes, prepare=args.prepare_headers, compile_probes=not args.no_compile, pid=args.pid
     )
     width = max(len(f.name) for f in findings)
     for f in findings:

@@ -187,4 +187,6 @@ def test_doctor_passes_with_a_trial_compile_here(standin_bin: Path) -> None:
         rc = main(["doctor", "--qemu", str(standin_bin)])
     text = out.getvalue()
     assert rc == 0, text
-    assert "✓ compile probes" in text and "memory_region_set_enabled at" in text and "probe at +0x4" in text
+    assert (
+        "✓ compile and attach" in text and "memory_region_set_enabled at" in text and "probe at +0x4" in text
+    )

@@ -176,22 +176,34 @@ def test_histogram_mode_counts_exactly(tmp_path: Path, standin_bin: Path, spawn:
     assert ((pba["hi_ns"] - pba["lo_ns"]) * 64 <= pba["lo_ns"]).all()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_leaves_a_clean_partial_run(
-    tmp_path: Path, standin_bin: Path, spawn: type[StandIn], sig: signal.Signals
+@pytest.mark.parametrize(
+    ("sig", "duration"),
+    [(signal.SIGINT, ["--duration", "60"]), (signal.SIGTERM, []), (signal.SIGINT, [])],
+    ids=["ctrl-c-before-duration", "sigterm", "ctrl-c-without-duration"],
+)
+def test_interrupt_keeps_every_event_and_marks_a_cut_short_run_partial(
+    tmp_path: Path, standin_bin: Path, spawn: type[StandIn], sig: signal.Signals, duration: list[str]
 ) -> None:
+    """A run cut short (Ctrl-C before --duration, SIGTERM) is partial; Ctrl-C is how a recording
+    without --duration is meant to end, so that one is complete. Either way nothing is lost."""
     total = 1001
     target = spawn(standin_bin, "toggle", total, DELAY_US, 0)  # ~2.2 s of calls
     out = tmp_path / "run"
-    rec = Recorder("--pid", str(target.pid), "--probe", "pba_toggle", "--out", str(out))
+    rec = Recorder("--pid", str(target.pid), "--probe", "pba_toggle", "--out", str(out), *duration)
     target.go()
     time.sleep(0.8)
     rec.proc.send_signal(sig)
-    rc, _, stderr = rec.wait()
-    assert rc == 130, stderr
-    assert "Traceback" not in stderr and "interrupted" in stderr
+    rc, stdout, stderr = rec.wait()
+    assert "Traceback" not in stderr
     run = load_run(out)
-    assert run.meta.status == "partial" and "KeyboardInterrupt" in (run.meta.error or "")
+    if duration or sig == signal.SIGTERM:
+        assert rc == 130, stderr
+        assert "interrupted" in stderr
+        assert run.meta.status == "partial" and "KeyboardInterrupt" in (run.meta.error or "")
+    else:
+        assert rc == 0, stderr
+        assert "stopped (Ctrl-C); run complete" in stdout
+        assert run.meta.status == "complete" and run.meta.error is None
     pba = run.table("pba_toggle")
     assert 0 < len(pba) < total
     assert run.meta.probes["pba_toggle"].events == len(pba)

@@ -64,6 +64,7 @@ from vfiobench.probes.program import Program, build_program
 from vfiobench.probes.regions import RegionNames
 from vfiobench.probes.resolve import Resolution, resolve_targets
 from vfiobench.probes.ringbuf import RingReader
+from vfiobench.probes.uprobes import attach_uprobe
 from vfiobench.qemu.binary import inspect_binary
 from vfiobench.store import ProbeStats, QemuInfo, RunWriter, kernel_counts_misses
 
@@ -380,15 +381,13 @@ class Tracer:
                 else:
                     t = res.uprobes[spec.name]
                     addr = t.address + t.offset
-                    args = {"name": str(t.binary).encode(), "addr": addr, "pid": upid}
-                    b.attach_uprobe(fn_name=_b(spec.entry_fn), **args)
-                    self._attached.append(("uprobe", args))
-                    b.attach_uretprobe(fn_name=_b(spec.return_fn), **args)
-                    self._attached.append(("uretprobe", args))
+                    self._attach_uprobe(spec.entry_fn, t.binary, addr, upid, ret=False)
+                    self._attach_uprobe(spec.return_fn, t.binary, addr, upid, ret=True)
                     self.targets[spec.name] = f"uprobe+uretprobe:{t.binary}:{t.symbol}+{t.offset:#x}" + (
                         " (single-stepped)" if t.single_stepped else ""
                     )
-            except ProbeError:
+            except ProbeError as e:
+                e.message = f"could not attach probe {spec.name} ({spec.target}): {e.message}"
                 raise
             except Exception as e:
                 raise ProbeError(f"could not attach probe {spec.name} ({spec.target}): {e}") from None
@@ -421,21 +420,33 @@ class Tracer:
                 else:
                     u = t.uprobe
                     assert u is not None
-                    args = {"name": str(u.binary).encode(), "addr": u.address + u.offset, "pid": upid}
-                    b.attach_uprobe(fn_name=_b(part.entry_fn), **args)
-                    self._attached.append(("uprobe", args))
+                    addr = u.address + u.offset
+                    self._attach_uprobe(part.entry_fn, u.binary, addr, upid, ret=False)
                     if part.return_fn is not None:
-                        b.attach_uretprobe(fn_name=_b(part.return_fn), **args)
-                        self._attached.append(("uretprobe", args))
-                    for _caller, _offset, addr in t.inlined:
-                        iargs = {"name": str(u.binary).encode(), "addr": addr, "pid": upid}
-                        b.attach_uprobe(fn_name=_b(part.inline_fn), **iargs)
-                        self._attached.append(("uprobe", iargs))
+                        self._attach_uprobe(part.return_fn, u.binary, addr, upid, ret=True)
+                    for _caller, _offset, iaddr in t.inlined:
+                        self._attach_uprobe(part.inline_fn, u.binary, iaddr, upid, ret=False)
+            except ProbeError as e:
+                e.message = f"could not attach {spec.name} part {part.event} ({t.describe()}): {e.message}"
+                raise
             except Exception as e:
                 raise ProbeError(
                     f"could not attach {spec.name} part {part.event} ({t.describe()}): {e}"
                 ) from None
         self.targets[spec.name] = "; ".join(t.describe() for t in res.parts[spec.name])
+
+    def _attach_uprobe(self, fn: str | None, binary: Path, addr: int, upid: int, *, ret: bool) -> None:
+        """One uprobe or uretprobe, registered so it coexists with bpftrace's and perf's (:mod:`.uprobes`)."""
+        ev_name = attach_uprobe(self._bpf, _b(fn), str(binary).encode(), addr, upid, ret=ret)
+        self._attached.append(("uprobe_event", {"ev_name": ev_name}))
+
+    def attached_events(self) -> list[str]:
+        """What is attached now: one entry per tracepoint, kprobe, uprobe and uretprobe."""
+        return [
+            (v.decode() if isinstance(v, bytes) else str(v))
+            for _kind, args in self._attached
+            for v in args.values()
+        ]
 
     def skipped_parts(self) -> dict[str, str]:
         """Parts of composite probes not attached, ``{"probe.event": reason}`` (after :meth:`resolve`)."""
@@ -592,20 +603,33 @@ class Tracer:
         stop_on_exit: bool = True,
         on_tick: Callable[[Tracer], None] | None = None,
         tick_seconds: float = 0.5,
+        ctrl_c_stops: bool = False,
     ) -> str:
         """Poll until ``duration`` elapses, the target exits, or Ctrl-C/SIGTERM.
 
         Ctrl-C and SIGTERM are held off until the current batch is decoded and queued, then raised as
         :class:`KeyboardInterrupt` (main thread), which propagates after the caller's ``with``
-        blocks have detached and saved everything.
+        blocks have detached and saved everything: the run is cut short (partial).
+
+        Args:
+            duration: Seconds to record (None: until the target exits or a signal).
+            interval: Seconds to sleep between polls when the rings are nearly empty.
+            stop_on_exit: Return once the target process has exited.
+            on_tick: Called with the tracer every ``tick_seconds`` (the live counts line).
+            tick_seconds: How often ``on_tick`` runs.
+            ctrl_c_stops: Ctrl-C (SIGINT) is the way this recording is meant to end (no
+                ``duration``): it returns ``"Ctrl-C"`` instead of raising, so the run is complete.
+                SIGTERM still raises.
 
         Returns:
-            Why it stopped: ``"duration"`` or ``"target exited"``.
+            Why it stopped: ``"duration"``, ``"target exited"`` or ``"Ctrl-C"``.
         """
         deadline = None if duration is None else time.monotonic() + duration
         next_tick = time.monotonic()
         with _StopSignals() as signals:
             while True:
+                if ctrl_c_stops and signals.signum == signal.SIGINT:
+                    return "Ctrl-C"  # leaving the with block drains what is left, as at the duration
                 signals.raise_if_signalled()
                 got = self.poll()
                 now = time.monotonic()
@@ -631,10 +655,8 @@ class Tracer:
                     b.detach_kprobe(event=args["event"])
                 elif kind == "kretprobe":
                     b.detach_kretprobe(event=args["event"])
-                elif kind == "uprobe":
-                    b.detach_uprobe(**args)
                 else:
-                    b.detach_uretprobe(**args)
+                    b.detach_uprobe_event(args["ev_name"])
             except Exception:
                 pass
         self._attached.clear()
