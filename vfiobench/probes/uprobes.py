@@ -25,8 +25,12 @@ probes defined in tracefs ``uprobe_events`` (``perf probe``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -118,11 +122,12 @@ def attach_uprobe(
     fn = bpf.load_func(fn_name, BPF.KPROBE)
     ev_name: bytes = bpf._get_uprobe_evname(b"r" if ret else b"p", path, offset, pid)
     ctypes.set_errno(0)
-    fd = _bcc_attach_uprobe()(fn.fd, 1 if ret else 0, ev_name, path, offset, pid, ref_ctr_offset)
-    err = ctypes.get_errno()
+    with _stderr_of_libbcc() as said:
+        fd = _bcc_attach_uprobe()(fn.fd, 1 if ret else 0, ev_name, path, offset, pid, ref_ctr_offset)
+        err = ctypes.get_errno()
     if fd < 0:
         kind = "uretprobe" if ret else "uprobe"
-        where = f"{os.fsdecode(path)}:{offset:#x}"
+        where = f"{os.fsdecode(binary)}:{offset:#x}"
         holders = uprobe_holders(Path(os.fsdecode(path)), offset, exclude_pid=os.getpid())
         if holders:
             raise UprobeConflictError(
@@ -132,12 +137,36 @@ def attach_uprobe(
                 "offset)",
                 "stop that tracer while recording, or leave this probe out with --probe",
             )
+        why = said[0].strip().replace("\n", "; ") or (os.strerror(err) if err else "unknown error")
         raise ProbeError(
-            f"the kernel refused the {kind} at {where}: {os.strerror(err) if err else 'unknown error'}",
+            f"the kernel refused the {kind} at {where}: {why}",
             "if another tracer probes this function, `dmesg | grep ref_ctr_offset` shows a conflict",
         )
+    if said[0]:
+        sys.stderr.write(said[0])
     bpf._add_uprobe_fd(ev_name, fd)
     return ev_name
+
+
+@contextlib.contextmanager
+def _stderr_of_libbcc() -> Iterator[list[str]]:
+    """Hold back what libbcc prints on fd 2 ("cannot attach uprobe, Invalid argument").
+
+    Yields a list that holds the text afterwards: the caller turns a failure into one line of its
+    own, and passes the text on after a success.
+    """
+    said = [""]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            said[0] = tmp.read().decode("utf-8", "replace")
 
 
 def _perf_event_fds() -> list[tuple[int, int]]:
