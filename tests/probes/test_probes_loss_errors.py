@@ -133,8 +133,6 @@ def test_not_root_is_a_privilege_error(tmp_path: Path) -> None:
     """Fork, drop to nobody, run the CLI: the named error, exit 2, no traceback."""
     if os.geteuid() != 0:
         pytest.skip("needs root to drop privileges")
-    import vfiobench.probes.tracer
-    import vfiobench.probes_cli  # noqa: F401
 
     r, w = os.pipe()
     pid = os.fork()

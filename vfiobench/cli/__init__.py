@@ -1,6 +1,6 @@
 """The ``vfiobench`` command: ``doctor · record · run · report · lab · qemu``.
 
-Each subcommand lives in a small ``*_cli`` module exposing ``register(subparsers)``; those modules
+Each subcommand lives in a small module of this package exposing ``register(subparsers)``; those modules
 import nothing heavy at load time (no bcc, no papermill) so ``vfiobench --help`` stays fast.
 Expected failures (:class:`~vfiobench.errors.VfioBenchError`) print one line and exit non-zero;
 Ctrl-C exits 130 after the command has saved what it had.
@@ -18,11 +18,11 @@ from vfiobench.errors import VfioBenchError
 
 #: Modules that register subcommands, in ``--help`` order.
 COMMAND_MODULES: tuple[str, ...] = (
-    "vfiobench.report_cli",
-    "vfiobench.lab_cli",
-    "vfiobench.probes_cli",
-    "vfiobench.qemu_cli",
-    "vfiobench.experiment_cli",
+    "vfiobench.cli.report",
+    "vfiobench.cli.lab",
+    "vfiobench.cli.probes",
+    "vfiobench.cli.qemu",
+    "vfiobench.cli.experiment",
 )
 
 EPILOG = """\
