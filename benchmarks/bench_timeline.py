@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfiobench.analysis import schema
+from vfiobench import schema
 from vfiobench.analysis.timeline import (
     IRQ_PATH,
     MILESTONE_NAMES,
@@ -69,7 +69,7 @@ def make_tables(
         shuffle: return every table's rows in random order (events arriving out of order).
 
     Returns:
-        ``(workload, tables)`` with the columns of :mod:`vfiobench.analysis.schema` plus
+        ``(workload, tables)`` with the columns of :mod:`vfiobench.schema` plus
         ``irq_path``; the QEMU main thread is tid 1, its RCU thread tid 2.
     """
     rng = np.random.default_rng(seed)

@@ -505,11 +505,11 @@ def test_irq_path_event_column_as_names_bytes_or_codes(encoding: str) -> None:
 def test_irq_path_table_as_the_probe_records_it(tmp_path: Path) -> None:
     """The contract with the irq_path probe: its numpy records (event codes, unsigned times, dur -1)
     stored through RunWriter give the full path."""
-    from vfiobench.probes.catalog import IRQ_PATH_DTYPE, IRQ_PATH_EVENTS
+    from vfiobench.schema import EVENT_DTYPES, IRQ_PATH, IRQ_PATH_EVENTS
 
     workload, tables = build([one_cycle(10_000), one_cycle(20_000)], shuffle=False)
     ev = tables.pop("irq_path")
-    rec = np.zeros(len(ev), dtype=IRQ_PATH_DTYPE)
+    rec = np.zeros(len(ev), dtype=EVENT_DTYPES[IRQ_PATH])
     rec["ts_ns"] = ev["ts_ns"]
     rec["dur_ns"] = -1  # point events
     rec["vector"] = ev["vector"]

@@ -28,21 +28,8 @@ from typing import Any
 import pandas as pd
 
 from vfiobench.errors import AnalysisError
+from vfiobench.schema import OPERATION_TABLES, WORKLOAD
 from vfiobench.store import Run, RunSet, load_runs
-
-#: Operation names :meth:`Runs.latency` and friends accept, and the table each reads.
-#: (Table names of :mod:`vfiobench.analysis.schema`, spelled out: importing the analysis package
-#: here would make ``import vfiobench`` load scipy.)
-OPERATIONS: dict[str, str] = {
-    "interrupt": "workload",
-    "set_irqs": "set_irqs_ioctl",
-    "set_irqs_ioctl": "set_irqs_ioctl",
-    "set_vector_signal": "set_vector_signal",
-    "pba_toggle": "pba_toggle",
-    "commit": "transaction_commit",
-    "transaction_commit": "transaction_commit",
-}
-_WORKLOAD = "workload"
 
 #: Columns of the runs table shown by :meth:`Runs._repr_html_`.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -217,11 +204,13 @@ class Runs:
 
     def _operation(self, operation: str) -> tuple[pd.DataFrame, str]:
         """The samples table of an operation and its value column."""
-        if operation not in OPERATIONS:
-            raise AnalysisError(f"unknown operation {operation!r}", f"use one of {', '.join(OPERATIONS)}")
-        table = OPERATIONS[operation]
+        if operation not in OPERATION_TABLES:
+            raise AnalysisError(
+                f"unknown operation {operation!r}", f"use one of {', '.join(OPERATION_TABLES)}"
+            )
+        table = OPERATION_TABLES[operation]
         df = self.runset.table(table)
-        if table == _WORKLOAD:
+        if table == WORKLOAD:
             if "latency_ns" not in df.columns:
                 raise AnalysisError("no workload table with latency_ns in these runs")
             if "delivered" in df.columns:
@@ -236,7 +225,7 @@ class Runs:
     def _by(operation: str, by: Sequence[str] | None) -> list[str]:
         if by is not None:
             return list(by)
-        return ["variant", "kind"] if OPERATIONS.get(operation) == _WORKLOAD else ["variant"]
+        return ["variant", "kind"] if OPERATION_TABLES.get(operation) == WORKLOAD else ["variant"]
 
     def latency(self, operation: str = "interrupt", by: Sequence[str] | None = None) -> pd.DataFrame:
         """Latency summary of an operation: count, mean, p50/p90/p99/p99.9, max (ns).

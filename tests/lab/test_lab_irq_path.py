@@ -10,7 +10,7 @@ import pytest
 from vfiobench.lab.checks import lab_checks
 from vfiobench.lab.results import probe_counts_in
 from vfiobench.probes.catalog import attached_parts
-from vfiobench.probes.tracer import TABLE_DTYPES
+from vfiobench.schema import TABLE_DTYPES
 
 N = 31
 TRACE = {

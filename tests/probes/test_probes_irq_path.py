@@ -29,10 +29,11 @@ from probe_helpers import HERE, StandIn, compile_c
 
 from vfiobench.analysis import timeline
 from vfiobench.errors import MissingSymbolError, ProbeError
-from vfiobench.probes.catalog import IRQ_PATH_EVENTS, IRQ_PATH_PARTS, PROBES, bpf_dir, get_probe
+from vfiobench.probes.catalog import IRQ_PATH_PARTS, PROBES, bpf_dir, get_probe
 from vfiobench.probes.program import build_program
 from vfiobench.probes.resolve import inlined_copies, resolve_parts
 from vfiobench.qemu.binary import ElfFile
+from vfiobench.schema import IRQ_PATH_EVENTS
 from vfiobench.store import load_run
 
 IRQPATH_SRC = HERE / "irqpath_standin.c"

@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from vfiobench.analysis import schema
+from vfiobench import schema
 from vfiobench.analysis.per_interrupt import df_per_cycle
 from vfiobench.errors import AnalysisError
 from vfiobench.store import RunSet

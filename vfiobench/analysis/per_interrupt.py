@@ -39,36 +39,18 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from vfiobench.analysis import schema
+from vfiobench import schema
 from vfiobench.analysis.buckets import LogLinearBuckets
 from vfiobench.analysis.latency import infer_layout
 from vfiobench.analysis.nesting import direct_parents
 from vfiobench.errors import AnalysisError
 from vfiobench.store import Run, RunSet
 
-#: Operation keys of the per-interrupt accounting, in stacking order, with their table.
-OPERATIONS: tuple[tuple[str, str], ...] = (
-    ("set_irqs", schema.SET_IRQS),
-    ("set_vector_signal", schema.SET_VECTOR_SIGNAL),
-    ("pba_toggle", schema.PBA_TOGGLE),
-    ("region_toggle", schema.PBA_TOGGLE),
-    ("commit", schema.COMMIT),
-)
-#: Count column names per operation (``<count>_per_irq`` in :func:`df_per_interrupt`).
-COUNT_NAMES: dict[str, str] = {
-    "set_irqs": "set_irqs",
-    "set_vector_signal": "set_vector_signal",
-    "pba_toggle": "pba_toggles",
-    "region_toggle": "region_toggles",
-    "commit": "commits",
-}
-OPERATION_LABELS: dict[str, str] = {
-    "set_irqs": "SET_IRQS ioctl",
-    "set_vector_signal": "vfio_msi_set_vector_signal",
-    "pba_toggle": "PBA toggle",
-    "region_toggle": "other region toggles",
-    "commit": "memory transaction commit",
-}
+#: Operations in stacking order with their table, count-column stems and display names
+#: (defined in :mod:`vfiobench.schema`).
+OPERATIONS = schema.OPERATIONS
+COUNT_NAMES = schema.OPERATION_COUNT_NAMES
+OPERATION_LABELS = schema.OPERATION_LABELS
 
 
 @dataclass(frozen=True)

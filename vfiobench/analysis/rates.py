@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from vfiobench.analysis import schema
+from vfiobench import schema
 from vfiobench.analysis._frames import By, by_list, group_codes, require_columns, with_keys
 from vfiobench.errors import AnalysisError
 from vfiobench.store import RunSet

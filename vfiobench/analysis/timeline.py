@@ -63,7 +63,7 @@ present, and works without it). One row per event; events may arrive in any orde
 
     ts_ns   int64   CLOCK_MONOTONIC ns of the event (bpf_ktime_get_ns; an entry for calls)
     event   string  one of IRQ_PATH_EVENTS (below); others are ignored. Integer codes (what the probe
-                    writes: the index in probes.catalog.IRQ_PATH_EVENTS) and bytes are accepted too
+                    writes: the index in vfiobench.schema.IRQ_PATH_EVENTS) and bytes are accepted too
     vector  int32   MSI-X vector where the event knows it, else -1
     dur_ns  int64   entry → return for call events (optional; -1 or absent for point events)
     tid     int64   thread (optional)
@@ -100,12 +100,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from vfiobench.analysis import schema
+from vfiobench import schema
 from vfiobench.analysis._frames import By, by_list, require_columns
 from vfiobench.errors import AnalysisError
 
 # the event codes the irq_path probe writes (the catalog is plain data: no BCC is imported)
-from vfiobench.probes.catalog import IRQ_PATH_EVENTS
+from vfiobench.schema import IRQ_PATH_EVENTS
 from vfiobench.store import Run, RunSet
 
 I64 = npt.NDArray[np.int64]

@@ -23,20 +23,19 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from vfiobench.lab.cell import Cell
 from vfiobench.lab.checks import DeviceConfig, lab_checks
 from vfiobench.lab.image import Image
 from vfiobench.lab.vm import BootTimes
-from vfiobench.probes.catalog import IRQ_PATH_EVENTS, attached_parts
+from vfiobench.probes.catalog import attached_parts
 from vfiobench.qemu.trace import df_trace_events
+from vfiobench.schema import IRQ_PATH_EVENTS
 from vfiobench.store import HostInfo, ProbeStats, QemuInfo, RunMeta, RunWriter, WorkloadInfo
-
-if TYPE_CHECKING:
-    from vfiobench.lab.runner import Cell
 
 WORKLOAD_COLUMNS = (
     "cycle",

@@ -42,67 +42,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vfiobench.schema import EVENT_DTYPES, EVENT_STRUCTS, IRQ_PATH_EVENTS, TABLE_DTYPES
+
 #: ``VFIO_DEVICE_SET_IRQS`` = ``_IO(';', 100 + 10)``.
 VFIO_DEVICE_SET_IRQS = 0x3B6E
 
 ProbeKind = Literal["tracepoint", "kprobe", "uprobe", "composite"]
 PartKind = Literal["tracepoint", "kprobe", "uprobe"]
-
-SET_IRQS_DTYPE = np.dtype(
-    [
-        ("ts_ns", "<u8"),
-        ("dur_ns", "<u8"),
-        ("pid", "<u4"),
-        ("tid", "<u4"),
-        ("fd", "<i4"),
-        ("ret", "<i4"),
-        ("argsz", "<u4"),
-        ("flags", "<u4"),
-        ("index", "<u4"),
-        ("start", "<u4"),
-        ("count", "<u4"),
-        ("hdr_ok", "<u4"),
-    ]
-)
-SET_VECTOR_SIGNAL_DTYPE = np.dtype(
-    [
-        ("ts_ns", "<u8"),
-        ("dur_ns", "<u8"),
-        ("tid", "<u4"),
-        ("vector", "<i4"),
-        ("fd", "<i4"),
-        ("ret", "<i4"),
-        ("msix", "<u4"),
-        ("_pad", "<u4"),
-    ]
-)
-PBA_TOGGLE_DTYPE = np.dtype(
-    [("ts_ns", "<u8"), ("dur_ns", "<u8"), ("mr", "<u8"), ("tid", "<u4"), ("enabled", "<u4")]
-)
-TRANSACTION_COMMIT_DTYPE = np.dtype([("ts_ns", "<u8"), ("dur_ns", "<u8"), ("tid", "<u4"), ("depth", "<u4")])
-IRQ_PATH_DTYPE = np.dtype(
-    [
-        ("ts_ns", "<u8"),
-        ("dur_ns", "<i8"),  # u64 in C: (u64)-1 for point events
-        ("arg0", "<u8"),
-        ("arg1", "<u8"),
-        ("tid", "<u4"),
-        ("cpu", "<u4"),
-        ("vector", "<i4"),
-        ("event", "<u4"),
-    ]
-)
-
-#: ``irq_path`` event names by code (``VB_EV_*`` in ``events.bpf.h``); the timeline's names.
-IRQ_PATH_EVENTS: tuple[str, ...] = (
-    "host_irq",
-    "eventfd_signal",
-    "kvm_msi",
-    "qemu_irq",
-    "msix_set_pending",
-    "msix_notify",
-    "kvm_signal_msi",
-)
 
 #: vfio-pci names its MSI-X handlers "vfio-msix[N](BDF)" (drivers/vfio/pci/vfio_pci_intrs.c).
 DEFAULT_IRQ_NAME_PREFIX = "vfio-msix"
@@ -182,9 +128,6 @@ class ProbeSpec:
         probe_id: index into the BPF program's per-CPU ``lost``/``hist`` arrays (``VB_*`` in C).
         kind: ``tracepoint``, ``kprobe`` or ``uprobe``.
         source: the ``*.bpf.c`` file under ``vfiobench/probes/bpf/``.
-        struct: the C event struct (in ``events.bpf.h``) that :attr:`dtype` mirrors.
-        dtype: the event record as the kernel writes it.
-        columns: the table's columns, in order (``is_pba`` is added in user space).
         symbol: the kernel or QEMU function probed (``None`` for tracepoints).
         entry_fn: BPF function attached at entry (``None`` for ``TRACEPOINT_PROBE``).
         return_fn: BPF function attached at return.
@@ -196,14 +139,31 @@ class ProbeSpec:
     probe_id: int
     kind: ProbeKind
     source: str
-    struct: str
-    dtype: np.dtype[Any]
-    columns: tuple[str, ...]
     symbol: str | None
     entry_fn: str | None
     return_fn: str | None
     target: str
     parts: tuple[ProbePart, ...] = ()
+
+    @property
+    def struct(self) -> str:
+        """The C event struct (in ``events.bpf.h``) that :attr:`dtype` mirrors."""
+        return EVENT_STRUCTS[self.name]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The event record as the kernel writes it."""
+        return EVENT_DTYPES[self.name]
+
+    @property
+    def table_dtype(self) -> np.dtype[Any]:
+        """The table's rows as stored (``is_pba`` and ``irq_path``'s event names added in user space)."""
+        return TABLE_DTYPES[self.name]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns, in order."""
+        return tuple(self.table_dtype.names or ())
 
     @property
     def define(self) -> str:
@@ -224,9 +184,6 @@ PROBES: dict[str, ProbeSpec] = {
             0,
             "tracepoint",
             "set_irqs_ioctl.bpf.c",
-            "vb_set_irqs_event",
-            SET_IRQS_DTYPE,
-            ("ts_ns", "dur_ns", "pid", "tid", "fd", "ret", "index", "start", "count", "flags", "argsz"),
             None,
             "vb_ioctl_enter",
             "vb_ioctl_exit",
@@ -237,9 +194,6 @@ PROBES: dict[str, ProbeSpec] = {
             1,
             "kprobe",
             "set_vector_signal.bpf.c",
-            "vb_set_vector_signal_event",
-            SET_VECTOR_SIGNAL_DTYPE,
-            ("ts_ns", "dur_ns", "tid", "vector", "fd", "msix", "ret"),
             "vfio_msi_set_vector_signal",
             "vb_svs_enter",
             "vb_svs_return",
@@ -250,9 +204,6 @@ PROBES: dict[str, ProbeSpec] = {
             2,
             "uprobe",
             "pba_toggle.bpf.c",
-            "vb_pba_toggle_event",
-            PBA_TOGGLE_DTYPE,
-            ("ts_ns", "dur_ns", "tid", "mr", "enabled", "is_pba"),
             "memory_region_set_enabled",
             "vb_pba_enter",
             "vb_pba_return",
@@ -263,9 +214,6 @@ PROBES: dict[str, ProbeSpec] = {
             3,
             "uprobe",
             "transaction_commit.bpf.c",
-            "vb_transaction_commit_event",
-            TRANSACTION_COMMIT_DTYPE,
-            ("ts_ns", "dur_ns", "tid", "depth"),
             "memory_region_transaction_commit",
             "vb_commit_enter",
             "vb_commit_return",
@@ -276,9 +224,6 @@ PROBES: dict[str, ProbeSpec] = {
             4,
             "composite",
             "irq_path.bpf.c",
-            "vb_irq_path_event",
-            IRQ_PATH_DTYPE,
-            ("ts_ns", "event", "vector", "dur_ns", "tid", "cpu", "arg0", "arg1"),
             None,
             None,
             None,

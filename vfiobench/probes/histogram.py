@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from vfiobench.schema import HIST_DTYPE
+
 DEFAULT_SUB_BUCKET_BITS = 6
 MAX_BITS = 63
-
-HIST_DTYPE = np.dtype([("bucket", "<i8"), ("count", "<u8"), ("lo_ns", "<i8"), ("hi_ns", "<i8")])
 
 
 def n_buckets(sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS, max_bits: int = MAX_BITS) -> int:

@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from vfiobench.schema import PBA_REGIONS, TABLE_DTYPES
+
 PBA_NAME = "msix-pba"
 SCAN_BYTES = 512
 MAX_NAME = 64
 # QEMU region names: "msix-pba", "pam-pci", "vfio 0000:00:01.0 BAR 0 mmaps[0]", "alias ich9-pm"...
 _NAME = re.compile(rb"[A-Za-z0-9_][A-Za-z0-9_.:/()\[\], +-]+")
-
-REGIONS_DTYPE = np.dtype([("mr", "<u8"), ("name", object), ("name_offset", "<i8"), ("is_pba", "?")])
 
 
 def _read(mem: Any, addr: int, size: int) -> bytes | None:
@@ -170,7 +170,7 @@ class RegionNames:
         """
         rows = [(mr, name, self.offset, name == PBA_NAME) for mr, name in sorted(self.names.items())]
         rows += [(mr, "", -1, False) for mr in sorted(self.unresolved)]
-        out = np.empty(len(rows), dtype=REGIONS_DTYPE)
+        out = np.empty(len(rows), dtype=TABLE_DTYPES[PBA_REGIONS])
         for i, (mr, name, off, pba) in enumerate(rows):
             out[i] = (mr, name, -1 if off is None else off, pba)
         return out

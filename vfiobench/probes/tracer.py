@@ -51,13 +51,7 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from vfiobench.errors import ProbeError
-from vfiobench.probes.catalog import (
-    DEFAULT_IRQ_NAME_PREFIX,
-    DEFAULT_PROBES,
-    IRQ_PATH_EVENTS,
-    ProbeSpec,
-    get_probe,
-)
+from vfiobench.probes.catalog import DEFAULT_IRQ_NAME_PREFIX, DEFAULT_PROBES, ProbeSpec, get_probe
 from vfiobench.probes.headers import headers_env
 from vfiobench.probes.histogram import DEFAULT_SUB_BUCKET_BITS, hist_table, read_hist_map
 from vfiobench.probes.program import Program, build_program
@@ -66,70 +60,17 @@ from vfiobench.probes.resolve import Resolution, resolve_targets
 from vfiobench.probes.ringbuf import RingReader
 from vfiobench.probes.uprobes import attach_uprobe
 from vfiobench.qemu.binary import inspect_binary
+from vfiobench.schema import IRQ_PATH_EVENTS, PBA_REGIONS
 from vfiobench.store import ProbeStats, QemuInfo, RunWriter, kernel_counts_misses
 
-#: Table row layouts (what lands in Parquet), by probe.
-TABLE_DTYPES: dict[str, np.dtype[Any]] = {
-    "set_irqs_ioctl": np.dtype(
-        [
-            ("ts_ns", "<i8"),
-            ("dur_ns", "<i8"),
-            ("pid", "<i4"),
-            ("tid", "<i4"),
-            ("fd", "<i4"),
-            ("ret", "<i4"),
-            ("index", "<u4"),
-            ("start", "<u4"),
-            ("count", "<u4"),
-            ("flags", "<u4"),
-            ("argsz", "<u4"),
-        ]
-    ),
-    "set_vector_signal": np.dtype(
-        [
-            ("ts_ns", "<i8"),
-            ("dur_ns", "<i8"),
-            ("tid", "<i4"),
-            ("vector", "<i4"),
-            ("fd", "<i4"),
-            ("msix", "?"),
-            ("ret", "<i4"),
-        ]
-    ),
-    "pba_toggle": np.dtype(
-        [
-            ("ts_ns", "<i8"),
-            ("dur_ns", "<i8"),
-            ("tid", "<i4"),
-            ("mr", "<u8"),
-            ("enabled", "?"),
-            ("is_pba", "?"),
-        ]
-    ),
-    "transaction_commit": np.dtype([("ts_ns", "<i8"), ("dur_ns", "<i8"), ("tid", "<i4"), ("depth", "<i4")]),
-    "irq_path": np.dtype(
-        [
-            ("ts_ns", "<i8"),
-            ("event", f"<U{max(len(e) for e in IRQ_PATH_EVENTS)}"),
-            ("vector", "<i4"),
-            ("dur_ns", "<i8"),
-            ("tid", "<i8"),
-            ("cpu", "<i4"),
-            ("arg0", "<u8"),
-            ("arg1", "<u8"),
-        ]
-    ),
-}
 _IRQ_PATH_NAMES = np.array([*IRQ_PATH_EVENTS, "unknown"])
-
-PBA_REGIONS_TABLE = "pba_regions"
 
 
 def to_table(
     spec: ProbeSpec, raw: np.ndarray[Any, Any], regions: RegionNames | None = None
 ) -> np.ndarray[Any, Any]:
     """Convert raw event records of ``spec`` to table rows (columns: ``spec.columns``)."""
-    dtype = TABLE_DTYPES[spec.name]
+    dtype = spec.table_dtype
     out = np.empty(raw.size, dtype=dtype)
     for name in dtype.names or ():
         if name in ("is_pba", "event"):
@@ -693,10 +634,10 @@ class Tracer:
             if self._chunks is not None and self.writer is not None:
                 for spec in self.specs:  # a probe that saw nothing still leaves its (empty) table
                     if not self.histogram and self.counts[spec.name] == 0:
-                        self._pending[spec.name].append(np.empty(0, dtype=TABLE_DTYPES[spec.name]))
+                        self._pending[spec.name].append(np.empty(0, dtype=spec.table_dtype))
                 self._flush()
                 if self.regions is not None and "pba_toggle" in self.counts and not self.histogram:
-                    self._chunks.append(PBA_REGIONS_TABLE, self.regions.table())
+                    self._chunks.append(PBA_REGIONS, self.regions.table())
                 self._chunks.call(self.writer.flush_meta)
         finally:
             self._cleanup()
@@ -724,7 +665,7 @@ class Tracer:
                 out[name] = np.concatenate(chunks)
             else:
                 spec = get_probe(name)
-                out[name] = np.empty(0, dtype=TABLE_DTYPES[spec.name])
+                out[name] = np.empty(0, dtype=spec.table_dtype)
         return out
 
 
