@@ -1,4 +1,4 @@
-"""Host side of the lab without booting: share preparation, cell → run conversion, image recipe."""
+"""Cell → run conversion on the host, without booting: tables, metadata, checks."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vfiobench.errors import LabError
-from vfiobench.lab.image import Image, Recipe, mounts_below, read_init_script
+from vfiobench.lab.cell import Cell
+from vfiobench.lab.guest.run import SAMPLE_DTYPE
+from vfiobench.lab.image import Image
 from vfiobench.lab.results import WORKLOAD_COLUMNS, cell_to_run
-from vfiobench.lab.runner import Cell, plan_cells, prepare_share
 from vfiobench.lab.vm import BootTimes
+from vfiobench.lab.workloads import WorkloadParams
 from vfiobench.store import load_run
-from vfiobench.workloads.qtest import SAMPLE_DTYPE, WorkloadParams
 
 N = 7  # cycles in the synthetic cell
 T0 = 1_000_000_000  # measure phase start, ns
@@ -155,75 +155,3 @@ def test_a_cell_that_never_ran_is_a_failed_run(tmp_path: Path) -> None:
     run = load_run(out)
     assert run.meta.status == "failed" and "binding failed" in (run.meta.error or "")
     assert run.meta.kind == "probe-free"
-
-
-def test_plan_cells_and_bad_input() -> None:
-    cells = plan_cells(["kvm", "tcg"], ["mask-every-irq", "no-mask"], cycles=5, probes=False)
-    assert [c.id for c in cells] == [
-        "kvm-mask-every-irq-probe-free",
-        "kvm-no-mask-probe-free",
-        "tcg-mask-every-irq-probe-free",
-        "tcg-no-mask-probe-free",
-    ]
-    with pytest.raises(LabError, match="unknown accelerator"):
-        plan_cells(["hvf"], ["no-mask"])
-    with pytest.raises(LabError, match="unknown workload"):
-        plan_cells(["kvm"], ["spin"])
-    with pytest.raises(LabError, match=r"vectors \[4\] do not exist"):
-        plan_cells(["kvm"], ["no-mask"], vectors=[0, 4])
-    with pytest.raises(LabError, match="no such QEMU binary"):
-        plan_cells(["kvm"], ["no-mask"], qemu="/nonexistent/qemu")
-
-
-def test_prepare_share_copies_package_with_light_init_and_custom_qemu(tmp_path: Path) -> None:
-    fake_qemu = tmp_path / "qemu-custom"
-    fake_qemu.write_bytes(b"\x7fELF")
-    cells = plan_cells(
-        ["kvm"], ["mask-every-irq"], cycles=5, qemu=str(fake_qemu), qemu_args=["-global", "x=1"]
-    )
-    share = tmp_path / "share"
-    share.mkdir()
-    job = prepare_share(share, cells, 4)
-    init = (share / "pkg" / "vfiobench" / "__init__.py").read_text()
-    assert "import" not in init.split('"""')[-1]  # no top-level imports in L1
-    assert (share / "pkg" / "vfiobench" / "lab" / "init-lab.sh").is_file()
-    assert not list((share / "pkg").rglob("__pycache__"))
-    c = job["cells"][0]
-    assert c["qemu"] == "/share/bin/qemu-0" and (share / "bin" / "qemu-0").read_bytes() == b"\x7fELF"
-    assert c["qemu_args"] == ["-L", "/usr/share/qemu", "-global", "x=1"]
-    assert json.loads((share / "job.json").read_text()) == job
-    assert "python3 -m vfiobench.lab.job /share/job.json" in (share / "job.sh").read_text()
-
-
-def test_recipe_hash_tracks_the_recipe_and_the_init_script() -> None:
-    r = Recipe.default()
-    assert r.digest() == Recipe.default().digest()
-    assert Recipe(packages=(*r.packages, "strace"), init_script=r.init_script).digest() != r.digest()
-    assert Recipe(init_script=r.init_script + "\n# changed").digest() != r.digest()
-    init = read_init_script()
-    assert "sysrq-trigger" in init and "remount,ro" in init and "/share/job.sh" in init
-
-
-def test_mounts_below_sees_proc(tmp_path: Path) -> None:
-    assert mounts_below(tmp_path) == []
-    assert Path("/proc") in mounts_below(Path("/proc"))
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--vectors", "a,b"], "--vectors 'a,b' is not a comma-separated list of integers"),
-        (["--vectors", "9"], "vectors [9] do not exist"),
-        (["--cycles", "0"], "cycles=0 must be at least 1"),
-        (["--qemu", "/nonexistent/qemu-system-x86_64"], "no such QEMU binary"),
-    ],
-)
-def test_lab_run_bad_input_is_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
-) -> None:
-    from vfiobench.cli import main
-
-    assert main(["lab", "run", *args, "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("vfiobench: error: ") and message in err[0]
-    assert not (tmp_path / "r").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vfiobench.errors import LabError
-from vfiobench.workloads.qtest import WORKLOADS
+from vfiobench.lab.workloads import WORKLOADS
 
 EPILOG = """\
 examples:

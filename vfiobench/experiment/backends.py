@@ -82,8 +82,8 @@ class LabBackend:
 
     def cell(self, run: PlannedRun) -> Any:
         """The lab cell of one planned run."""
-        from vfiobench.lab.runner import Cell
-        from vfiobench.workloads.qtest import WorkloadParams
+        from vfiobench.lab.cell import Cell
+        from vfiobench.lab.workloads import WorkloadParams
 
         w = run.workload
         params = WorkloadParams(

@@ -1,6 +1,7 @@
 """Experiment specs: which QEMU variants, workloads and accelerators to compare, how many times.
 
-A spec is a TOML file (``vfiobench/experiments/pba.toml`` is the shipped one)::
+A spec is a TOML file; the shipped ones (``pba``, ``pba-disable``) are in ``vfiobench/experiment/specs/``
+and load by name (:func:`load_spec`)::
 
     [experiment]
     name = "pba"
@@ -35,15 +36,17 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
 from vfiobench.errors import ExperimentError
-from vfiobench.workloads.qtest import WORKLOADS
+from vfiobench.lab.workloads import WORKLOADS
 
 Backend = Literal["lab", "host"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 KNOWN_ACCELS = ("kvm", "tcg")
+SPECS_DIR = "specs"  # the shipped specs, beside this module
 
 
 @dataclass(frozen=True)
@@ -206,10 +209,13 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
     )
 
 
+def _shipped() -> Traversable:
+    return resources.files("vfiobench.experiment").joinpath(SPECS_DIR)
+
+
 def builtin_specs() -> list[str]:
-    """Names of the specs shipped in ``vfiobench/experiments/``."""
-    files = resources.files("vfiobench.experiments").iterdir()
-    return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
+    """Names of the specs shipped in ``vfiobench/experiment/specs/``."""
+    return sorted(f.name.removesuffix(".toml") for f in _shipped().iterdir() if f.name.endswith(".toml"))
 
 
 def load_spec(path_or_name: str | Path) -> ExperimentSpec:
@@ -219,8 +225,8 @@ def load_spec(path_or_name: str | Path) -> ExperimentSpec:
         return parse_spec(path.read_text(encoding="utf-8"), str(path))
     name = str(path_or_name)
     if name in builtin_specs():
-        res = resources.files("vfiobench.experiments").joinpath(f"{name}.toml")
-        return parse_spec(res.read_text(encoding="utf-8"), f"vfiobench/experiments/{name}.toml")
+        res = _shipped().joinpath(f"{name}.toml")
+        return parse_spec(res.read_text(encoding="utf-8"), f"vfiobench/experiment/{SPECS_DIR}/{name}.toml")
     raise ExperimentError(
         f"{path_or_name}: no such spec file", f"give a TOML path or one of: {', '.join(builtin_specs())}"
     )

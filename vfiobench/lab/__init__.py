@@ -7,7 +7,7 @@ Three levels (LAB-NOTES.md has the verified facts behind every choice)::
     L1  Debian bookworm guest (vfiobench.lab.image): init-lab.sh runs /share/job.sh, i.e.
         vfiobench.lab.job: modprobe kvm_amd vfio-pci, bind ivshmem to vfio-pci, then per cell
     L2  qemu-system-x86_64 -accel kvm|tcg -S -qtest unix:... -device vfio-pci,host=<ivshmem>
-        driven by vfiobench.workloads.qtest (the guest driver), traced by vfiobench.probes in L1
+        driven by vfiobench.lab.guest (the guest driver), traced by vfiobench.probes in L1
 
 The host side (:mod:`vfiobench.lab.runner`) writes the share, boots L1 once for any number of cells
 (accelerator × workload × probed or not) and turns each cell into a run

@@ -38,8 +38,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vfiobench.lab.device import DeviceConfig
+from vfiobench.lab.workloads import READS_PBA
 from vfiobench.store import Check
-from vfiobench.workloads.qtest import READS_PBA
 
 __all__ = ["DeviceConfig", "lab_checks"]
 

@@ -10,7 +10,7 @@ cell the job writes ``/share/cells/<id>/``:
 
     cell.json        status, counters, phases, device, timings, L2 command line and binary info,
                      L1 interrupt counts, probe statistics, error (if any)
-    workload.npz     the workload's samples (:data:`vfiobench.workloads.qtest.SAMPLE_DTYPE`)
+    workload.npz     the workload's samples (:data:`vfiobench.lab.guest.run.SAMPLE_DTYPE`)
     probes.npz       one array per probe table (probed cells)
     qemu-trace.log   L2's ``-trace`` log (written to L1 tmpfs, copied once at the end)
     l2-stderr.log    what L2 printed
@@ -37,21 +37,12 @@ import numpy as np
 
 from vfiobench.errors import LabError, VfioBenchError
 from vfiobench.lab.device import DeviceConfig
+from vfiobench.lab.guest.ivshmem import IVSHMEM_DEVICE, IVSHMEM_VENDOR, IvshmemGuest
+from vfiobench.lab.guest.l2 import L2Qemu, l2_cmdline
+from vfiobench.lab.guest.run import WorkloadResult, run_workload
+from vfiobench.lab.guest.watch import Delivery, IrqCountDelivery, RamDelivery, read_irq_count
+from vfiobench.lab.workloads import WorkloadParams
 from vfiobench.qemu.trace import trace_args
-from vfiobench.workloads.qtest import (
-    IVSHMEM_DEVICE,
-    IVSHMEM_VENDOR,
-    Delivery,
-    IrqCountDelivery,
-    IvshmemGuest,
-    L2Qemu,
-    RamDelivery,
-    WorkloadParams,
-    WorkloadResult,
-    l2_cmdline,
-    read_irq_count,
-    run_workload,
-)
 
 RUN_DIR = Path("/tmp/vfiobench-run")
 

@@ -1,9 +1,10 @@
 """Run lab cells: prepare the 9p share, boot L1 once, turn each cell's results into a run.
 
-One boot runs any number of *cells* (an accelerator × a workload × probed or not): the share holds a
-copy of the vfiobench package (with a light ``__init__``: L1 has no pyarrow), ``job.json`` and
-``job.sh``; the L1 init runs the job and powers off; :mod:`vfiobench.lab.results` converts every
-cell into a complete run with the console log, the job log and the QEMU trace log attached.
+One boot runs any number of *cells* (:class:`~vfiobench.lab.cell.Cell`: an accelerator × a workload
+× probed or not): the share holds a copy of the vfiobench package (with a light ``__init__``: L1
+has no pyarrow), ``job.json`` and ``job.sh``; the L1 init runs the job and powers off;
+:mod:`vfiobench.lab.results` converts every cell into a complete run with the console log, the job
+log and the QEMU trace log attached.
 
 Example:
     >>> cells = plan_cells(["kvm", "tcg"], ["mask-every-irq", "no-mask"], cycles=31)   # doctest: +SKIP
@@ -19,15 +20,16 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import vfiobench
 from vfiobench.errors import LabError
+from vfiobench.lab.cell import Cell
 from vfiobench.lab.image import Image, Recipe, build_image, cached_image
 from vfiobench.lab.vm import L1VM, BootTimes, VmConfig
-from vfiobench.workloads.qtest import WorkloadParams
+from vfiobench.lab.workloads import WorkloadParams
 
 ACCELS: tuple[str, ...] = ("kvm", "tcg")
 DEVICE_VECTORS = 4  # MSI-X vectors of L1's ivshmem-doorbell (VmConfig.vectors)
@@ -52,40 +54,6 @@ echo "vfiobench lab shell: the ivshmem device, PYTHONPATH=/share/pkg; 'exit' pow
 export PYTHONPATH=/share/pkg PS1='l1# '
 setsid -c sh -i </dev/ttyS0 >/dev/ttyS0 2>&1
 """
-
-
-@dataclass
-class Cell:
-    """One (accel, workload) combination run inside an L1 boot.
-
-    Attributes:
-        accel: ``kvm`` or ``tcg`` for the L2 QEMU.
-        workload: The qtest workload.
-        probes: Attach the vfiobench probes (``kind: probed``) or not (``probe-free``).
-        qemu: Host path of the L2 QEMU binary to copy into the share (None: L1's own Debian QEMU).
-        qemu_args: Extra L2 command-line arguments.
-        variant: The run's variant label.
-        name: The run id and directory name (an experiment's planned run id); default :attr:`id`.
-        labels: Extra run.json labels (an experiment's repetition, warm-up flag, patches).
-        patches: Names of the QEMU patches the binary was built with (run.json ``qemu.patches``).
-    """
-
-    accel: str
-    workload: WorkloadParams
-    probes: bool = True
-    qemu: str | None = None
-    qemu_args: list[str] = field(default_factory=list)
-    variant: str = "stock"
-    name: str | None = None
-    labels: dict[str, Any] = field(default_factory=dict)
-    patches: list[str] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        """Directory-safe name: :attr:`name`, else ``<accel>-<workload>[-probe-free]``."""
-        if self.name:
-            return self.name
-        return f"{self.accel}-{self.workload.name}" + ("" if self.probes else "-probe-free")
 
 
 def plan_cells(

@@ -1,1 +1,0 @@
-"""Experiment specs shipped with vfiobench (TOML files)."""
