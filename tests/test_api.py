@@ -184,7 +184,7 @@ def test_every_public_method_has_an_example() -> None:
 def test_frames_are_what_the_analysis_layer_returns(runs: api.Runs) -> None:
     from vfiobench.analysis import df_per_interrupt
 
-    pd.testing.assert_frame_equal(runs.per_interrupt(), df_per_interrupt(runs.runset))
+    pd.testing.assert_frame_equal(runs.per_interrupt(), df_per_interrupt(runs))
 
 
 def test_lab_like_runs_of_one_variant_are_split_by_accel(root: Path, tmp_path: Path) -> None:

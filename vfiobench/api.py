@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -46,11 +46,16 @@ def _as_set(value: Selector) -> set[str] | None:
     return {value} if isinstance(value, str) else {str(v) for v in value}
 
 
-class Runs:
-    """A set of recorded runs, for exploring in a notebook (wraps :class:`~vfiobench.store.RunSet`).
+class Runs(RunSet):
+    """The runs, for exploring: the one interactive way in (what :func:`load` returns).
+
+    A :class:`~vfiobench.store.RunSet` (iterate it, index it by run id, pass it to any
+    :mod:`vfiobench.analysis` function) with the interactive methods on top: :meth:`filter`,
+    :meth:`latency`, :meth:`per_interrupt`, :meth:`compare`, :meth:`timeline`, the ``plot_*``
+    methods, and a table display in JupyterLab.
 
     Args:
-        runset: the runs.
+        runs: the runs.
 
     Example:
         >>> runs = load("data/sample")                # doctest: +SKIP
@@ -58,30 +63,16 @@ class Runs:
         (12, ['stock', 'pba-always-on'])
     """
 
-    def __init__(self, runset: RunSet) -> None:
-        self.runset = runset
+    def __init__(self, runs: Iterable[Run]) -> None:
+        super().__init__(runs)
         self._timelines: dict[float, pd.DataFrame] = {}  # by expect_fraction
 
     # ------------------------------------------------------------------------------------ the set
 
-    def __len__(self) -> int:
-        return len(self.runset)
-
-    def __iter__(self) -> Iterator[Run]:
-        return iter(self.runset)
-
-    def __getitem__(self, run_id: str) -> Run:
-        return self.runset[run_id]
-
-    @property
-    def variants(self) -> list[str]:
-        """Variant labels present, in first-seen order."""
-        return self.runset.variants
-
     @property
     def run_ids(self) -> list[str]:
         """Run identifiers, in load order."""
-        return [r.run_id for r in self.runset]
+        return [r.run_id for r in self]
 
     def filter(
         self,
@@ -131,7 +122,7 @@ class Runs:
                     return False
             return True
 
-        return Runs(RunSet(r for r in self.runset if keep(r)))
+        return Runs(r for r in self if keep(r))
 
     def meta(self) -> pd.DataFrame:
         """One row per run (:meth:`~vfiobench.store.RunSet.meta_frame`).
@@ -139,15 +130,7 @@ class Runs:
         Example:
             >>> runs.meta()[["run_id", "variant", "kind", "lost_events"]]     # doctest: +SKIP
         """
-        return self.runset.meta_frame()
-
-    def table(self, name: str) -> pd.DataFrame:
-        """Table ``name`` of every run, concatenated, with ``run_id`` and ``variant`` first.
-
-        Example:
-            >>> runs.table("pba_toggle").head()                              # doctest: +SKIP
-        """
-        return self.runset.table(name)
+        return self.meta_frame()
 
     def summary(self) -> pd.DataFrame:
         """The compact runs table shown in JupyterLab.
@@ -160,7 +143,7 @@ class Runs:
             >>> runs.summary()                                               # doctest: +SKIP
         """
         rows = []
-        for r in self.runset:
+        for r in self:
             m = r.meta
             params = m.workload.params
             interrupts = params.get("delivered", (params.get("counters") or {}).get("delivered"))
@@ -186,7 +169,7 @@ class Runs:
             return "Runs(0 runs)"
         from collections import Counter
 
-        metas = [r.meta for r in self.runset]
+        metas = [r.meta for r in self]
         variants = Counter(m.variant for m in metas)  # first-seen order
         by_variant = ", ".join(f"{v} ×{n}" for v, n in variants.items())
         kinds = ", ".join(f"{k} {n}" for k, n in Counter(m.kind for m in metas).items())
@@ -196,7 +179,7 @@ class Runs:
     def _repr_html_(self) -> str:
         """JupyterLab display: a one-line summary and the runs table (escaped)."""
         table = self.summary().to_html(index=False, na_rep="–", escape=True, border=0)
-        synthetic = any(r.meta.source == "synthetic" for r in self.runset)
+        synthetic = any(r.meta.source == "synthetic" for r in self)
         warn = " <b>Synthetic data, not a measurement.</b>" if synthetic else ""
         return f"<p>{html.escape(repr(self))}{warn}</p>{table}"
 
@@ -209,13 +192,13 @@ class Runs:
                 f"unknown operation {operation!r}", f"use one of {', '.join(OPERATION_TABLES)}"
             )
         table = OPERATION_TABLES[operation]
-        df = self.runset.table(table)
+        df = self.table(table)
         if table == WORKLOAD:
             if "latency_ns" not in df.columns:
                 raise AnalysisError("no workload table with latency_ns in these runs")
             if "delivered" in df.columns:
                 df = df[df["delivered"].astype(bool)]
-            kinds = {r.run_id: r.meta.kind for r in self.runset}
+            kinds = {r.run_id: r.meta.kind for r in self}
             return df.assign(kind=df["run_id"].map(kinds)), "latency_ns"
         if df.empty or not ({"dur_ns"} <= set(df.columns) or {"bucket", "count"} <= set(df.columns)):
             raise AnalysisError(f"no {table} calls in these runs (probe-free runs have none)")
@@ -285,7 +268,7 @@ class Runs:
         """
         from vfiobench.analysis import df_per_interrupt
 
-        return df_per_interrupt(self.runset)
+        return df_per_interrupt(self)
 
     def cost_breakdown(self) -> pd.DataFrame:
         """Exclusive µs per interrupt by operation per variant (``analysis.df_cost_breakdown``).
@@ -333,7 +316,7 @@ class Runs:
                 f"unknown variant {', '.join(map(repr, unknown))}",
                 f"these runs have {', '.join(self.variants)}",
             )
-        rs = self.filter(variant=keep).runset if keep else self.runset
+        rs = self.filter(variant=keep) if keep else self
         cells: dict[str, list[Run]] = {}
         for run in rs:
             if run.meta.labels.get("warmup") and not include_warmup:
@@ -370,7 +353,7 @@ class Runs:
 
         if expect_fraction not in self._timelines:
             self._timelines[expect_fraction] = df_timeline(
-                self.runset, expect_fraction=expect_fraction, labels=("workload", "accel")
+                self, expect_fraction=expect_fraction, labels=("workload", "accel")
             )
         return self._timelines[expect_fraction]
 
@@ -431,7 +414,7 @@ class Runs:
         from vfiobench.analysis.timeline import df_window_events
 
         row = self._timeline_row(run_id, irq)
-        return df_window_events(self.runset[str(row["run_id"].iloc[0])], row)
+        return df_window_events(self[str(row["run_id"].iloc[0])], row)
 
     # ------------------------------------------------------------------------------------ figures
 
@@ -490,7 +473,7 @@ class Runs:
         """
         from vfiobench.plots_timeline import plot_interrupt_gantt
 
-        return plot_interrupt_gantt(self._timeline_row(run_id, irq), self.runset)
+        return plot_interrupt_gantt(self._timeline_row(run_id, irq), self)
 
     def plot_slowest(self, n: int = 20) -> Any:
         """The ``n`` slowest interrupts, stages stacked.
@@ -518,7 +501,7 @@ class Runs:
         return plot_stage_breakdown(summary, by="group")
 
     def _mixed_kinds(self) -> bool:
-        return len({r.meta.kind for r in self.runset}) > 1
+        return len({r.meta.kind for r in self}) > 1
 
     def plot_timeline_view(self, max_points: int = 600) -> Any:
         """Linked views: tap an interrupt in the latency scatter, see its Gantt below (works offline).
@@ -528,7 +511,7 @@ class Runs:
         """
         from vfiobench.plots_timeline import plot_timeline_view
 
-        return plot_timeline_view(self.timeline(), self.runset, max_points=max_points, by=self._groups())
+        return plot_timeline_view(self.timeline(), self, max_points=max_points, by=self._groups())
 
 
 def load(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Runs:

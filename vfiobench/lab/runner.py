@@ -36,10 +36,9 @@ DEVICE_VECTORS = 4  # MSI-X vectors of L1's ivshmem-doorbell (VmConfig.vectors)
 L1_QEMU = "/usr/bin/qemu-system-x86_64"
 SHARE_QEMU_DIR = "bin"
 
-LIGHT_INIT = '''"""vfiobench, as copied into the lab share: no top-level imports (L1 has no pyarrow)."""
-
-__version__ = "{version}"
-'''
+#: What makes ``importlib.metadata.version("vfiobench")`` answer in L1, where the package copy is
+#: on ``PYTHONPATH`` but not installed (run.json records the version).
+DIST_INFO_METADATA = "Metadata-Version: 2.1\nName: vfiobench\nVersion: {version}\n"
 
 JOB_SH = """#!/bin/sh
 # written by vfiobench lab run: the job of one L1 boot
@@ -118,11 +117,15 @@ def unavailable_reason() -> str | None:
 
 
 def copy_package(dest: Path) -> None:
-    """Copy the vfiobench package into ``dest/vfiobench`` with a light ``__init__``."""
+    """Copy the vfiobench package into ``dest/vfiobench``, with a dist-info that tells its version."""
     src = Path(vfiobench.__file__).parent
     target = dest / "vfiobench"
     shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (target / "__init__.py").write_text(LIGHT_INIT.format(version=vfiobench.__version__), encoding="utf-8")
+    dist_info = dest / f"vfiobench-{vfiobench.__version__}.dist-info"
+    dist_info.mkdir(exist_ok=True)
+    (dist_info / "METADATA").write_text(
+        DIST_INFO_METADATA.format(version=vfiobench.__version__), encoding="utf-8"
+    )
 
 
 def estimate_timeout_s(cells: Sequence[Cell]) -> float:
