@@ -9,10 +9,13 @@ import argparse
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vfiobench.errors import LabError
 from vfiobench.lab.workloads import WORKLOADS
+
+if TYPE_CHECKING:
+    from vfiobench.lab.image import Image, Recipe
 
 EPILOG = """\
 examples:
@@ -94,10 +97,52 @@ def _sigterm_as_exit() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def build_with_console(
+    recipe: Recipe | None = None, *, force: bool = False, keep_root: bool = False
+) -> Image:
+    """Build (or reuse) the L1 image, showing the steps, elapsed time and latest log line on stderr.
+
+    :func:`vfiobench.lab.image.build_image` with a rich progress display.
+    """
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from vfiobench.lab.image import Recipe, build_image, cache_root, cached_image
+
+    recipe = recipe or Recipe.default()
+    console = Console(stderr=True, soft_wrap=True)
+    if not force and (img := cached_image(recipe)) is not None:
+        console.print(f"lab image: cached at {img.path} (kernel {img.kernel_release})")
+        return img
+    console.print(f"lab image: building recipe {recipe.digest()} into {cache_root()} (about 3 minutes)")
+    with RichProgress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[step]:<16}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[line]}", style="dim"),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("build", step="", line="", total=None)
+        last_step = [""]
+
+        def progress(step: str, line: str) -> None:
+            if step != last_step[0]:
+                if last_step[0]:
+                    bar.console.print(f"  done: {last_step[0]}")
+                last_step[0] = step
+            bar.update(task, step=step, line=line[:70])
+
+        img = build_image(recipe, force=force, keep_root=keep_root, progress=progress)
+        bar.update(task, step="done", line=str(img.path))
+    t = img.info.get("timings_s", {})
+    console.print(f"lab image: built in {t.get('total', '?')} s at {img.path} (kernel {img.kernel_release})")
+    return img
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """``vfiobench lab build``."""
-    from vfiobench.lab.image import build_with_console
-
     _sigterm_as_exit()
     build_with_console(force=args.force, keep_root=args.keep_root)
     return 0
@@ -117,7 +162,6 @@ def _parse_vectors(text: str) -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``vfiobench lab run``: one boot, one run per cell; exits 1 when a check fails."""
-    from vfiobench.lab.image import build_with_console
     from vfiobench.lab.runner import plan_cells, run_lab
     from vfiobench.lab.vm import VmConfig
     from vfiobench.store import load_run
@@ -170,7 +214,6 @@ def cmd_shell(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from vfiobench.lab.image import build_with_console
     from vfiobench.lab.runner import prepare_share
     from vfiobench.lab.vm import L1VM, VmConfig
 
