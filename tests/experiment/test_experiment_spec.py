@@ -1,0 +1,58 @@
+"""Spec validation and the shipped specs (loaded by name from the package)."""
+
+import pytest
+from experiment_doubles import SPEC
+
+from vfiobench.errors import ExperimentError
+from vfiobench.experiment import load_spec, make_plan, parse_spec
+from vfiobench.experiment.spec import builtin_specs
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (('[[variants]]\nname = "A"', '[[variants]]\nname = "a b"'), "bad name 'a b'"),
+        (("repetitions = 2", "repetitions = 0"), "repetitions must be an integer >= 1"),
+        (('accels = ["tcg"]', 'accels = ["hvf"]'), "accel 'hvf'"),
+        (('name = "mask-every-irq"', 'name = "fio"'), "lab workload 'fio'"),
+        (('[[variants]]\nname = "C"', '[[variants]]\nname = "A"'), "duplicate variant names"),
+        (("[experiment]", "[experiment\n"), "not valid TOML"),
+        (('name = "C"', 'name = "C"\nqemu_path = "x"'), "unknown key"),
+    ],
+)
+def test_bad_specs_name_the_problem(patch, message):
+    with pytest.raises(ExperimentError, match=message) as info:
+        parse_spec(SPEC.replace(*patch), "my.toml")
+    assert str(info.value).startswith("my.toml")
+
+
+def test_shipped_pba_spec():
+    spec = load_spec("pba")
+    assert spec.baseline == "stock"
+    names = [v.name for v in spec.variants]
+    assert names == ["stock", "pba-always-on", "fd-cache", "pba-always-on+fd-cache", "no-kvm-msix"]
+    assert {w.name for w in spec.workloads} == {"mask-every-irq", "no-mask"}
+    assert spec.accels == ("kvm", "tcg")
+    with pytest.raises(ExperimentError, match="no such spec file"):
+        load_spec("nonexistent")
+
+
+def test_shipped_pba_disable_spec_runs_its_guest_on_every_variant():
+    spec = load_spec("pba-disable")
+    assert spec.baseline == "stock"
+    assert [(v.name, v.patches, v.device_props) for v in spec.variants] == [
+        ("stock", (), ()),
+        ("pba-disable", ("pba-disable",), (("x-pba-disable", "on"),)),
+        ("pba-always-on", ("pba-always-on",), (("x-pba-always-on", "on"),)),
+    ]
+    assert [w.name for w in spec.workloads] == ["mask-no-pba"]  # x-pba-disable's guest reads no PBA
+    # interleaved A B C A B C, each cell probed and probe-free, warm-up first
+    plan = make_plan(spec)
+    assert len(plan) == (3 + 1) * 3 * 2 * 2
+    assert [r.variant.name for r in plan[:12:4]] == ["stock", "pba-disable", "pba-always-on"]
+    assert {r.workload.param("cycles") for r in plan} == {101}
+
+
+def test_shipped_specs_are_package_resources():
+    assert builtin_specs() == ["pba", "pba-disable"]
+    assert load_spec("pba").path == "vfiobench/experiment/specs/pba.toml"
