@@ -10,9 +10,10 @@ Three levels (LAB-NOTES.md has the verified facts behind every choice)::
         driven by vfiobench.lab.guest (the guest driver), traced by vfiobench.probes in L1
 
 The host side (:mod:`vfiobench.lab.runner`) writes the share, boots L1 once for any number of cells
-(accelerator × workload × probed or not) and turns each cell into a run
-(:mod:`vfiobench.lab.results`) whose ``checks`` compare the probe counts with QEMU's trace log, the
-workload's own counters and L1's interrupt count (:mod:`vfiobench.lab.checks`).
+(:mod:`vfiobench.lab.cell`: accelerator × workload × probed or not; the workloads are named in
+:mod:`vfiobench.lab.workloads`) and turns each cell into a run (:mod:`vfiobench.lab.results`) whose
+``checks`` compare the probe counts with QEMU's trace log, the workload's own counters and L1's
+interrupt count (:mod:`vfiobench.lab.checks`).
 
 Example:
     >>> from pathlib import Path
