@@ -108,9 +108,13 @@ def test_refuses_to_overwrite(tmp_path):
         ('{"schema_version": 99, "run_id": "x", "variant": "v", "source": "lab"}', "schema_version 99"),
         ('{"schema_version": 1, "run_id": "x", "source": "lab"}', "'variant' is missing"),
         ('{"schema_version": 1, "run_id": "x", "variant": "v", "source": "mars"}', "source 'mars'"),
-        (
-            '{"schema_version": 1, "run_id": "x", "variant": "v", "source": "lab", "host": {"cpu": 1}}',
+        (  # an unknown key is a newer writer's and loads (below); a wrong shape does not
+            '{"schema_version": 1, "run_id": "x", "variant": "v", "source": "lab", "host": ["cpu", 1]}',
             "malformed field",
+        ),
+        (
+            '{"schema_version": 1, "run_id": "x", "variant": "v", "source": "lab", "probes": {"p": {}}}',
+            "malformed field",  # a probe without its target
         ),
     ],
 )
@@ -189,3 +193,34 @@ def test_run_json_is_plain_json(tmp_path):
     ):
         assert key in data
     assert data["host"]["kernel_release"] == os.uname().release
+
+
+def test_a_newer_writers_unknown_keys_load_at_every_level(tmp_path):
+    """run.json from a newer vfiobench (more fields anywhere) still loads; what is known is kept."""
+    out = tmp_path / "r1"
+    with RunWriter(out, meta()) as w:
+        w.meta.probes["pba_toggle"] = ProbeStats("memory_region_set_enabled", events=3)
+        w.meta.checks.append(Check("pba_vs_trace", expected=3, observed=3, ok=True))
+    path = out / "run.json"
+    data = json.loads(path.read_text())
+    data["stack"] = {"release": "trixie"}
+    for key in ("host", "qemu", "workload"):
+        data[key]["added_later"] = 1
+    data["probes"]["pba_toggle"]["attach_ns"] = 123
+    data["checks"][0]["window"] = [0, 1]
+    path.write_text(json.dumps(data))
+    run = load_run(out)
+    assert run.meta.probes["pba_toggle"].events == 3
+    assert run.meta.checks[0].name == "pba_vs_trace" and run.meta.checks_ok
+    assert not hasattr(run.meta, "stack")
+
+
+def test_a_field_of_the_wrong_shape_is_a_named_error(tmp_path):
+    out = tmp_path / "r1"
+    with RunWriter(out, meta()):
+        pass
+    data = json.loads((out / "run.json").read_text())
+    data["host"] = "not an object"
+    (out / "run.json").write_text(json.dumps(data))
+    with pytest.raises(RunStoreError, match="malformed field.*HostInfo is str"):
+        load_run(out)

@@ -57,7 +57,7 @@ class TracefsError(ProbeError):
 
 
 class BccError(ProbeError):
-    """BCC is not importable, or cannot find kernel headers."""
+    """BCC is not importable, cannot find kernel headers, or cannot compile the probes."""
 
 
 class ReportError(VfioBenchError):

@@ -31,7 +31,7 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self, TypeAlias, cast
+from typing import Any, Literal, Self, TypeAlias, TypeVar, cast, get_args
 
 import numpy as np
 import pandas as pd
@@ -47,10 +47,10 @@ INPROGRESS_SUFFIX = ".inprogress"
 Status = Literal["complete", "partial", "failed"]
 Source = Literal["host", "lab", "synthetic"]
 Kind = Literal["probed", "probe-free"]
+#: How a probe recorded: every event through a ring buffer, or in-kernel histograms.
+ProbeMode = Literal["stream", "histogram"]
 
-_STATUSES: tuple[str, ...] = ("complete", "partial", "failed")
-_SOURCES: tuple[str, ...] = ("host", "lab", "synthetic")
-_KINDS: tuple[str, ...] = ("probed", "probe-free")
+_D = TypeVar("_D")
 
 
 def utc_now() -> str:
@@ -124,7 +124,7 @@ class ProbeStats:
     target: str
     events: int = 0
     lost: int = 0
-    mode: Literal["stream", "histogram"] = "stream"
+    mode: ProbeMode = "stream"
     missed: int | None = None
 
 
@@ -200,24 +200,39 @@ class RunMeta:
         for key in ("run_id", "variant", "source"):
             if not isinstance(data.get(key), str) or not data[key]:
                 raise RunStoreError(f"{where}: field {key!r} is missing or not a non-empty string")
-        for key, allowed in (("status", _STATUSES), ("source", _SOURCES), ("kind", _KINDS)):
+        for key, allowed in (
+            ("status", get_args(Status)),
+            ("source", get_args(Source)),
+            ("kind", get_args(Kind)),
+        ):
             if key in data and data[key] not in allowed:
                 raise RunStoreError(f"{where}: {key} {data[key]!r} is not one of {', '.join(allowed)}")
         try:
             d = dict(data)
-            d["host"] = HostInfo(**d.get("host", {}))
-            d["qemu"] = QemuInfo(**d.get("qemu", {}))
-            d["workload"] = WorkloadInfo(**d.get("workload", {}))
-            d["probes"] = {k: ProbeStats(**v) for k, v in d.get("probes", {}).items()}
+            d["host"] = _known(HostInfo, d.get("host", {}))
+            d["qemu"] = _known(QemuInfo, d.get("qemu", {}))
+            d["workload"] = _known(WorkloadInfo, d.get("workload", {}))
+            d["probes"] = {k: _known(ProbeStats, v) for k, v in d.get("probes", {}).items()}
             if not kernel_counts_misses(d["host"].kernel_release):
                 # runs recorded before the recorder knew better stored the kernel's 0 here
                 for p in d["probes"].values():
                     p.missed = None
-            d["checks"] = [Check(**c) for c in d.get("checks", [])]
-            known = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in d.items() if k in known})
+            d["checks"] = [_known(Check, c) for c in d.get("checks", [])]
+            return _known(cls, d)
         except (TypeError, AttributeError) as e:
             raise RunStoreError(f"{where}: malformed field ({e})") from None
+
+
+def _known(cls: type[_D], fields: Mapping[str, Any]) -> _D:
+    """``cls(**fields)`` without the keys ``cls`` does not know: run.json from a newer writer loads.
+
+    Raises:
+        TypeError: ``fields`` is not a mapping, or lacks a required field.
+    """
+    if not isinstance(fields, Mapping):
+        raise TypeError(f"{cls.__name__} is {type(fields).__name__}, not an object")
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in fields.items() if k in known})
 
 
 def _package_version() -> str:

@@ -46,11 +46,11 @@ import time
 import types
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import numpy as np
 
-from vfiobench.errors import ProbeError
+from vfiobench.errors import BccError, ProbeError
 from vfiobench.probes.catalog import DEFAULT_IRQ_NAME_PREFIX, DEFAULT_PROBES, ProbeSpec, get_probe
 from vfiobench.probes.headers import headers_env
 from vfiobench.probes.histogram import DEFAULT_SUB_BUCKET_BITS, hist_table, read_hist_map
@@ -61,7 +61,7 @@ from vfiobench.probes.ringbuf import RingReader
 from vfiobench.probes.uprobes import attach_uprobe
 from vfiobench.qemu.binary import inspect_binary
 from vfiobench.schema import IRQ_PATH_EVENTS, PBA_REGIONS
-from vfiobench.store import ProbeStats, QemuInfo, RunWriter, kernel_counts_misses
+from vfiobench.store import ProbeMode, ProbeStats, QemuInfo, RunWriter, kernel_counts_misses
 
 _IRQ_PATH_NAMES = np.array([*IRQ_PATH_EVENTS, "unknown"])
 
@@ -297,7 +297,7 @@ class Tracer:
             # bytes throughout: BCC warns (DeprecationWarning) on every str argument
             self._bpf = BPF(text=self.program.text.encode(), cflags=list(self.program.cflags))
         except Exception as e:
-            raise ProbeError(
+            raise BccError(
                 f"BCC could not compile the probes: {e}", "see the compiler output above"
             ) from None
         b = self._bpf
@@ -425,7 +425,7 @@ class Tracer:
     def _update_probe_stats(self) -> None:
         if self.writer is None:
             return
-        mode: Literal["stream", "histogram"] = "histogram" if self.histogram else "stream"
+        mode: ProbeMode = "histogram" if self.histogram else "stream"
         for spec in self.specs:
             self.writer.meta.probes[spec.name] = ProbeStats(
                 self.targets[spec.name],
