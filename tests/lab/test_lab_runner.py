@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import vfiobench
 from vfiobench.errors import LabError
 from vfiobench.lab.runner import plan_cells, prepare_share
 
@@ -29,7 +33,7 @@ def test_plan_cells_and_bad_input() -> None:
         plan_cells(["kvm"], ["no-mask"], qemu="/nonexistent/qemu")
 
 
-def test_prepare_share_copies_package_with_light_init_and_custom_qemu(tmp_path: Path) -> None:
+def test_prepare_share_copies_a_light_package_and_custom_qemu(tmp_path: Path) -> None:
     fake_qemu = tmp_path / "qemu-custom"
     fake_qemu.write_bytes(b"\x7fELF")
     cells = plan_cells(
@@ -38,8 +42,18 @@ def test_prepare_share_copies_package_with_light_init_and_custom_qemu(tmp_path: 
     share = tmp_path / "share"
     share.mkdir()
     job = prepare_share(share, cells, 4)
-    init = (share / "pkg" / "vfiobench" / "__init__.py").read_text()
-    assert "import" not in init.split('"""')[-1]  # no top-level imports in L1
+    # L1 imports the copy: it is found first, knows its version, and its top level loads nothing heavy
+    probe = (
+        "import json, sys, vfiobench; print(json.dumps([vfiobench.__file__, vfiobench.__version__, "
+        "sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'pyarrow', 'bokeh', 'bcc'))]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(share / "pkg")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    where, version, heavy = json.loads(out)
+    assert where == str(share / "pkg" / "vfiobench" / "__init__.py")
+    assert version == vfiobench.__version__ and heavy == []  # no top-level imports in L1
     assert (share / "pkg" / "vfiobench" / "lab" / "init-lab.sh").is_file()
     assert not list((share / "pkg").rglob("__pycache__"))
     c = job["cells"][0]
