@@ -71,9 +71,25 @@ def test_parsers_read_what_they_should() -> None:
     assert environment_requirements(env) == {"python": "3.11", "numpy": "1.26", "qemu-qmp": "0.0.3"}
 
 
+#: In environment.yml but not pyproject.toml: packages pip cannot provide, and where pip users get them.
+SYSTEM_PACKAGES: dict[str, str] = {"bcc": "python3-bpfcc"}
+
+
+def test_conda_users_get_bcc_and_pip_users_get_it_from_the_system() -> None:
+    env = environment_requirements((REPO / "environment.yml").read_text())
+    py = pyproject_requirements((REPO / "pyproject.toml").read_text())
+    setup = (REPO / ".ci" / "setup-system").read_text()
+    for name, debian in SYSTEM_PACKAGES.items():
+        assert name in env and name not in py
+        assert debian in setup  # installed by make test's system step
+    assert "dist-packages/bcc" in (REPO / "Makefile").read_text()  # and linked into the venv
+
+
 def test_pyproject_and_environment_yml_list_the_same_packages_and_bounds() -> None:
     py = pyproject_requirements((REPO / "pyproject.toml").read_text())
     env = environment_requirements((REPO / "environment.yml").read_text())
+    for name in SYSTEM_PACKAGES:
+        env.pop(name)
     assert sorted(set(py) - set(env)) == [], "in pyproject.toml but not environment.yml"
     assert sorted(set(env) - set(py)) == [], "in environment.yml but not pyproject.toml"
     differ = {k: (py[k], env[k]) for k in py if py[k] != env[k]}
