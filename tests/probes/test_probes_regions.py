@@ -7,11 +7,14 @@ import os
 
 import numpy as np
 
-from vfiobench.probes.regions import RegionNames
+from vfiobench.probes.regions import SCAN_BYTES, RegionNames
 
 
 class FakeRegion(ct.Structure):
-    _fields_ = [("words", ct.c_void_p * 12)]
+    """As large as the scan window: the scan must not run into whatever the heap holds next (another
+    fake region's name pointer once did, when the two happened to be allocated 288 bytes apart)."""
+
+    _fields_ = [("words", ct.c_void_p * (SCAN_BYTES // 8))]
 
 
 def _region(keep: list[object], strings: dict[int, bytes], binary: dict[int, bytes]) -> int:
