@@ -224,3 +224,46 @@ def test_a_field_of_the_wrong_shape_is_a_named_error(tmp_path):
     (out / "run.json").write_text(json.dumps(data))
     with pytest.raises(RunStoreError, match="malformed field.*HostInfo is str"):
         load_run(out)
+
+
+def _killed_writer(out) -> None:
+    """A recording into ``out`` killed outright after writing 3 chunks."""
+    script = textwrap.dedent(
+        f"""
+        import sys, pandas as pd
+        from vfiobench.store import RunWriter, RunMeta
+        w = RunWriter({str(out)!r}, RunMeta(run_id="r1", variant="stock", source="synthetic")).__enter__()
+        for i in range(3):
+            w.append("workload", pd.DataFrame({{"ts_ns": [i]}}))
+        print("written", flush=True)
+        sys.stdin.read()
+        """
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"written"
+        os.kill(proc.pid, signal.SIGKILL)
+
+
+def test_recording_again_into_a_killed_runs_place_keeps_it_and_says_where(tmp_path, caplog):
+    out = tmp_path / "r1"
+    _killed_writer(out)
+    with pytest.raises(RunStoreError, match="partial run of an interrupted recording, recovered there"):
+        with RunWriter(out, meta()):
+            pass
+    assert "its partial run is recovered there" in caplog.text and str(out) in caplog.text
+    run = load_run(out)  # in place, compacted, nothing lost
+    assert run.meta.status == "partial" and "interrupted" in (run.meta.error or "")
+    assert run.table("workload")["ts_ns"].tolist() == [0, 1, 2] and run.meta.tables == {"workload": 3}
+    assert run.meta.ended_utc is not None and not list(out.glob("*.parts"))
+    assert not (out / "writer.json").exists()
+
+
+def test_a_live_writers_directory_is_not_taken(tmp_path):
+    out = tmp_path / "r1"
+    with RunWriter(out, meta()) as w:
+        w.append("workload", pd.DataFrame({"ts_ns": [1]}))
+        with pytest.raises(RunStoreError, match=f"pid {os.getpid()} is recording into it"):
+            with RunWriter(out, meta()):
+                pass
+        assert load_run(out).meta.status == "partial"  # read in place while recording
+    assert load_run(out).meta.status == "complete"

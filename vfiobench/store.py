@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import re
@@ -265,6 +266,103 @@ def to_arrow(data: TableData) -> pa.Table:
     return pa.Table.from_pandas(data, preserve_index=False)
 
 
+WRITER_JSON = "writer.json"  # in an in-progress directory: which process is writing it
+
+log = logging.getLogger("vfiobench")
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of ``pid`` (clock ticks since boot, /proc/PID/stat field 22), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+def _writer_identity() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"pid": pid, "start": _proc_start(pid), "boot_id": _boot_id(), "host": platform.node()}
+
+
+def writer_alive(inprogress: Path) -> int | None:
+    """The pid still writing ``inprogress``, or None when its writer is gone (or unknown)."""
+    try:
+        who = json.loads((inprogress / WRITER_JSON).read_text(encoding="utf-8"))
+        pid = int(who["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if who.get("boot_id") != _boot_id() or who.get("host") != platform.node():
+        return None  # written before a reboot (or elsewhere): that process is not running here
+    return pid if _proc_start(pid) == who.get("start") else None
+
+
+def _compact_parts(run_dir: Path) -> dict[str, int]:
+    """Merge every ``<table>.parts/`` into ``<table>.parquet``; returns rows per merged table."""
+    rows: dict[str, int] = {}
+    for parts_dir in sorted(run_dir.glob("*.parts")):
+        table = parts_dir.name.removesuffix(".parts")
+        tables = [pq.read_table(f) for f in sorted(parts_dir.glob("part-*.parquet"))]
+        merged = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+        pq.write_table(merged, run_dir / f"{table}.parquet")
+        shutil.rmtree(parts_dir)
+        rows[table] = merged.num_rows
+    return rows
+
+
+def inprogress_dir(out: str | os.PathLike[str]) -> Path:
+    """Where a recording into ``out`` writes until it closes: ``.<name>.inprogress`` beside it."""
+    out = Path(out)
+    return out.with_name(f".{out.name}{INPROGRESS_SUFFIX}")
+
+
+def recover_interrupted(out: str | os.PathLike[str]) -> Path | None:
+    """Move the run of a recording into ``out`` that was killed (writer gone) into place, as partial.
+
+    Its chunks are compacted, ``run.json`` says it was interrupted and when its last chunk landed,
+    and the directory is renamed to ``out``; a log line (logger ``vfiobench``) says where it is.
+
+    Returns:
+        ``out`` when a run was recovered; None when there is nothing to recover (no in-progress
+        directory, ``out`` exists, or its writer is still running).
+    """
+    out = Path(out)
+    tmp = inprogress_dir(out)
+    if out.exists() or not tmp.is_dir() or writer_alive(tmp) is not None:
+        return None
+    try:
+        who = json.loads((tmp / WRITER_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        who = {}
+    meta = _read_meta(tmp)
+    last = max((p.stat().st_mtime for p in tmp.rglob("*") if p.is_file()), default=None)
+    for table, n in _compact_parts(tmp).items():
+        meta.tables[table] = n
+    meta.status = "partial"
+    if last is not None and meta.ended_utc is None:
+        meta.ended_utc = dt.datetime.fromtimestamp(last, dt.UTC).isoformat(timespec="milliseconds")
+    meta.error = meta.error or (
+        f"interrupted: the recording process (pid {who.get('pid', '?')}) ended without closing the run; "
+        "recovered by vfiobench"
+    )
+    _write_json_atomic(tmp / RUN_JSON, meta.to_dict())
+    (tmp / WRITER_JSON).unlink(missing_ok=True)
+    os.replace(tmp, out)
+    log.warning(
+        "%s: the recording into it was interrupted (pid %s is gone); its partial run is recovered there",
+        out,
+        who.get("pid", "?"),
+    )
+    return out
+
+
 class RunWriter:
     """Record one run atomically; a context manager.
 
@@ -293,13 +391,26 @@ class RunWriter:
         return self.tmp
 
     def __enter__(self) -> Self:
+        if self.tmp.exists():
+            pid = writer_alive(self.tmp)
+            if pid is not None:
+                raise RunStoreError(
+                    f"{self.out}: pid {pid} is recording into it now", "choose another --out or stop it"
+                )
+            if recover_interrupted(self.out) is not None and not self.overwrite:
+                raise RunStoreError(
+                    f"{self.out}: already exists (the partial run of an interrupted recording, recovered "
+                    "there just now)",
+                    "choose another --out, or load it: it kept what was recorded",
+                )
         if self.out.exists():
             if not self.overwrite:
                 raise RunStoreError(f"{self.out}: already exists", "choose another --out or remove it")
             shutil.rmtree(self.out)
-        if self.tmp.exists():
+        if self.tmp.exists():  # an interrupted recording's leftovers, kept only when nothing else is
             shutil.rmtree(self.tmp)
         self.tmp.mkdir(parents=True)
+        _write_json_atomic(self.tmp / WRITER_JSON, _writer_identity())
         self.meta.status = "partial"
         self.flush_meta()
         return self
@@ -351,20 +462,12 @@ class RunWriter:
             raise ValueError("attach needs src or text")
         return dest
 
-    def _compact(self) -> None:
-        for table in self._parts:
-            parts_dir = self.tmp / f"{table}.parts"
-            files = sorted(parts_dir.glob("part-*.parquet"))
-            tables = [pq.read_table(f) for f in files]
-            merged = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
-            pq.write_table(merged, self.tmp / f"{table}.parquet")
-            shutil.rmtree(parts_dir)
-
     def close(self, status: Status = "complete") -> Path:
         """Compact chunks, write the final ``run.json`` and move the run into place."""
         if self._closed:
             return self.out
-        self._compact()
+        _compact_parts(self.tmp)
+        (self.tmp / WRITER_JSON).unlink(missing_ok=True)
         self.meta.status = status
         self.meta.ended_utc = utc_now()
         self.flush_meta()
@@ -451,9 +554,10 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     """
     run_dir = Path(path)
     if not run_dir.exists():
-        inprogress = run_dir.with_name(f".{run_dir.name}{INPROGRESS_SUFFIX}")
-        if inprogress.is_dir():
-            run_dir = inprogress
+        recover_interrupted(run_dir)  # a killed recording's run moves into place (and says so)
+        inprogress = inprogress_dir(run_dir)
+        if not run_dir.exists() and inprogress.is_dir():
+            run_dir = inprogress  # still being recorded: read what is there so far
     meta = _read_meta(run_dir)
     if run_dir.name.endswith(INPROGRESS_SUFFIX):
         meta.status = "partial"

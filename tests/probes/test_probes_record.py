@@ -372,3 +372,30 @@ def test_ctrl_c_mid_batch_loses_nothing(
     run = load_run(tmp_path / "run")
     assert run.meta.status == "partial" and "SIGINT" in (run.meta.error or "")
     assert len(run.table("pba_toggle")) == run.meta.probes["pba_toggle"].events == N
+
+
+def test_after_a_kill_the_next_record_into_the_same_out_says_where_the_run_is(
+    tmp_path: Path, standin_bin: Path, spawn: type[StandIn]
+) -> None:
+    total = 1001
+    target = spawn(standin_bin, "toggle", total, DELAY_US, 0)
+    out = tmp_path / "run"
+    rec = Recorder("--pid", str(target.pid), "--probe", "pba_toggle", "--out", str(out))
+    target.go()
+    time.sleep(3.0)  # past the first 2 s flush: chunks are on disk
+    rec.proc.kill()
+    rec.wait()
+    again = subprocess.run(
+        [sys.executable, "-m", "vfiobench", "record", "--pid", str(target.pid), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    lines = again.stderr.splitlines()
+    assert any(f"vfiobench: {out}: the recording into it was interrupted" in ln for ln in lines), lines
+    assert lines[-1].startswith(f"vfiobench: error: {out}: already exists (the partial run"), lines
+    run = load_run(out)
+    assert run.meta.status == "partial" and "interrupted" in (run.meta.error or "")
+    assert 0 < len(run.table("pba_toggle")) <= total
+    target.wait_done()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -47,10 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrLines(logging.Handler):
+    """Log records as ``vfiobench: <message>`` on whatever ``sys.stderr`` is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"vfiobench: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_to_stderr() -> None:
+    """Show the package's log lines (e.g. a recovered interrupted run) on stderr, once."""
+    log = logging.getLogger("vfiobench")
+    if not any(isinstance(h, _StderrLines) for h in log.handlers):
+        log.addHandler(_StderrLines())
+        log.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status (tests call this directly)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _log_to_stderr()
     try:
         return int(args.func(args) or 0)
     except VfioBenchError as e:

@@ -22,7 +22,7 @@ from typing import Protocol
 from vfiobench.errors import ExperimentError, RunStoreError
 from vfiobench.experiment.plan import PlannedRun, make_plan
 from vfiobench.experiment.spec import ExperimentSpec
-from vfiobench.store import load_run, utc_now
+from vfiobench.store import load_run, recover_interrupted, utc_now
 
 RunDone = Callable[[PlannedRun, Path], None]
 
@@ -103,6 +103,7 @@ def scan(spec: ExperimentSpec, out: Path) -> ExperimentState:
     runs_dir = out / "runs"
     complete: set[str] = set()
     for run in plan:
+        recover_interrupted(runs_dir / run.run_id)  # a killed recording's run: kept, then set aside below
         status = run_statuses([run], runs_dir).get(run.run_id)
         if status is None:
             continue
