@@ -162,6 +162,37 @@ def test_elf_reader_on_the_standin(standin_bin: Path, standin_cet_bin: Path) -> 
         elf.require_symbol("no_such_function")
 
 
+def test_elf_symbols_agree_with_nm(standin_bin: Path) -> None:
+    """Every defined symbol nm lists resolves to nm's address (a version suffix dropped, as in
+    ``stdout@GLIBC_2.2.5``); an imported function is no symbol; a versioned name is never a key."""
+    elf = ElfFile(standin_bin)
+    nm = subprocess.run(["nm", str(standin_bin)], capture_output=True, text=True, check=True).stdout
+    defined: dict[str, list[int]] = {}
+    imported = []
+    for line in nm.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and int(fields[0], 16):
+            defined.setdefault(fields[2].split("@", 1)[0], []).append(int(fields[0], 16))
+        elif fields[0] == "U":
+            imported.append(fields[1].split("@", 1)[0])
+    unique = {name: addrs[0] for name, addrs in defined.items() if len(addrs) == 1}
+    assert "stdout" in unique and "printf" in imported
+    for name, addr in unique.items():
+        sym = elf.symbol(name)
+        assert sym is not None and sym.address == addr and sym.table == ".symtab", name
+    assert all(elf.symbol(name) is None for name in imported)
+    assert elf.symbol("stdout@GLIBC_2.2.5") is None and elf.symbol("") is None
+
+
+def test_elf_reader_rejects_truncated_elf(tmp_path: Path, standin_bin: Path) -> None:
+    cut = tmp_path / "cut"
+    data = standin_bin.read_bytes()
+    for size in (10, 64, len(data) // 2):
+        cut.write_bytes(data[:size])
+        with pytest.raises(MissingBinaryError, match="ELF file"):
+            ElfFile(cut).build_id  # noqa: B018
+
+
 def test_elf_reader_rejects_missing_and_non_elf(tmp_path: Path) -> None:
     with pytest.raises(MissingBinaryError, match="no such file"):
         ElfFile(tmp_path / "nope")
@@ -178,8 +209,12 @@ def test_debian_qemu_if_installed() -> None:
     info = inspect_binary(qemu)
     assert info.version.startswith("QEMU emulator version") and len(info.build_id) == 40
     elf = ElfFile(qemu)
+    nm = subprocess.run(["nm", "-D", "--defined-only", str(qemu)], capture_output=True, text=True).stdout
     for name in ("memory_region_set_enabled", "memory_region_transaction_commit"):
         sym = elf.require_symbol(name)
+        if nm:
+            addr = re.search(rf"^([0-9a-f]+) T {name}$", nm, re.M)
+            assert addr is not None and sym.address == int(addr.group(1), 16), name
         off = probe_offset(elf.function_bytes(sym))
         from vfiobench.qemu.binary import is_emulated
 

@@ -59,6 +59,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "python3-bpfcc",
     "python3-numpy",
     "python3-pandas",
+    "python3-pyelftools",
     "pciutils",
     "kmod",
     "procps",
