@@ -208,6 +208,11 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("commit", COMMIT),
 )
 
+#: Operations the guest's mask/unmask or a masked interrupt runs directly: the threads that run
+#: them serve the interrupt, and only calls on those threads count as its path (the rest, e.g.
+#: commits QEMU's RCU thread runs later, are background work, reported apart).
+PATH_OPERATIONS: tuple[str, ...] = ("set_irqs", "set_vector_signal", "pba_toggle")
+
 #: Count column stem per operation (``<stem>_per_irq``).
 OPERATION_COUNT_NAMES: dict[str, str] = {
     "set_irqs": "set_irqs",

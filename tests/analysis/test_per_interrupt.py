@@ -184,3 +184,32 @@ def test_per_cycle_values_of_histogram_mode_operations_are_unknown(make_run):
     assert c["set_irqs"].tolist() == [1, 1]
     per = df_per_interrupt(rs)
     assert per["commits_per_irq"].iloc[0] == 4.0  # the histogram still counts per run
+
+
+def test_background_work_is_billed_apart_from_the_interrupts_path(make_run):
+    """The two commits on thread 2 (QEMU's RCU thread) run on no thread that served the interrupt:
+    background. Everything on thread 1 (the ioctls, the toggles and the commits inside them) is the
+    path. Exclusive µs in the window: 80 + 140 + 100 + 20 + 150 + 650 on thread 1, 20 on thread 2."""
+    rs = load_runs(make_run("s1", "stock", stock_tables()))
+    row = df_per_interrupt(rs).iloc[0]
+    assert row["total_us_per_irq"] == pytest.approx(1160 / 2)
+    assert row["path_us_per_irq"] == pytest.approx(1140 / 2)
+    assert row["background_us_per_irq"] == pytest.approx(20 / 2)
+    cyc = df_per_cycle(rs)
+    assert cyc["background_us"].tolist() == pytest.approx([0.0, 20.0])
+    assert (cyc["path_us"] + cyc["background_us"]).tolist() == pytest.approx(cyc["total_us"].tolist())
+
+
+def test_a_run_whose_guest_never_masks_has_only_background(make_run):
+    """no-mask: no SET_IRQS, no PBA toggle, so no thread serves the interrupt through QEMU's MSI-X
+    emulation; the commits it still sees (timers, RCU) are background, not cost per interrupt."""
+    tables = stock_tables()
+    tables = {
+        "workload": tables["workload"],
+        "set_irqs_ioctl": tables["set_irqs_ioctl"].iloc[:0],
+        "pba_toggle": tables["pba_toggle"].iloc[:0],
+        "transaction_commit": calls([(1500, 10, 2), (2500, 12, 3)], {"depth": 0}),
+    }
+    row = df_per_interrupt(load_runs(make_run("n1", "stock", tables))).iloc[0]
+    assert row["path_us_per_irq"] == 0.0
+    assert row["background_us_per_irq"] == pytest.approx(22 / 2)

@@ -138,7 +138,10 @@ def account_events(
     window_end_ns: int | None,
     n_ops: int,
     window_begin_ns: int | None = None,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
+    background: npt.ArrayLike | None = None,
+) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], int
+]:
     """Vectorised core: bill each call to the cycle it started in.
 
     Args:
@@ -151,11 +154,14 @@ def account_events(
         n_ops: number of operation codes.
         window_begin_ns: calls starting before it are outside (None: the first cycle's start);
             calls between it and the first cycle are billed to the first cycle.
+        background: per call, True when it is off the interrupt's path (see
+            :func:`path_threads`); None: every call is on the path.
 
     Returns:
-        ``(counts, incl_ns, excl_ns, outside)``: three ``(n_cycles, n_ops)`` float64 arrays (calls,
-        inclusive ns, exclusive ns per cycle and operation) and the number of calls outside the
-        window.
+        ``(counts, incl_ns, excl_ns, background_excl_ns, outside)``: three ``(n_cycles, n_ops)``
+        float64 arrays (calls, inclusive ns, exclusive ns per cycle and operation, all calls), the
+        exclusive ns per cycle of the background calls alone (``(n_cycles,)``), and the number of
+        calls outside the window.
     """
     ts = np.asarray(ts_ns, dtype=np.int64)
     dur = np.asarray(dur_ns, dtype=np.int64)
@@ -170,11 +176,16 @@ def account_events(
     if window_end_ns is not None:
         inside &= ts <= window_end_ns
     n_cycles = starts.size
-    size = n_cycles * n_ops
-    shape = (n_cycles, n_ops)
+    # background calls get their own column block: op + n_ops (nesting stays within a thread, so a
+    # call and the calls nested in it are always in the same block)
+    width = n_ops if background is None else 2 * n_ops
+    size = n_cycles * width
+    shape = (n_cycles, width)
     key = cyc  # in place: no fresh 10M-element temporaries
-    key *= n_ops
+    key *= width
     key += opc
+    if background is not None:
+        key += np.asarray(background, dtype=bool) * n_ops
     key[~inside] = size  # one spare bin collects the calls outside the window
     counts = np.bincount(key, minlength=size + 1)[:size].astype(np.float64).reshape(shape)
     incl: npt.NDArray[np.float64] = np.asarray(
@@ -184,7 +195,24 @@ def account_events(
     child, parent = direct_parents(ts, dur, tid)
     nested = np.bincount(key[parent], weights=dur[child], minlength=size + 1)[:size].reshape(shape)
     exc = np.asarray(incl - nested, dtype=np.float64)
-    return counts, incl, exc, int((~inside).sum())
+    if background is None:
+        return counts, incl, exc, np.zeros(n_cycles), int((~inside).sum())
+    fold = [a[:, :n_ops] + a[:, n_ops:] for a in (counts, incl, exc)]
+    return fold[0], fold[1], fold[2], exc[:, n_ops:].sum(1), int((~inside).sum())
+
+
+def path_threads(tid: npt.ArrayLike, op: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Threads that serve the interrupt: those that ran any of :data:`~vfiobench.schema.PATH_OPERATIONS`.
+
+    The guest's unmask and mask (SET_IRQS, and ``vfio_msi_set_vector_signal`` inside it) and the
+    PBA toggles run on the vCPU / main-loop threads that handle the interrupt; a commit or region
+    toggle on those threads is on the interrupt's path (the two commits run synchronously inside
+    the PBA toggles are), one on any other thread (QEMU's RCU thread catching up on deferred
+    FlatView work, a timer) is background work, reported apart.
+    """
+    codes = [i for i, (name, _) in enumerate(OPERATIONS) if name in schema.PATH_OPERATIONS]
+    t = np.asarray(tid, dtype=np.int64)
+    return np.unique(t[np.isin(np.asarray(op, dtype=np.int64), codes)])
 
 
 def _run_calls(
@@ -256,8 +284,9 @@ def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, f
     phases = run.meta.workload.params.get("phases")
     measure = phases.get("measure") if isinstance(phases, Mapping) else None
     windows = cycle_windows(run.table(schema.WORKLOAD), measure) if run.has_table(schema.WORKLOAD) else None
+    background = ~np.isin(calls["tid"], path_threads(calls["tid"], calls["op"]))
     if windows is not None and window == "workload":
-        counts, incl, excl, outside = account_events(
+        counts, incl, excl, bg, outside = account_events(
             calls["ts_ns"],
             calls["dur_ns"],
             calls["tid"],
@@ -266,15 +295,17 @@ def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, f
             windows.end_ns,
             n_ops,
             windows.begin_ns,
+            background,
         )
-        tot_counts, tot_incl, tot_excl = counts.sum(0), incl.sum(0), excl.sum(0)
+        tot_counts, tot_incl, tot_excl, tot_bg = counts.sum(0), incl.sum(0), excl.sum(0), float(bg.sum())
     else:
         one = np.array([np.iinfo(np.int64).min], dtype=np.int64)
         counts = incl = excl = np.zeros((0, n_ops))
-        c1, i1, e1, outside = account_events(
-            calls["ts_ns"], calls["dur_ns"], calls["tid"], calls["op"], one, None, n_ops
+        bg = np.zeros(0)
+        c1, i1, e1, b1, outside = account_events(
+            calls["ts_ns"], calls["dur_ns"], calls["tid"], calls["op"], one, None, n_ops, None, background
         )
-        tot_counts, tot_incl, tot_excl = c1[0], i1[0], e1[0]
+        tot_counts, tot_incl, tot_excl, tot_bg = c1[0], i1[0], e1[0], float(b1[0])
     if len(hist):
         hop = hist["op"].to_numpy(dtype=np.int64)
         hc = np.bincount(hop, weights=hist["count"], minlength=n_ops)
@@ -291,6 +322,9 @@ def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, f
         row[f"{name}_excl_us_per_irq"] = tot_excl[i] / 1e3 / irq if probed[name] else np.nan
     any_probe = any(probed.values())
     row["total_us_per_irq"] = float(tot_excl.sum()) / 1e3 / irq if any_probe else np.nan
+    # histogram-mode calls have no thread: they count as on the path
+    row["path_us_per_irq"] = (float(tot_excl.sum()) - tot_bg) / 1e3 / irq if any_probe else np.nan
+    row["background_us_per_irq"] = tot_bg / 1e3 / irq if any_probe else np.nan
     row["events_outside"] = outside if any_probe else np.nan
     row["interrupts_source"] = source  # type: ignore[assignment]
     per_cycle: pd.DataFrame | None = None
@@ -310,6 +344,8 @@ def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, f
             data[f"{name}_us"] = incl[:, i] / 1e3 if streamed[name] else nan
         complete = any_probe and not any(probed[n] and n in hist_ops for n in names)
         data["total_us"] = excl.sum(1) / 1e3 if complete else nan
+        data["path_us"] = (excl.sum(1) - bg) / 1e3 if complete else nan
+        data["background_us"] = bg / 1e3 if complete else nan
         per_cycle = pd.DataFrame(data)
     return per_cycle, row
 
