@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from vfiobench.analysis.buckets import LogLinearBuckets, msb_u64
+from vfiobench.buckets import LogLinearBuckets, msb_u64
 
 
 def ref_index(v: int, b: int) -> int:

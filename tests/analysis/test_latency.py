@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from vfiobench.analysis.buckets import LogLinearBuckets
 from vfiobench.analysis.latency import (
     df_cdf,
     df_histogram,
@@ -15,6 +14,7 @@ from vfiobench.analysis.latency import (
     merge_histograms,
     table_mode,
 )
+from vfiobench.buckets import LogLinearBuckets
 from vfiobench.errors import AnalysisError
 
 

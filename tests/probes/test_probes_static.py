@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 from probe_helpers import compile_c
 
+from vfiobench.buckets import DEFAULT_SUB_BUCKET_BITS, LogLinearBuckets
 from vfiobench.cli import main
 from vfiobench.errors import MissingBinaryError, MissingSymbolError, ProbeError
 from vfiobench.probes.catalog import PROBES, bpf_dir, get_probe
-from vfiobench.probes.histogram import (
-    DEFAULT_SUB_BUCKET_BITS,
-    bucket_bounds,
-    bucket_index,
-    hist_table,
-    n_buckets,
-)
+from vfiobench.probes.histogram import hist_table
 from vfiobench.probes.program import build_program
 from vfiobench.qemu.binary import ElfFile, inspect_binary, probe_offset
 
@@ -75,8 +70,6 @@ def _c_buckets(tmp_path: Path, values: np.ndarray, bits: int) -> np.ndarray:
 
 @pytest.mark.parametrize("bits", [3, 6])
 def test_c_buckets_agree_with_python_and_analysis(tmp_path: Path, bits: int) -> None:
-    from vfiobench.analysis.buckets import LogLinearBuckets
-
     rng = np.random.default_rng(7)
     edges = [
         0,
@@ -102,28 +95,20 @@ def test_c_buckets_agree_with_python_and_analysis(tmp_path: Path, bits: int) -> 
             (rng.random(5_000) * 2.0**63).astype(np.uint64),
         ]
     )
+    layout = LogLinearBuckets(sub_bucket_bits=bits)  # the one Python definition (vfiobench.buckets)
     c = _c_buckets(tmp_path, values, bits)
-    py = bucket_index(values, bits)
-    ref = LogLinearBuckets(sub_bucket_bits=bits).index(values)
+    py = layout.index(values)
     assert c.size == values.size
     np.testing.assert_array_equal(c, py)
-    np.testing.assert_array_equal(py, ref)
-    assert int(c.max()) < n_buckets(bits) == LogLinearBuckets(sub_bucket_bits=bits).n_buckets
-    lo, hi = bucket_bounds(np.arange(n_buckets(bits)), bits)
-    np.testing.assert_array_equal(
-        lo, LogLinearBuckets(sub_bucket_bits=bits).lower(np.arange(n_buckets(bits)))
-    )
-    np.testing.assert_array_equal(
-        hi, LogLinearBuckets(sub_bucket_bits=bits).upper(np.arange(n_buckets(bits)))
-    )
+    assert int(c.max()) < layout.n_buckets == (63 - bits + 1) << bits  # VB_NBUCKETS in C
     small = values[values < (1 << 62)]
-    i = bucket_index(small, bits)
-    lo_i, hi_i = bucket_bounds(i, bits)
+    i = layout.index(small)
+    lo_i, hi_i = layout.lower(i), layout.upper(i)
     assert np.all(lo_i <= small.astype(np.int64)) and np.all(small.astype(np.int64) < hi_i)
 
 
 def test_hist_table_keeps_nonempty_buckets() -> None:
-    counts = np.zeros(n_buckets(6), dtype=np.uint64)
+    counts = np.zeros(LogLinearBuckets(6).n_buckets, dtype=np.uint64)
     counts[[5, 1000]] = [3, 4]
     t = hist_table(counts, 6)
     assert t["bucket"].tolist() == [5, 1000] and t["count"].tolist() == [3, 4]

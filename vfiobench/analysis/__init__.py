@@ -2,7 +2,7 @@
 
 Modules, each with one job; every ``df_*`` function lists the columns it returns:
 
-* :mod:`~vfiobench.analysis.buckets`: HDR-style log-linear buckets (integer-only, mirrored in BPF C);
+* :mod:`~vfiobench.buckets`: HDR-style log-linear buckets (integer-only, mirrored in BPF C);
 * :mod:`~vfiobench.analysis.latency`: histograms, percentile summaries, CDFs, merging;
 * :mod:`~vfiobench.analysis.rates`: events per second over time;
 * :mod:`~vfiobench.analysis.nesting`: exclusive time of nested calls;
@@ -18,7 +18,6 @@ Example:
 """
 
 from vfiobench.analysis.ab import ABResult, ab_compare, df_ab, df_repetitions, metric_samples
-from vfiobench.analysis.buckets import LogLinearBuckets
 from vfiobench.analysis.latency import (
     df_cdf,
     df_histogram,
@@ -35,6 +34,7 @@ from vfiobench.analysis.per_interrupt import (
     interrupt_count,
 )
 from vfiobench.analysis.rates import df_probe_rates, df_rate_timeline
+from vfiobench.buckets import LogLinearBuckets
 
 __all__ = [
     "ABResult",

@@ -2,7 +2,7 @@
 
 Everything works on raw samples (a column such as ``dur_ns`` or ``latency_ns``) and on tables that
 are already bucketed (an in-kernel histogram-mode probe writes columns ``bucket`` and ``count`` with
-the indices of :class:`~vfiobench.analysis.buckets.LogLinearBuckets`). Histograms are plain
+the indices of :class:`~vfiobench.buckets.LogLinearBuckets`). Histograms are plain
 DataFrames, so histograms of several runs merge by summing counts per bucket.
 
 Percentile conventions:
@@ -28,7 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from vfiobench.analysis._frames import By, by_list, group_codes, require_columns, with_keys
-from vfiobench.analysis.buckets import LogLinearBuckets
+from vfiobench.buckets import LogLinearBuckets
 from vfiobench.errors import AnalysisError
 
 DEFAULT_BUCKETS = LogLinearBuckets()

@@ -40,9 +40,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from vfiobench import schema
-from vfiobench.analysis.buckets import LogLinearBuckets
 from vfiobench.analysis.latency import infer_layout
 from vfiobench.analysis.nesting import direct_parents
+from vfiobench.buckets import LogLinearBuckets
 from vfiobench.errors import AnalysisError
 from vfiobench.store import Run, RunSet
 

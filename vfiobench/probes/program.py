@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from vfiobench.buckets import DEFAULT_SUB_BUCKET_BITS
 from vfiobench.errors import ProbeError
 from vfiobench.probes.catalog import DEFAULT_IRQ_NAME_PREFIX, HEADERS, ProbeSpec, bpf_dir
-from vfiobench.probes.histogram import DEFAULT_SUB_BUCKET_BITS
 
 COMMON_SOURCE = "common.bpf.c"
 

@@ -50,10 +50,11 @@ from typing import Any, Self
 
 import numpy as np
 
+from vfiobench.buckets import DEFAULT_SUB_BUCKET_BITS
 from vfiobench.errors import BccError, ProbeError
 from vfiobench.probes.catalog import DEFAULT_IRQ_NAME_PREFIX, DEFAULT_PROBES, ProbeSpec, get_probe
 from vfiobench.probes.headers import headers_env
-from vfiobench.probes.histogram import DEFAULT_SUB_BUCKET_BITS, hist_table, read_hist_map
+from vfiobench.probes.histogram import hist_table, read_hist_map
 from vfiobench.probes.program import Program, build_program
 from vfiobench.probes.regions import RegionNames
 from vfiobench.probes.resolve import Resolution, resolve_targets

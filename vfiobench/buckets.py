@@ -1,5 +1,9 @@
 """HDR-style log-linear histogram buckets, integer-only so BPF C can compute the same index.
 
+The one definition of the bucket formula (numpy only): the probes' in-kernel histograms
+(``probes/bpf/buckets.bpf.h``, decoded by :mod:`vfiobench.probes.histogram`) and the analysis
+layer's histograms use this class; a test compiles the C and checks they agree bucket for bucket.
+
 Within each power of two ``[2**m, 2**(m+1))`` there are ``2**b`` equal-width sub-buckets
 (``b = sub_bucket_bits``); below ``2**(b+1)`` every integer has its own bucket. A bucket's width is
 therefore at most ``2**-b`` of its lower bound (1/64 = 1.6 % for the default ``b = 6``), whereas
@@ -48,6 +52,9 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 
+#: ``2**6`` sub-buckets per power of two: at most 1/64 = 1.6 % wide (the probes' and analysis' default).
+DEFAULT_SUB_BUCKET_BITS = 6
+
 
 @dataclass(frozen=True)
 class LogLinearBuckets:
@@ -60,7 +67,7 @@ class LogLinearBuckets:
             every bound fits in int64).
     """
 
-    sub_bucket_bits: int = 6
+    sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS
     max_bits: int = 63
 
     def __post_init__(self) -> None:
