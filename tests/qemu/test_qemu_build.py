@@ -42,7 +42,7 @@ def test_irq_path_resolves_in_the_unpatched_build(stock_build: qb.BuildResult) -
     disasm = subprocess.run(["objdump", "-d", *span, str(elf.path)], capture_output=True, text=True)
     assert disasm.returncode == 0 and "<msix_set_pending>" not in disasm.stdout
     if not Path("/sys/kernel/tracing/events").is_dir():
-        return
+        pytest.skip("tracefs is not mounted: resolving irq_path's parts needs it (the checks above ran)")
     parts = {t.part.event: t for t in resolve_parts(get_probe("irq_path"), None, stock_build.binary)}
     assert all(parts[e].skipped is None for e in ("qemu_irq", "msix_set_pending", "msix_notify"))
     debian = Path("/usr/bin/qemu-system-x86_64")

@@ -197,7 +197,9 @@ def test_every_subset_of_patches_applies_to_debian_source_in_any_order(pristine_
 
 @pytest.mark.qemubuild
 def test_patches_pass_qemu_checkpatch(pristine_source: Path, tmp_path: Path) -> None:
-    for p in ps.available_patches():
+    patches = ps.available_patches()
+    assert [p.name for p in patches] == list(qb.SERIES)  # a lost patch must not pass as "clean"
+    for p in patches:
         (tmp_path / f"{p.name}.patch").write_bytes(p.text)
         r = subprocess.run(
             ["perl", "scripts/checkpatch.pl", "--no-signoff", str(tmp_path / f"{p.name}.patch")],
