@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from vfiobench.errors import ExperimentError
 from vfiobench.lab.workloads import WORKLOADS
@@ -141,7 +141,10 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
     _require(isinstance(exp, dict), where, "[experiment] must be a table")
     name = _name(exp.get("name", Path(where).stem), f"{where}: experiment.name")
     backend = exp.get("backend", "lab")
-    _require(backend in ("lab", "host"), where, f"experiment.backend {backend!r} is not 'lab' or 'host'")
+    backends = get_args(Backend)
+    _require(
+        backend in backends, where, f"experiment.backend {backend!r} is not one of {', '.join(backends)}"
+    )
     reps, warmup = exp.get("repetitions", 3), exp.get("warmup", 1)
     _require(isinstance(reps, int) and reps >= 1, where, "experiment.repetitions must be an integer >= 1")
     _require(isinstance(warmup, int) and warmup >= 0, where, "experiment.warmup must be an integer >= 0")

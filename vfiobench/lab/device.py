@@ -11,13 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+#: How the device handles the MSI-X Pending Bit Array region.
+PbaMode = Literal["toggle", "always-on", "disabled"]
+
 
 @dataclass(frozen=True)
 class DeviceConfig:
     """What the L2 vfio-pci device was told to do, as far as the checks care."""
 
     kvm_route: bool = True
-    pba: Literal["toggle", "always-on", "disabled"] = "toggle"
+    pba: PbaMode = "toggle"
     fd_cache: bool = False
 
     @classmethod
@@ -29,7 +32,7 @@ class DeviceConfig:
                 key, _, value = item.partition("=")
                 if value in ("on", "true", "yes"):
                     on.add(key)
-        pba: Literal["toggle", "always-on", "disabled"] = "toggle"
+        pba: PbaMode = "toggle"
         if "x-pba-always-on" in on:  # the build enables the PBA once even when x-pba-disable is on too
             pba = "always-on"
         elif "x-pba-disable" in on:

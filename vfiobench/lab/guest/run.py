@@ -26,26 +26,13 @@ from vfiobench.lab.guest.ivshmem import DeviceInfo, IvshmemGuest
 from vfiobench.lab.guest.qtest import QtestError, QtestSession
 from vfiobench.lab.guest.watch import Delivery, Owed, PbaOwed, QemuTookIrq, RamDelivery
 from vfiobench.lab.workloads import WorkloadParams
+from vfiobench.schema import TABLE_DTYPES, WORKLOAD
 
 BURST_SETTLE_S = 0.005  # after a burst window's delivery, wait this long for stragglers
 
-#: One row per interrupt (burst: per mask window). Times in ns, CLOCK_MONOTONIC.
-SAMPLE_DTYPE = np.dtype(
-    [
-        ("cycle", "<i8"),
-        ("vector", "<i4"),
-        ("triggers", "<i4"),
-        ("trigger_ts_ns", "<i8"),
-        ("delivered_ts_ns", "<i8"),
-        ("latency_ns", "<i8"),
-        ("mask_rtt_ns", "<i8"),
-        ("unmask_rtt_ns", "<i8"),
-        ("pba_polls", "<i4"),
-        ("pba_seen", "?"),
-        ("delivered", "?"),
-        ("unmask_ts_ns", "<i8"),  # when the guest's unmask write went out (-1 when not masked)
-    ]
-)
+#: One row per interrupt (burst: per mask window), times in ns (CLOCK_MONOTONIC): the run's
+#: ``workload`` table, defined in :mod:`vfiobench.schema`.
+SAMPLE_DTYPE = TABLE_DTYPES[WORKLOAD]
 
 
 @dataclass
