@@ -18,7 +18,8 @@ Everything lands in ``~/.cache/vfiobench/lab/<recipe-hash>/`` (``$VFIOBENCH_CACH
 The build goes to ``<hash>.building/`` and is renamed when complete, so a crashed build never looks
 cached. A second build with the same recipe returns the cached image at once.
 
-Inside L1 there is Debian's python3 with ``python3-bpfcc``, ``python3-numpy`` and ``python3-pandas``.
+Inside L1 there is Debian's python3 with ``python3-bpfcc``, ``python3-numpy``, ``python3-pandas`` and
+``python3-pyelftools`` (the probes read the QEMU binary's symbols with it).
 Bookworm has no ``python3-pyarrow``; the recipe unpacks PyPI's pyarrow wheel (fetched with
 ``pip download``) into ``/usr/local/lib/python3.11/dist-packages`` so every vfiobench module imports
 in L1 (the probes' tracer imports the run store). It is pinned to 21.0.0: later pyarrow wheels
