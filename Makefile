@@ -29,9 +29,9 @@ lint: $(VENV)/.installed-test
 bench: system $(VENV)/.installed-test
 	$(PY) -m benchmarks
 
-## make notebook: JupyterLab with a registered `vfiobench` kernel
+## make notebook: JupyterLab on notebooks/ with a registered `vfiobench` kernel (works as root; prints the URL)
 notebook: $(VENV)/.installed-notebook
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m vfiobench.report.jupyter $(NOTEBOOK_ARGS)
 
 system:
 	./.ci/setup-system

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from vfiobench.analysis import df_per_interrupt
+from vfiobench.analysis.runinfo import df_lost_events
 from vfiobench.experiment import load_spec, make_plan
-from vfiobench.notebook.runinfo import df_lost_events
 from vfiobench.store import kernel_counts_misses, load_runs
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"

@@ -10,20 +10,19 @@
   ``CustomJS`` callback copying the picked interrupt's rows from one shared ``ColumnDataSource``
   into the Gantt's, so it works in a saved standalone HTML file as well as in JupyterLab.
 
-Every function returns a Bokeh model; :func:`save_html` writes one with BokehJS inlined (the file
-opens offline).
+Every function returns a Bokeh model; :func:`vfiobench.plots.embed.save_html` writes one with
+BokehJS inlined (the file opens offline).
 
 Example:
     >>> from vfiobench.analysis.timeline import df_timeline, df_stage_summary   # doctest: +SKIP
     >>> tl = df_timeline(runs)                                                  # doctest: +SKIP
+    >>> from vfiobench.plots.embed import save_html                             # doctest: +SKIP
     >>> save_html(plot_timeline_view(tl, runs), "timeline.html")                # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,7 @@ from vfiobench.analysis.timeline import (
     df_window_events,
 )
 from vfiobench.errors import AnalysisError
-from vfiobench.plots import WIDTH, color_map
+from vfiobench.plots.common import WIDTH, color_map
 from vfiobench.store import Run, RunSet
 
 #: One colour per stage, keyed by the milestone that ends it (stable across figures).
@@ -479,23 +478,11 @@ def plot_timeline_view(
     return column(note, scatter, gantt_fig, name="vfb-timeline-view")
 
 
-def save_html(obj: Any, path: str | os.PathLike[str], title: str = "vfiobench timeline") -> Path:
-    """Write a Bokeh model to a standalone HTML file with BokehJS inlined (opens offline)."""
-    from bokeh.embed import file_html
-    from bokeh.resources import INLINE
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(file_html(obj, INLINE, title), encoding="utf-8")
-    return out
-
-
 __all__ = [
     "STAGE_COLORS",
     "plot_interrupt_gantt",
     "plot_slowest",
     "plot_stage_breakdown",
     "plot_timeline_view",
-    "save_html",
     "segments",
 ]

@@ -1,7 +1,9 @@
-"""The compare page's sections, cell by cell: per-interrupt cost, latency, overhead, spread, rates.
+"""The compare page's sections, group by group: what is compared, costs, latency, overhead, checks.
 
-Every function takes a :class:`~vfiobench.notebook.cells.Comparison` and shows one table over all
-cells (a ``cell`` column) or one block per cell; a variant keeps its colour in every figure.
+Every function takes a :class:`~vfiobench.analysis.compare.Comparison` and shows one table over all
+groups (a ``cell`` column: the page calls a group of comparable runs a *cell* of the experiment) or
+one block per group; a variant keeps its colour in every figure. The tables are
+:mod:`vfiobench.analysis`'s, relabelled for reading.
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ from typing import Any
 
 import pandas as pd
 
-from vfiobench.notebook.cells import Cell, Comparison
-from vfiobench.notebook.display import note, show, show_html, table_html
-from vfiobench.notebook.headline import pooled_per_irq
+from vfiobench.analysis.compare import Comparison, RunGroup, df_group_repetitions, df_groups
+from vfiobench.analysis.headline import df_group_per_interrupt
+from vfiobench.analysis.overhead import df_group_overhead
+from vfiobench.analysis.runinfo import df_checks, df_group_checks
+from vfiobench.report.pages.display import note, show, show_html, table_html
 
-#: Per-interrupt columns of :func:`df_cell_per_interrupt`, pooled over probed runs, with labels.
-CELL_PER_IRQ_COLUMNS: dict[str, str] = {
+#: What the pages call a group of comparable runs (the column label of ``group``).
+GROUP_LABEL: dict[str, str] = {"group": "cell"}
+
+#: Per-interrupt columns of :func:`vfiobench.analysis.headline.df_group_per_interrupt`, with labels.
+GROUP_PER_IRQ_COLUMNS: dict[str, str] = {
     "set_irqs_per_irq": "SET_IRQS / irq",
     "set_vector_signal_per_irq": "set_vector_signal / irq",
     "pba_toggles_per_irq": "PBA toggles / irq",
@@ -41,46 +48,36 @@ def _h3(text: str) -> None:
     show_html(f"<h3>{html.escape(text)}</h3>")
 
 
-def df_cell_per_interrupt(cmp: Comparison) -> pd.DataFrame:
-    """Per-interrupt counts and exclusive µs per (cell, variant), pooled over the probed runs.
-
-    Returns:
-        ``[cell, variant, probed_runs, interrupts, <keys of CELL_PER_IRQ_COLUMNS>, events_outside,
-        lost_events]``; values are sums over runs divided by delivered interrupts.
-    """
-    df = cmp.per_interrupt()
-    probed = df[df["kind"] == "probed"] if "kind" in df.columns else df.iloc[0:0]
-    rows = []
-    order = {c.label: i for i, c in enumerate(cmp.cells)}
-    rank = {v: i for i, v in enumerate(cmp.variants)}
-    groups = sorted(
-        probed.groupby(["cell", "variant"], sort=False),
-        key=lambda kv: (order[str(kv[0][0])], rank[str(kv[0][1])]),
-    )
-    for (cell, variant), g in groups:
-        row: dict[str, object] = {
-            "cell": cell,
-            "variant": variant,
-            "probed_runs": len(g),
-            "interrupts": int(g["interrupts"].sum()),
-        }
-        row |= {c: pooled_per_irq(g, c) for c in CELL_PER_IRQ_COLUMNS}
-        row["events_outside"] = int(g["events_outside"].fillna(0).sum()) if "events_outside" in g else 0
-        row["lost_events"] = int(g["lost_events"].sum())
-        rows.append(row)
-    cols = [
-        "cell",
-        "variant",
-        "probed_runs",
-        "interrupts",
-        *CELL_PER_IRQ_COLUMNS,
-        "events_outside",
-        "lost_events",
+def compared_groups_html(cmp: Comparison) -> str:
+    """What is compared: the grouping, the groups and their runs, and the warm-ups left out."""
+    by = " × ".join(cmp.group_by) if cmp.group_by else "nothing (every run in one group)"
+    parts = [
+        f"<p>Compared within each cell of <b>{html.escape(by)}</b>: {len(cmp.groups)} "
+        f"cell{'s' if len(cmp.groups) != 1 else ''}; runs of different cells are never pooled. "
+        f"Baseline: <b>{html.escape(cmp.baseline)}</b>.</p>"
     ]
-    return pd.DataFrame(rows, columns=cols)
+    if cmp.warmups_excluded:
+        parts.append(
+            f'<p class="vfb-note">{cmp.warmups_excluded} warm-up runs (labels.warmup) are left out '
+            "of every number on this page.</p>"
+        )
+    missing = [g.label for g in cmp.groups if cmp.baseline not in g.runs.variants]
+    if missing:
+        parts.append(
+            f'<p class="vfb-bad">No {html.escape(cmp.baseline)} runs in: {html.escape(", ".join(missing))}; '
+            "their variants have no verdict.</p>"
+        )
+    if len(cmp.groups) > 1:
+        parts.append(table_html(df_groups(cmp).rename(columns=GROUP_LABEL)))
+    return "".join(parts)
 
 
-def show_cell_per_interrupt(cmp: Comparison) -> None:
+def show_compared_groups(cmp: Comparison) -> None:
+    """Display :func:`compared_groups_html`."""
+    show_html(compared_groups_html(cmp))
+
+
+def show_group_per_interrupt(cmp: Comparison) -> None:
     """Per-interrupt table over all cells, the per-run table folded, and a stacked cost chart per cell."""
     from vfiobench.analysis import df_cost_breakdown
     from vfiobench.analysis.per_interrupt import OPERATION_LABELS, OPERATIONS
@@ -88,19 +85,20 @@ def show_cell_per_interrupt(cmp: Comparison) -> None:
 
     op_colors = color_map([OPERATION_LABELS[name] for name, _ in OPERATIONS])  # one colour per operation
 
-    table = df_cell_per_interrupt(cmp)
-    keys = ["cell", "variant", "probed_runs", "interrupts"]
-    counts = [c for c in CELL_PER_IRQ_COLUMNS if c.endswith("_per_irq") and "_us_" not in c]
-    times = [c for c in CELL_PER_IRQ_COLUMNS if c not in counts]
+    labels = GROUP_LABEL | GROUP_PER_IRQ_COLUMNS
+    table = df_group_per_interrupt(cmp)
+    keys = ["group", "variant", "probed_runs", "interrupts"]
+    counts = [c for c in GROUP_PER_IRQ_COLUMNS if c.endswith("_per_irq") and "_us_" not in c]
+    times = [c for c in GROUP_PER_IRQ_COLUMNS if c not in counts]
     show_html(
         table_html(
-            table[[*keys, *counts, "events_outside", "lost_events"]].rename(columns=CELL_PER_IRQ_COLUMNS),
+            table[[*keys, *counts, "events_outside", "lost_events"]].rename(columns=labels),
             caption="calls per delivered interrupt, pooled over each cell's probed runs "
             "(sum over runs ÷ delivered interrupts)",
             empty="No probed runs: no per-interrupt accounting.",
         )
         + table_html(
-            table[["cell", "variant", *times]].rename(columns=CELL_PER_IRQ_COLUMNS),
+            table[["group", "variant", *times]].rename(columns=labels),
             caption="µs per delivered interrupt in each operation, exclusive (nested calls subtracted: "
             "the columns add up to the total), pooled over the probed runs",
             empty="",
@@ -109,21 +107,21 @@ def show_cell_per_interrupt(cmp: Comparison) -> None:
     per_run = cmp.per_interrupt()
     per_run = per_run[per_run["kind"] == "probed"]  # probe-free runs have no probe tables
     keep = [
-        "cell",
+        "group",
         "run_id",
         "variant",
         "kind",
         "interrupts",
-        *[c for c in CELL_PER_IRQ_COLUMNS if c in per_run],
+        *[c for c in GROUP_PER_IRQ_COLUMNS if c in per_run],
     ]
     show_html(
         f"<details><summary>per probed run ({len(per_run)} runs)</summary>"
-        f"{table_html(per_run[keep].rename(columns=CELL_PER_IRQ_COLUMNS))}</details>"
+        f"{table_html(per_run[keep].rename(columns=labels))}</details>"
     )
     if table.empty:
         return
-    for cell in cmp.cells:
-        mine = per_run[per_run["cell"] == cell.label]
+    for group in cmp.groups:
+        mine = per_run[per_run["group"] == group.label]
         mine = mine.iloc[
             mine["variant"].map({v: i for i, v in enumerate(cmp.variants)}).argsort(kind="stable")
         ]
@@ -133,7 +131,7 @@ def show_cell_per_interrupt(cmp: Comparison) -> None:
         if breakdown.empty:
             continue
         fig = plot_cost_breakdown(
-            breakdown, title=f"{cell.label}: µs per delivered interrupt, by operation", colors=op_colors
+            breakdown, title=f"{group.label}: µs per delivered interrupt, by operation", colors=op_colors
         )
         fig.xaxis.major_label_orientation = 0.35
         show(fig)
@@ -159,7 +157,7 @@ def _pba_only(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["is_pba"].astype(bool)] if "is_pba" in df.columns else df
 
 
-def show_cell_latency(cmp: Comparison) -> None:
+def show_group_latency(cmp: Comparison) -> None:
     """Per cell: percentiles of every probed operation and of the interrupt, then the distributions.
 
     Histograms of ``memory_region_set_enabled`` on the PBA and of ``vfio_msi_set_vector_signal``
@@ -167,13 +165,13 @@ def show_cell_latency(cmp: Comparison) -> None:
     probe-free runs.
     """
     from vfiobench.analysis import df_histograms, schema
-    from vfiobench.notebook.sections import df_operation_latency
+    from vfiobench.analysis.calls import df_operation_latency
     from vfiobench.plots import plot_latency_histogram
 
     colors = variant_colors(cmp)
-    for cell in cmp.cells:
-        _h3(cell.label)
-        lat = df_operation_latency(cell.runs)
+    for group in cmp.groups:
+        _h3(group.label)
+        lat = df_operation_latency(group.runs)
         ops = {op: i for i, op in enumerate(dict.fromkeys(lat["operation"]))}
         rank = {v: i for i, v in enumerate(cmp.variants)}
         lat = lat.sort_values(
@@ -192,36 +190,36 @@ def show_cell_latency(cmp: Comparison) -> None:
             (schema.PBA_TOGGLE, "memory_region_set_enabled on the PBA (pba_toggle)"),
             (schema.SET_VECTOR_SIGNAL, "vfio_msi_set_vector_signal (set_vector_signal)"),
         ):
-            df = cell.runs.table(table)
+            df = group.runs.table(table)
             if table == schema.PBA_TOGGLE and not df.empty:
                 df = _pba_only(df)
             if df.empty or not ({"dur_ns"} <= set(df.columns) or {"bucket", "count"} <= set(df.columns)):
-                note(f"{cell.label}: no {label} calls recorded.")
+                note(f"{group.label}: no {label} calls recorded.")
                 continue
             labelled, label_colors = _with_counts(df, cmp.variants, colors)
             fig = plot_latency_histogram(
                 df_histograms(labelled, by=("variant",)),
                 by="variant",
-                title=f"{cell.label}: {label}, probed runs",
+                title=f"{group.label}: {label}, probed runs",
                 colors=label_colors,
             )
             fig.width = WIDE
             show(fig)
-        _show_e2e(cell, cmp.variants, colors)
+        _show_e2e(group, cmp.variants, colors)
 
 
-def _show_e2e(cell: Cell, order: list[str], colors: dict[str, str]) -> None:
+def _show_e2e(group: RunGroup, order: list[str], colors: dict[str, str]) -> None:
     from vfiobench.analysis import df_cdf, df_histograms, schema
     from vfiobench.plots import plot_cdf, plot_latency_histogram
 
-    free = cell.runs.filter(kind="probe-free")
+    free = group.runs.filter(kind="probe-free")
     w = free.table(schema.WORKLOAD)
     if w.empty or "latency_ns" not in w.columns:
-        note(f"{cell.label}: no probe-free runs with a workload table: no end-to-end latency.")
+        note(f"{group.label}: no probe-free runs with a workload table: no end-to-end latency.")
         return
     if "delivered" in w.columns:
         w = w[w["delivered"].astype(bool)]
-    title = f"{cell.label}: end-to-end interrupt latency, probe-free runs"
+    title = f"{group.label}: end-to-end interrupt latency, probe-free runs"
     labelled, label_colors = _with_counts(w, order, colors)
     hist = plot_latency_histogram(
         df_histograms(labelled, value="latency_ns", by=("variant",)), title=title, colors=label_colors
@@ -234,40 +232,9 @@ def _show_e2e(cell: Cell, order: list[str], colors: dict[str, str]) -> None:
         show(fig)
 
 
-def df_cell_overhead(cmp: Comparison) -> pd.DataFrame:
-    """Probe overhead per (cell, variant): median interrupt latency probed vs probe-free, lost events.
-
-    Returns:
-        ``[cell, variant, probed_p50_us, probe_free_p50_us, overhead_ratio, probed_runs,
-        probe_free_runs, events, lost, lost_pct]`` (``events``/``lost`` summed over the probes of
-        the probed runs).
-    """
-    from vfiobench.notebook.sections import df_probe_overhead
-
-    parts = []
-    for cell in cmp.cells:
-        df = df_probe_overhead(cell.runs)
-        df = df.set_index("variant").loc[[v for v in cmp.variants if v in set(df["variant"])]].reset_index()
-        lost, events = [], []
-        for v in df["variant"]:
-            runs = [r for r in cell.runs if r.variant == v]
-            events.append(sum(p.events for r in runs for p in r.meta.probes.values()))
-            lost.append(sum(p.lost for r in runs for p in r.meta.probes.values()))
-        df = df.assign(events=events, lost=lost)
-        total = df["events"] + df["lost"]
-        df["lost_pct"] = (100.0 * df["lost"] / total.where(total > 0)).fillna(0.0)
-        df.insert(0, "cell", cell.label)
-        parts.append(df)
-    cols = [
-        "cell", "variant", "probed_p50_us", "probe_free_p50_us", "overhead_ratio", "probed_runs",
-        "probe_free_runs", "events", "lost", "lost_pct",
-    ]  # fmt: skip
-    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
-
-
-def show_cell_overhead(cmp: Comparison) -> None:
+def show_group_overhead(cmp: Comparison) -> None:
     """Display :func:`df_cell_overhead`; lost events in red when any."""
-    df = df_cell_overhead(cmp)
+    df = df_group_overhead(cmp).rename(columns=GROUP_LABEL)
     lost = int(df["lost"].sum()) if len(df) else 0
     if lost:
         show_html(
@@ -285,41 +252,31 @@ def show_cell_overhead(cmp: Comparison) -> None:
     )
 
 
-def show_cell_repetitions(cmp: Comparison, metric: str) -> None:
+def show_group_repetitions(cmp: Comparison, metric: str) -> None:
     """Per-run statistic of ``metric`` in every cell: a table (folded) and one dot per run."""
-    from vfiobench.analysis import df_repetitions
-    from vfiobench.errors import AnalysisError
     from vfiobench.plots import plot_repetitions
 
-    parts = []
-    for cell in cmp.cells:
-        try:
-            reps = df_repetitions(cell.runs, metric)
-        except AnalysisError:
-            continue
-        reps.insert(0, "cell", cell.label)
-        parts.append(reps)
-    if not parts:
+    reps = df_group_repetitions(cmp, metric)
+    if reps.empty:
         note(f"{metric}: no samples in any cell.")
         return
-    reps = pd.concat(parts, ignore_index=True)
     scale, unit = (1e-3, "µs") if metric.endswith("_ns") else (1.0, "µs" if "us" in metric else "")
     shown = reps.copy()
     for col in ("median", "mean", "p90"):
         shown[col] = shown[col] * scale
     show_html(
         f"<details><summary>{html.escape(metric)} per run ({len(reps)} runs, {unit})</summary>"
-        f"{table_html(shown)}</details>"
+        f"{table_html(shown.rename(columns=GROUP_LABEL))}</details>"
     )
     order = {v: i for i, v in enumerate(cmp.variants)}
     figs = []
-    for cell in cmp.cells:
-        mine = reps[reps["cell"] == cell.label]
+    for group in cmp.groups:
+        mine = reps[reps["group"] == group.label]
         if mine.empty:
             continue
         mine = mine.iloc[mine["variant"].map(order).argsort(kind="stable")]
         fig = plot_repetitions(
-            mine, "median", title=f"{cell.label}: {metric} median per run", unit_scale=scale, unit=unit
+            mine, "median", title=f"{group.label}: {metric} median per run", unit_scale=scale, unit=unit
         )
         fig.width, fig.height = 560, 300
         fig.xaxis.major_label_orientation = 0.35
@@ -333,55 +290,19 @@ def show_cell_repetitions(cmp: Comparison, metric: str) -> None:
         show(gridplot(children, ncols=2, toolbar_location="right"))
 
 
-def show_cell_rates(cmp: Comparison, bin_s: float = 0.25) -> None:
+def show_group_rates(cmp: Comparison, bin_s: float = 0.25) -> None:
     """Probe event rates over time, per cell, for the first probed run of each variant."""
-    from vfiobench.notebook.sections import show_rates
+    from vfiobench.report.pages.sections import show_rates
 
-    for cell in cmp.cells:
-        if not any(r.meta.probes for r in cell.runs):
+    for group in cmp.groups:
+        if not any(r.meta.probes for r in group.runs):
             continue
-        _h3(cell.label)
-        show_rates(cell.runs, bin_s=bin_s)
+        _h3(group.label)
+        show_rates(group.runs, bin_s=bin_s)
 
 
-def df_cell_checks(cmp: Comparison) -> pd.DataFrame:
-    """Ground-truth checks per (cell, variant): how many ran, passed and failed, and which failed.
-
-    Returns:
-        ``[cell, variant, runs, checks, passed, failed, failed_checks]``, cells and variants in
-        page order; ``failed_checks`` names each failed check with its run count (``""`` if none).
-    """
-    from vfiobench.notebook.runinfo import df_checks
-
-    rank = {v: i for i, v in enumerate(cmp.variants)}
-    rows = []
-    for cell in cmp.cells:
-        df = df_checks(cell.runs)
-        if df.empty:
-            continue
-        ok = df["ok"].astype(bool)
-        for variant, g in sorted(df.groupby("variant", sort=False), key=lambda kv: rank.get(str(kv[0]), 0)):
-            bad = g[~ok.loc[g.index]]
-            names = bad.groupby("check", sort=False).size()
-            rows.append(
-                {
-                    "cell": cell.label,
-                    "variant": variant,
-                    "runs": int(g["run_id"].nunique()),
-                    "checks": len(g),
-                    "passed": int(ok.loc[g.index].sum()),
-                    "failed": len(bad),
-                    "failed_checks": "; ".join(f"{n} ({c} runs)" for n, c in names.items()),
-                }
-            )
-    cols = ["cell", "variant", "runs", "checks", "passed", "failed", "failed_checks"]
-    return pd.DataFrame(rows, columns=cols)
-
-
-def show_cell_checks(cmp: Comparison) -> None:
+def show_group_checks(cmp: Comparison) -> None:
     """Ground-truth checks: verdict line, the failed ones, counts per cell and variant, all rows folded."""
-    from vfiobench.notebook.runinfo import df_checks
-
     every = df_checks(cmp.runs)
     if every.empty:
         show_html(
@@ -399,7 +320,7 @@ def show_cell_checks(cmp: Comparison) -> None:
     parts = [verdict]
     if failed:
         parts.append(table_html(bad, caption="failed checks"))
-    summary = df_cell_checks(cmp)
+    summary = df_group_checks(cmp).rename(columns=GROUP_LABEL)
     parts.append(table_html(summary, caption="checks per cell and variant, over their runs"))
     parts.append(
         f"<details><summary>every check of every run ({len(every)} rows)</summary>"

@@ -26,7 +26,7 @@ from vfiobench.analysis.timeline import (
 from vfiobench.errors import AnalysisError
 from vfiobench.store import RunMeta, RunWriter, load_run, load_runs
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STAGES = [stage_column(m) for m in MILESTONE_NAMES[1:]]
 
 
@@ -360,9 +360,10 @@ def test_stored_run_and_its_raw_events(tmp_path: Path) -> None:
 
 
 def test_sample_runs_every_delivered_interrupt_complete(tmp_path: Path) -> None:
-    from reportfixtures import sample_runs
+    from vfiobench.sample import generate
 
-    runs = load_runs(sample_runs(tmp_path / "runs", cycles=40))
+    generate(tmp_path / "runs", cycles=40, repetitions=2)  # 8 runs: 2 variants x probed/free x 2
+    runs = load_runs(tmp_path / "runs")
     tl = df_timeline(runs)
     assert len(tl) == 8 * 40
     assert tl["complete"].all()
@@ -457,7 +458,7 @@ def test_a_skipped_host_irq_leaves_exactly_that_interrupt_incomplete() -> None:
 
 def test_gantt_of_an_interrupt_with_a_lost_event() -> None:
     """The Gantt draws the known stages, leaves the two around a lost event undrawn, and says why."""
-    from vfiobench.plots_timeline import plot_interrupt_gantt, segments
+    from vfiobench.plots.timeline import plot_interrupt_gantt, segments
 
     a, b = one_cycle(10_000), one_cycle(20_000)
     drop(b, "irq_path", event="host_irq")

@@ -17,7 +17,8 @@ from reportfixtures import ALWAYS_ON_FREE, STOCK, STOCK_LOSSY, edit_meta, sample
 
 from vfiobench import report
 from vfiobench.cli import main
-from vfiobench.notebook import ERROR_OUTPUT_MARKER
+from vfiobench.report import kernel as report_kernel
+from vfiobench.report.markers import ERROR_OUTPUT_MARKER
 
 
 def external_refs(html: str) -> list[str]:
@@ -175,7 +176,7 @@ def _spec(dir_: Path, name: str, argv0: str) -> None:
 
 @pytest.fixture
 def isolated_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Jupyter looks in tmp_path/jp first, and the kernel name report.py wants is one nobody else has.
+    """Jupyter looks in tmp_path/jp first, and the kernel name report.kernel wants is one nobody else has.
 
     (This venv's own share/jupyter/kernels may hold a real 'vfiobench' spec from `make`; renaming the
     wanted kernel keeps the tests independent of it.)
@@ -185,15 +186,15 @@ def isolated_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("JUPYTER_PATH", str(jp))
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setattr(report, "KERNEL_NAME", f"vfiobench-test-{os.getpid()}")
+    monkeypatch.setattr(report_kernel, "KERNEL_NAME", f"vfiobench-test-{os.getpid()}")
     return jp
 
 
 def test_registered_vfiobench_kernel_for_this_python_is_used(isolated_jupyter: Path) -> None:
-    _spec(isolated_jupyter, report.KERNEL_NAME, sys.executable)
-    assert report.find_kernel() == report.KERNEL_NAME
-    with report.kernel_for_this_python() as name:
-        assert name == report.KERNEL_NAME
+    _spec(isolated_jupyter, report_kernel.KERNEL_NAME, sys.executable)
+    assert report_kernel.find_kernel() == report_kernel.KERNEL_NAME
+    with report_kernel.kernel_for_this_python() as name:
+        assert name == report_kernel.KERNEL_NAME
 
 
 def test_foreign_vfiobench_kernel_is_not_used_and_a_private_one_is_registered(isolated_jupyter: Path) -> None:
@@ -202,10 +203,10 @@ def test_foreign_vfiobench_kernel_is_not_used_and_a_private_one_is_registered(is
     other_venv = isolated_jupyter / "othervenv" / "bin"
     other_venv.mkdir(parents=True)
     (other_venv / "python").symlink_to(sys.executable)  # same base interpreter, another environment
-    _spec(isolated_jupyter, report.KERNEL_NAME, str(other_venv / "python"))
-    assert report.find_kernel() is None
-    with report.kernel_for_this_python() as name:
-        assert name != report.KERNEL_NAME and name.startswith("vfiobench-")
+    _spec(isolated_jupyter, report_kernel.KERNEL_NAME, str(other_venv / "python"))
+    assert report_kernel.find_kernel() is None
+    with report_kernel.kernel_for_this_python() as name:
+        assert name != report_kernel.KERNEL_NAME and name.startswith("vfiobench-")
         spec = KernelSpecManager().get_kernel_spec(name)
         assert spec.argv[0] == sys.executable
         private = Path(spec.resource_dir)
@@ -217,7 +218,7 @@ def test_foreign_vfiobench_kernel_is_not_used_and_a_private_one_is_registered(is
 def test_kernel_registered_by_make_is_recognised() -> None:
     if not (Path(sys.prefix) / "share/jupyter/kernels/vfiobench/kernel.json").is_file():
         pytest.skip("no 'vfiobench' kernelspec in this environment (`make report` registers it)")
-    assert report.find_kernel("vfiobench") == "vfiobench"
+    assert report_kernel.find_kernel("vfiobench") == "vfiobench"
 
 
 @pytest.mark.notebook
@@ -226,11 +227,11 @@ def test_execute_with_no_kernelspec_at_all_runs_this_interpreter(
 ) -> None:
     """A notebook whose metadata names a kernel nobody registered still runs (no NoSuchKernel)."""
     nb = new_notebook(cells=[new_code_cell("import sys\nprint(sys.executable)")])
-    nb.metadata["kernelspec"] = {"name": report.KERNEL_NAME, "display_name": "x", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": report_kernel.KERNEL_NAME, "display_name": "x", "language": "python"}
     src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
     nbformat.write(nb, src)
-    assert report.find_kernel() is None
-    with report.kernel_for_this_python() as kernel:
+    assert report_kernel.find_kernel() is None
+    with report_kernel.kernel_for_this_python() as kernel:
         assert report.execute(src, out, {}, kernel) is None
     executed = nbformat.read(out, as_version=4)
     assert executed.cells[0].outputs[0].text.strip() == sys.executable

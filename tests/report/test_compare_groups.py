@@ -1,4 +1,5 @@
-"""The compare page per cell: grouping (never pooled), warm-ups set aside, headline numbers, patch links.
+"""The compare page per group of comparable runs (a cell on the page): never pooled, warm-ups aside,
+headline numbers, patch links.
 
 The runs are built by hand with exact, constant per-cycle values, so every headline number is known
 in advance: a cell's ratio is the ratio of the values written into *that* cell's runs, and would be
@@ -19,6 +20,9 @@ import pandas as pd
 import pytest
 from reportfixtures import sample_runs
 
+from vfiobench.analysis.compare import Comparison, split_groups
+from vfiobench.analysis.headline import df_headline
+from vfiobench.analysis.runinfo import df_group_checks
 from vfiobench.cli import main
 from vfiobench.errors import ReportError
 from vfiobench.qemu.build import build_key
@@ -165,16 +169,16 @@ def two_cell_runs(root: Path, *, with_warmup: bool = True) -> Path:
 @pytest.fixture
 def nbk(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The notebook helpers with their output captured instead of displayed."""
-    from vfiobench import notebook
-    from vfiobench.notebook import cells, display
+    from vfiobench.report import pages
+    from vfiobench.report.pages import display, groups
 
     shown: list[str] = []
-    notebook.reset_for_tests()
+    pages.reset_for_tests()
     monkeypatch.setattr(display, "show_html", lambda markup, metadata=None: shown.append(markup))
-    monkeypatch.setattr(cells, "show_html", lambda markup, metadata=None: shown.append(markup))
-    notebook.shown = shown
-    yield notebook
-    notebook.reset_for_tests()
+    monkeypatch.setattr(groups, "show_html", lambda markup, metadata=None: shown.append(markup))
+    pages.shown = shown  # type: ignore[attr-defined]
+    yield pages
+    pages.reset_for_tests()
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +187,8 @@ def two_cells(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _row(df: pd.DataFrame, cell: str, variant: str) -> pd.Series:
-    hit = df[(df["cell"] == cell) & (df["variant"] == variant)]
-    assert len(hit) == 1, (cell, variant, df[["cell", "variant"]])
+    hit = df[(df["group"] == cell) & (df["variant"] == variant)]
+    assert len(hit) == 1, (cell, variant, df[["group", "variant"]])
     return hit.iloc[0]
 
 
@@ -192,14 +196,14 @@ def _row(df: pd.DataFrame, cell: str, variant: str) -> pd.Series:
 
 
 def test_runs_of_two_cells_are_never_pooled_and_warmups_are_left_out(nbk: Any, two_cells: Path) -> None:
-    cmp = nbk.compare_cells(load_runs(two_cells), baseline="stock", n_boot=200)
-    assert [c.label for c in cmp.cells] == ["mask-every-irq · kvm", "no-mask · kvm"]
+    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", n_boot=200)
+    assert [c.label for c in cmp.groups] == ["mask-every-irq · kvm", "no-mask · kvm"]
     assert cmp.warmups_excluded == 2 and len(cmp.runs) == 16
-    for cell in cmp.cells:
+    for cell in cmp.groups:
         assert len(cell.runs) == 8
         assert {r.meta.workload.name for r in cell.runs} == {cell.values["workload"]}
         assert not any(r.meta.labels["warmup"] for r in cell.runs)
-    head = nbk.df_headline(cmp)
+    head = df_headline(cmp)
     assert len(head) == 4
     mask, nomask = "mask-every-irq · kvm", "no-mask · kvm"
     # each cell's ratio is its own: 40/20 = 2 with toggles, 600/200 = 3 without; pooled they would mix
@@ -211,9 +215,9 @@ def test_runs_of_two_cells_are_never_pooled_and_warmups_are_left_out(nbk: Any, t
 
 
 def test_including_warmups_changes_the_numbers_of_their_cell_only(nbk: Any, two_cells: Path) -> None:
-    cmp = nbk.compare_cells(load_runs(two_cells), baseline="stock", include_warmup=True, n_boot=200)
+    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", include_warmup=True, n_boot=200)
     assert cmp.warmups_excluded == 0 and len(cmp.runs) == 18
-    head = nbk.df_headline(cmp)
+    head = df_headline(cmp)
     stock = _row(head, "mask-every-irq · kvm", "stock")
     assert stock["runs_probed"] == 3 and stock["interrupts"] == 6 * CYCLES
     assert stock["set_irqs_per_irq"] == pytest.approx((2 + 2 + 9) / 3)
@@ -226,18 +230,18 @@ def test_group_by_reads_workload_and_labels_and_missing_keys_form_one_group(nbk:
         make_run(root, f"r{i}", variant="stock", workload=workload, accel=accel, kind="probe-free",
                  set_irqs=0, toggles=0, call_us=1, latency_us=1)  # fmt: skip
     runs = load_runs(root)
-    cells = nbk.split_cells(runs, ["workload", "accel"])
+    cells = split_groups(runs, ["workload", "accel"])
     assert [c.label for c in cells] == ["a · kvm", "a · tcg", "a", "b"]
     assert [c.values["accel"] for c in cells] == ["kvm", "tcg", None, None]
-    assert [c.label for c in nbk.split_cells(runs, ["accel"])] == ["kvm", "tcg", "all runs"]
-    assert [len(c.runs) for c in nbk.split_cells(runs, ["accel"])] == [1, 1, 2]
-    assert len(nbk.split_cells(runs, [])) == 1
+    assert [c.label for c in split_groups(runs, ["accel"])] == ["kvm", "tcg", "all runs"]
+    assert [len(c.runs) for c in split_groups(runs, ["accel"])] == [1, 1, 2]
+    assert len(split_groups(runs, [])) == 1
 
 
 def test_synthetic_sample_runs_form_one_cell(nbk: Any, tmp_path: Path) -> None:
     runs = load_runs(sample_runs(tmp_path / "runs", cycles=5))
-    cmp = nbk.compare_cells(runs, baseline="stock", n_boot=100)
-    assert len(cmp.cells) == 1 and len(cmp.cells[0].runs) == len(runs)
+    cmp = nbk.open_comparison(runs, baseline="stock", n_boot=100)
+    assert len(cmp.groups) == 1 and len(cmp.groups[0].runs) == len(runs)
 
 
 @pytest.mark.parametrize(
@@ -253,7 +257,7 @@ def test_bad_grouping_parameters_stop_with_a_message(
     nbk: Any, two_cells: Path, kwargs: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ReportError, match=message):
-        nbk.compare_cells(load_runs(two_cells), baseline="stock", **kwargs)
+        nbk.open_comparison(load_runs(two_cells), baseline="stock", **kwargs)
     assert html.escape(message) in nbk.shown[-1]
 
 
@@ -263,8 +267,8 @@ def test_only_warmups_so_far_is_a_message_not_an_empty_page(nbk: Any, tmp_path: 
         make_run(root, v, variant=v, workload="a", accel="kvm", kind="probe-free", set_irqs=0, toggles=0,
                  call_us=1, latency_us=1, warmup=True)  # fmt: skip
     with pytest.raises(ReportError, match="all 2 runs are warm-up runs"):
-        nbk.compare_cells(load_runs(root), baseline="stock")
-    cmp = nbk.compare_cells(load_runs(root), baseline="stock", include_warmup=True, n_boot=100)
+        nbk.open_comparison(load_runs(root), baseline="stock")
+    cmp = nbk.open_comparison(load_runs(root), baseline="stock", include_warmup=True, n_boot=100)
     assert len(cmp.runs) == 2
 
 
@@ -272,8 +276,8 @@ def test_only_warmups_so_far_is_a_message_not_an_empty_page(nbk: Any, tmp_path: 
 
 
 def test_headline_numbers_on_hand_built_runs(nbk: Any, two_cells: Path) -> None:
-    cmp = nbk.compare_cells(load_runs(two_cells), baseline="stock", n_boot=200)
-    head = nbk.df_headline(cmp)
+    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", n_boot=200)
+    head = df_headline(cmp)
     assert list(head["variant"]) == ["stock", "fix", "stock", "fix"]  # the baseline first in each cell
     stock = _row(head, "mask-every-irq · kvm", "stock")
     fix = _row(head, "mask-every-irq · kvm", "fix")
@@ -288,7 +292,7 @@ def test_headline_numbers_on_hand_built_runs(nbk: Any, two_cells: Path) -> None:
     assert fix["us_ci_low"] == pytest.approx(2.0) and fix["us_ci_high"] == pytest.approx(2.0)
     assert fix["us_p_value"] < 0.001
     assert stock["lost_events"] == 0 and stock["checks_total"] == 4 and stock["checks_failed"] == 0
-    view = nbk.df_headline_view(cmp)
+    view = nbk.headline_view(cmp)
     assert list(view.iloc[0][["cell", "variant"]]) == ["mask-every-irq · kvm", "stock (baseline)"]
     assert view.iloc[1]["µs / irq ratio [95% CI]"] == "2.00 [2.00, 2.00]"
     assert view.iloc[3]["e2e ratio [95% CI]"] == "1.50 [1.50, 1.50]"
@@ -299,14 +303,15 @@ def test_headline_numbers_on_hand_built_runs(nbk: Any, two_cells: Path) -> None:
 def test_verdicts_are_given_per_cell_and_marked_for_the_index(
     nbk: Any, two_cells: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vfiobench.notebook import display, headline
+    from vfiobench.report.markers import VERDICTS_MARKER
+    from vfiobench.report.pages import headline
 
     meta: list[dict[str, Any]] = []
     monkeypatch.setattr(headline, "show_html", lambda markup, metadata=None: meta.append(metadata or {}))
     monkeypatch.setattr(headline, "show", lambda fig: None)
-    cmp = nbk.compare_cells(load_runs(two_cells), baseline="stock", n_boot=200)
-    nbk.show_cell_verdicts(cmp)
-    lines = meta[0][display.VERDICTS_MARKER]
+    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", n_boot=200)
+    nbk.show_group_verdicts(cmp)
+    lines = meta[0][VERDICTS_MARKER]
     assert "[mask-every-irq · kvm] fix: 2.0x fewer µs per interrupt [2.0, 2.0], p<0.001" in lines
     assert "[no-mask · kvm] fix: 3.0x fewer µs per interrupt [3.0, 3.0], p<0.001" in lines
     assert len(lines) == 4  # 2 cells x 2 metrics
@@ -317,15 +322,15 @@ def test_failed_checks_are_listed_with_their_cell_and_run(nbk: Any, tmp_path: Pa
     for v in ("stock", "fix"):
         make_run(root, v, variant=v, workload="a", accel="tcg", kind="probe-free", set_irqs=0, toggles=0,
                  call_us=1, latency_us=1, failed_check=v == "fix")  # fmt: skip
-    cmp = nbk.compare_cells(load_runs(root), baseline="stock", n_boot=100)
+    cmp = nbk.open_comparison(load_runs(root), baseline="stock", n_boot=100)
     box = nbk.failed_checks_html(cmp)
     assert "1 ground-truth check FAILED" in box and "<td>a · tcg</td><td>fix</td><td>fix</td>" in box
     assert "workload: delivered == expected" in box
-    view = nbk.df_headline_view(cmp)
+    view = nbk.headline_view(cmp)
     assert list(view["checks"]) == ["1/1 ok", "1 of 1 FAILED"]
     # one run per side: the page says the interval ignores run-to-run spread
     assert "1 of 1 comparisons rest on a single run on one side" in nbk.headline_html(cmp)
-    per_cell = nbk.df_cell_checks(cmp)
+    per_cell = df_group_checks(cmp)
     assert per_cell[
         ["variant", "runs", "checks", "passed", "failed", "failed_checks"]
     ].to_numpy().tolist() == [
@@ -333,14 +338,14 @@ def test_failed_checks_are_listed_with_their_cell_and_run(nbk: Any, tmp_path: Pa
         ["fix", 1, 1, 0, 1, "workload: delivered == expected (1 runs)"],
     ]
     ok = RunSet(r for r in cmp.runs if r.variant == "stock")
-    assert nbk.failed_checks_html(nbk.Comparison(ok, "stock", (), nbk.split_cells(ok, []))) == ""
+    assert nbk.failed_checks_html(Comparison(ok, "stock", (), split_groups(ok, []))) == ""
 
 
 # ------------------------------------------------------------------------------------- patch links
 
 
 def test_patch_text_comes_from_the_build_directory_when_it_is_here(tmp_path: Path) -> None:
-    from vfiobench.notebook.builds import patch_texts
+    from vfiobench.report.patches import patch_texts
 
     path = fake_build(tmp_path, ["pba-always-on"])
     bdir = Path(path).parent.parent
@@ -416,18 +421,20 @@ def test_report_group_by_and_include_warmup_options(two_cells: Path, tmp_path: P
 
 
 def test_verdicts_colour_improvements_and_regressions_apart(nbk: Any, two_cells: Path) -> None:
-    from vfiobench.notebook.headline import verdict_lines
+    from vfiobench.report.pages.headline import verdict_lines
 
-    better = nbk.compare_cells(load_runs(two_cells), baseline="stock", n_boot=200)
+    better = nbk.open_comparison(load_runs(two_cells), baseline="stock", n_boot=200)
     assert {cls for _, _, cls in verdict_lines(better)} == {"vfb-good"}
-    worse = nbk.compare_cells(load_runs(two_cells), baseline="fix", n_boot=200)
+    worse = nbk.open_comparison(load_runs(two_cells), baseline="fix", n_boot=200)
     lines = verdict_lines(worse)
     assert {cls for _, _, cls in lines} == {"vfb-bad"}
     assert any("stock: 2.0x more µs per interrupt" in text for _, text, _ in lines)
 
 
 def test_builds_list_each_variant_binary_and_embed_the_patch_text(two_cells: Path) -> None:
-    from vfiobench.notebook.builds import builds_html, df_builds, write_patch_files
+    from vfiobench.analysis.runinfo import df_builds
+    from vfiobench.report.pages.builds import builds_html
+    from vfiobench.report.patches import write_patch_files
 
     runs = load_runs(two_cells)
     builds = df_builds(runs, ["stock", "fix"])
@@ -455,6 +462,6 @@ def test_cells_follow_plan_order_across_experiments(nbk: Any, tmp_path: Path) ->
         meta = json.loads(meta_path.read_text())
         meta["labels"]["experiment"] = experiment
         meta_path.write_text(json.dumps(meta))
-    cells = nbk.split_cells(load_runs(root), ["workload"])
+    cells = split_groups(load_runs(root), ["workload"])
     # experiment x first (by plan order: yy, tcg, zz), then experiment y
     assert [c.label for c in cells] == ["yy", "tcg", "zz", "kvm"]

@@ -1,7 +1,7 @@
-"""The exact QEMU builds and patches a compare page compares, with the patch text beside the page.
+"""The text of the QEMU patches a compare page's builds carry, found and written beside the page.
 
-For each variant the page lists the binary (path, version, GNU build-id) and the patch names from
-run.json ``qemu.patches``. The text of each patch is found, most trustworthy first:
+run.json ``qemu.patches`` names each patch of a variant's binary. The text of each patch is found,
+most trustworthy first:
 
 1. ``build``: the copy ``vfiobench qemu build`` keeps in the binary's cache directory
    (``<build_dir>/patches/NN-<name>.patch``, exactly what was applied), when that directory is on
@@ -14,26 +14,20 @@ run.json ``qemu.patches``. The text of each patch is found, most trustworthy fir
 
 :func:`write_patch_files` copies the texts to ``<out>/patches/`` beside the HTML (``vfiobench
 report --compare`` does), so the page's links work offline; the page also embeds each text in a
-``<details>`` block, so it reads without the files too.
+``<details>`` block (:mod:`vfiobench.report.pages.builds`), so it reads without the files too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import pandas as pd
-
-from vfiobench.notebook.cells import Comparison
-from vfiobench.notebook.display import show_html, table_html
 from vfiobench.store import RunMeta, RunSet
 
-_PROP_ARG_RE = re.compile(r"(?:^|[,.])x-[\w-]+=")
 _SUBJECT_RE = re.compile(r"^Subject: (?:\[PATCH[^\]]*\] )?(.+(?:\n[ \t].+)*)$", re.MULTILINE)
 _BUILD_DIR_RE = re.compile(r"^build-(?P<version>.+)-(?P<key>[0-9a-f]{16})$")
 
@@ -59,6 +53,17 @@ class PatchText:
     def sha256(self) -> str:
         """Hex SHA-256 of the text ('' when missing)."""
         return hashlib.sha256(self.text.encode()).hexdigest() if self.text is not None else ""
+
+    @property
+    def subject(self) -> str:
+        """The patch's ``Subject:`` line without its ``[PATCH]`` prefix ('' when there is none)."""
+        m = _SUBJECT_RE.search(self.text) if self.text is not None else None
+        return " ".join(m.group(1).split()) if m else ""
+
+    @property
+    def lines(self) -> int:
+        """Lines of the text (0 when missing)."""
+        return self.text.count("\n") if self.text is not None else 0
 
     @property
     def filename(self) -> str:
@@ -153,97 +158,3 @@ def write_patch_files(metas: Iterable[RunMeta], dest: Path) -> list[Path]:
             path.write_text(p.text, encoding="utf-8")
             written[p.filename] = path
     return list(written.values())
-
-
-def df_builds(runset: RunSet, variants: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per variant: the QEMU binary it ran and how its build is identified.
-
-    Returns:
-        ``[variant, qemu_path, version, build_id, patches, device_args, runs]``; ``device_args``
-        the ``-device``/``-global`` arguments of the first run's command line that set ``x-*``
-        properties; ``runs`` the number of runs; a variant whose runs disagree on the binary
-        gets one row per distinct (path, build-id). Variants in ``variants`` order first.
-    """
-    rank = {v: i for i, v in enumerate(variants)}
-    rows: dict[tuple[str, str, str], dict[str, object]] = {}
-    for run in sorted(runset, key=lambda r: rank.get(r.variant, len(rank))):
-        q = run.meta.qemu
-        key = (run.variant, q.path, q.build_id)
-        if key not in rows:
-            props = [a for a in q.cmdline if _PROP_ARG_RE.search(a)]
-            rows[key] = {
-                "variant": run.variant,
-                "qemu_path": q.path,
-                "version": q.version,
-                "build_id": q.build_id,
-                "patches": ", ".join(q.patches) or "none",
-                "device_args": " ".join(props) or "none",
-                "runs": 0,
-            }
-        rows[key]["runs"] = int(str(rows[key]["runs"])) + 1
-    cols = ["variant", "qemu_path", "version", "build_id", "patches", "device_args", "runs"]
-    return pd.DataFrame(list(rows.values()), columns=cols)
-
-
-def _patch_item(p: PatchText, patch_links: str | None) -> str:
-    name = html.escape(p.name)
-    if p.text is None:
-        return (
-            f'<li><code>{name}</code> <span class="vfb-bad">text not found</span> (neither in the build\'s '
-            "cache directory on this machine nor among this vfiobench's patches)</li>"
-        )
-    link = (
-        f'<a href="{html.escape(patch_links.rstrip("/") + "/" + p.filename)}">{html.escape(p.filename)}</a>'
-        if patch_links
-        else f"<code>{html.escape(p.filename)}</code>"
-    )
-    if p.origin == "build":
-        where = "exactly as applied (the build's cache copy)"
-    elif p.matches_build:
-        where = "this vfiobench's patch; the binary's cache key recomputes from this text (same text built)"
-    elif p.matches_build is False:
-        where = (
-            '<span class="vfb-bad">this vfiobench\'s patch, which DIFFERS from the text the binary was '
-            "built from (cache key mismatch)</span>"
-        )
-    else:
-        where = "this vfiobench's patch (could not be checked against the build)"
-    m = _SUBJECT_RE.search(p.text)
-    subject = " ".join(m.group(1).split()) if m else ""
-    lines = p.text.count("\n")
-    return (
-        f"<li><code>{name}</code>: {link} — {html.escape(subject)}<br>"
-        f'<span class="vfb-note">sha256 {p.sha256[:16]}…, {where}</span>'
-        f"<details><summary>patch text ({lines} lines)</summary>"
-        f"<pre>{html.escape(p.text)}</pre></details></li>"
-    )
-
-
-def builds_html(runset: RunSet, patch_links: str | None = None, variants: Sequence[str] = ()) -> str:
-    """The builds table and, per variant, its patches: link (when ``patch_links`` is given) and text.
-
-    Args:
-        runset: the compared runs.
-        patch_links: URL of the folder holding :func:`write_patch_files`' output, relative to the
-            page (``"patches"``), or None to embed the text only.
-        variants: the order to list variants in (others follow in first-seen order).
-    """
-    parts = [table_html(df_builds(runset, variants), caption="QEMU binary per variant (run.json qemu)")]
-    found = variant_patches(runset)
-    rank = {v: i for i, v in enumerate(variants)}
-    for variant in sorted(found, key=lambda v: rank.get(v, len(rank))):
-        patches = found[variant]
-        if not patches:
-            parts.append(f"<p><b>{html.escape(variant)}</b>: no patches (the build's unpatched source).</p>")
-            continue
-        items = "".join(_patch_item(p, patch_links) for p in patches)
-        parts.append(f"<p><b>{html.escape(variant)}</b>: {len(patches)} patch(es)</p><ul>{items}</ul>")
-    return "".join(parts)
-
-
-def show_builds(target: RunSet | Comparison, patch_links: str | None = None) -> None:
-    """Display :func:`builds_html` for runs or a comparison (variants then in page order)."""
-    if isinstance(target, Comparison):
-        show_html(builds_html(target.runs, patch_links, target.variants))
-    else:
-        show_html(builds_html(target, patch_links))

@@ -6,6 +6,8 @@ import ast
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,10 @@ import pytest
 from reportfixtures import STOCK_LOSSY, edit_meta, sample_runs
 
 from vfiobench import report
+from vfiobench.analysis.runinfo import df_checks, df_lost_events
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+REPO = NOTEBOOKS.parent
 NAMES = ("run.ipynb", "compare.ipynb")
 
 
@@ -47,7 +51,8 @@ def test_exactly_one_parameters_cell_first_typed_and_commented(name: str) -> Non
 @pytest.mark.parametrize("name", NAMES)
 def test_cells_only_call_package_functions(name: str) -> None:
     """Thin notebooks: imports from vfiobench, then one call (or assignment of a call) per statement,
-    each calling vfiobench.notebook (``nbk``) or a function imported from vfiobench. No defs, loops, ifs."""
+    each calling vfiobench.report.pages (``nbk``) or a function imported from vfiobench. No defs, loops,
+    ifs."""
     imported = {"nbk"}
     for cell in _code_cells(name)[1:]:
         for node in ast.parse(cell.source).body:
@@ -137,12 +142,46 @@ def test_notebook_defaults_point_at_the_sample(tmp_path: Path) -> None:
         _execute(name, tmp_path, {})
 
 
-# ------------------------------------------------------------------ vfiobench.notebook helpers (no kernel)
+@pytest.mark.notebook
+@pytest.mark.skipif(not (REPO / "data/sample").is_dir(), reason="data/sample/ not generated")
+@pytest.mark.parametrize("name", [*NAMES, "explore.ipynb"])
+def test_notebook_defaults_work_from_the_repository_root(name: str, tmp_path: Path) -> None:
+    """`papermill notebooks/<name> out.ipynb` run from the repository root, no parameters at all."""
+    import papermill as pm
+
+    out = tmp_path / f"root-{name}"
+    with report.kernel_for_this_python() as kernel:
+        pm.execute_notebook(
+            str(NOTEBOOKS / name), str(out), kernel_name=kernel, cwd=str(REPO), progress_bar=False
+        )
+    nb = nbformat.read(out, as_version=4)
+    assert _outputs(nb, "error") == []
+
+
+def test_a_wrong_path_from_the_papermill_command_is_one_paragraph(tmp_path: Path) -> None:
+    """The kernel's error output for a bad parameter is the message, not a traceback wall."""
+    papermill = Path(sys.executable).parent / "papermill"
+    if not papermill.is_file():
+        pytest.skip(f"{papermill} not installed")
+    with report.kernel_for_this_python() as kernel:
+        done = subprocess.run(
+            [str(papermill), "notebooks/run.ipynb", str(tmp_path / "out.ipynb"), "-k", kernel,
+             "-p", "run_dir", "data/no-such-run", "--no-progress-bar"],
+            cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    assert done.returncode != 0
+    kernel_part = done.stderr.split('Exception encountered at "In [', 1)[1]
+    assert "parameter run_dir: data/no-such-run not found" in kernel_part
+    assert "Traceback" not in kernel_part and "---->" not in kernel_part and "File " not in kernel_part
+    assert len([line for line in kernel_part.splitlines() if line.strip()]) <= 3, kernel_part
+
+
+# ------------------------------------------------------------ vfiobench.report.pages helpers (no kernel)
 
 
 @pytest.fixture
 def nbk_fresh() -> Any:
-    from vfiobench import notebook as nbk
+    from vfiobench.report import pages as nbk
 
     nbk.reset_for_tests()
     yield nbk
@@ -164,13 +203,13 @@ def test_open_runs_rejects_bad_parameters_with_a_message_box(
     from vfiobench.errors import ReportError
 
     shown: list[tuple[str, Any]] = []
-    from vfiobench.notebook import display
+    from vfiobench.report.pages import display
 
     monkeypatch.setattr(display, "show_html", lambda markup, metadata=None: shown.append((markup, metadata)))
     runs = sample_runs(tmp_path / "runs", cycles=5)
     with pytest.raises(ReportError, match=re.escape(message)):
         nbk_fresh.open_runs(str(runs), **kwargs)
-    markup, metadata = shown[-1]  # the box, displayed before raising, marked for report.py
+    markup, metadata = shown[-1]  # the box, displayed before raising, marked for vfiobench.report
     assert "This report stopped." in markup and message.replace("'", "&#x27;") in markup
     assert metadata == {nbk_fresh.ERROR_OUTPUT_MARKER: True}
 
@@ -214,7 +253,7 @@ def test_lost_events_and_checks_frames(nbk_fresh: Any, tmp_path: Path) -> None:
     from vfiobench.store import load_run, load_runs
 
     runs = sample_runs(tmp_path / "runs", cycles=5)
-    lossy = nbk_fresh.df_lost_events(load_run(runs / STOCK_LOSSY))
+    lossy = df_lost_events(load_run(runs / STOCK_LOSSY))
     assert list(lossy.columns) == [
         "run_id",
         "variant",
@@ -245,10 +284,10 @@ def test_lost_events_and_checks_frames(nbk_fresh: Any, tmp_path: Path) -> None:
     legacy = load_run(runs / STOCK_LOSSY)
     for p in legacy.meta.probes.values():
         p.missed = None
-    unmeasured = nbk_fresh.df_lost_events(legacy)
+    unmeasured = df_lost_events(legacy)
     assert unmeasured["missed"].isna().all()
     assert "skipped" not in nbk_fresh.lost_events_html(legacy)
-    checks = nbk_fresh.df_checks(load_runs(runs))
+    checks = df_checks(load_runs(runs))
     assert len(checks) == 8 and checks["ok"].all()
     assert "No ground-truth checks recorded" in nbk_fresh.checks_html(free)
 

@@ -1,4 +1,8 @@
-"""Analysis sections of the pages: latency, per-interrupt cost, A/B verdicts, spread, overhead, plots."""
+"""The analysis sections of a run page and of a run set: latency, costs, verdicts, spread, overhead.
+
+Per-interrupt cost, A/B verdicts, run-to-run spread, probe overhead and rates, too. Display only:
+the tables come from :mod:`vfiobench.analysis`, the figures from :mod:`vfiobench.plots`.
+"""
 
 from __future__ import annotations
 
@@ -7,67 +11,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from vfiobench.notebook.display import VERDICTS_MARKER, fmt_number, kv_html, note, show, show_html, show_table
+from vfiobench.analysis.calls import as_runset, df_calls, df_delivered, df_operation_latency
+from vfiobench.analysis.compare import AB_METRICS, df_verdicts
+from vfiobench.analysis.overhead import df_probe_overhead
+from vfiobench.report.markers import VERDICTS_MARKER
+from vfiobench.report.pages.display import fmt_number, kv_html, note, show, show_html, show_table
 from vfiobench.store import Run, RunSet
-
-
-def _as_runset(target: Run | RunSet) -> RunSet:
-    return RunSet([target]) if isinstance(target, Run) else target
-
-
-def in_us(df: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``df`` with every ``*_ns`` column converted to µs and renamed ``*_us`` (for reading)."""
-    out = df.copy()
-    for col in [c for c in df.columns if str(c).endswith("_ns")]:
-        out[str(col).removesuffix("_ns") + "_us"] = out.pop(col).astype("float64") / 1e3
-    return out
-
-
-def df_operation_latency(target: Run | RunSet) -> pd.DataFrame:
-    """Latency summary of every probed operation, and of the interrupt itself (workload table).
-
-    Probe tables are summarised per variant over their calls (``dur_ns``); the workload's
-    end-to-end ``latency_ns`` per variant and run kind, since probes inflate it.
-
-    Returns:
-        ``[operation, variant, kind, count, mean_us, p50_us, p90_us, p99_us, p999_us, max_us]``
-        (``kind`` only set for the interrupt latency rows).
-    """
-    from vfiobench.analysis import df_latency_summary, schema
-
-    runset = _as_runset(target)
-    parts = []
-    for name in schema.PROBE_TABLES:
-        df = runset.table(name)
-        if df.empty or not ("dur_ns" in df.columns or {"bucket", "count"} <= set(df.columns)):
-            continue
-        s = df_latency_summary(df, value="dur_ns", by=("variant",))
-        s.insert(0, "operation", schema.OPERATION_LABELS.get(name, name))
-        s.insert(2, "kind", "")
-        parts.append(s)
-    w = runset.table(schema.WORKLOAD)
-    if not w.empty and "latency_ns" in w.columns:
-        if "delivered" in w.columns:
-            w = w[w["delivered"].astype(bool)]
-        kinds = pd.Series({r.run_id: r.meta.kind for r in runset}, dtype=object)
-        w = w.assign(kind=w["run_id"].map(kinds))
-        s = df_latency_summary(w, value="latency_ns", by=("variant", "kind"))
-        s.insert(0, "operation", "interrupt latency (end to end)")
-        parts.append(s)
-    cols = [
-        "operation",
-        "variant",
-        "kind",
-        "count",
-        "mean_ns",
-        "p50_ns",
-        "p90_ns",
-        "p99_ns",
-        "p999_ns",
-        "max_ns",
-    ]
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
-    return in_us(out[cols])
 
 
 def show_latency(target: Run | RunSet) -> None:
@@ -95,7 +44,7 @@ PER_INTERRUPT_COLUMNS: dict[str, str] = {
 }
 
 
-def df_per_interrupt_view(target: Run | RunSet) -> pd.DataFrame:
+def per_interrupt_view(target: Run | RunSet) -> pd.DataFrame:
     """The per-interrupt accounting, one row per run, with readable column names.
 
     Returns:
@@ -103,7 +52,7 @@ def df_per_interrupt_view(target: Run | RunSet) -> pd.DataFrame:
     """
     from vfiobench.analysis import df_per_interrupt
 
-    df = df_per_interrupt(_as_runset(target))
+    df = df_per_interrupt(as_runset(target))
     keep = [c for c in PER_INTERRUPT_COLUMNS if c in df.columns]
     return df[["run_id", "variant", "kind", *keep]].rename(columns=PER_INTERRUPT_COLUMNS)
 
@@ -113,7 +62,7 @@ def show_per_interrupt(target: Run | RunSet) -> None:
     from vfiobench.errors import AnalysisError
 
     try:
-        df = df_per_interrupt_view(target)
+        df = per_interrupt_view(target)
     except AnalysisError as e:
         note(f"Per-interrupt accounting not available: {e}")
         return
@@ -131,34 +80,7 @@ def show_per_interrupt(target: Run | RunSet) -> None:
         show_table(df)
 
 
-def df_verdicts(
-    runset: RunSet, baseline: str, metrics: Sequence[str] = ("us_per_irq", "latency_ns")
-) -> pd.DataFrame:
-    """A/B results of every variant against ``baseline`` on each metric that has samples.
-
-    Returns:
-        The rows of :func:`vfiobench.analysis.df_ab` for every metric, concatenated, plus
-        ``available`` (False with the reason in ``verdict`` when a metric has no samples).
-    """
-    from vfiobench.analysis import df_ab
-    from vfiobench.errors import AnalysisError
-
-    parts = []
-    for metric in metrics:
-        try:
-            parts.append(df_ab(runset, metric, baseline=baseline).assign(available=True))
-        except AnalysisError as e:
-            parts.append(
-                pd.DataFrame(
-                    [{"metric": metric, "baseline": baseline, "verdict": str(e), "available": False}]
-                )
-            )
-    return pd.concat(parts, ignore_index=True)
-
-
-def show_verdicts(
-    runset: RunSet, baseline: str, metrics: Sequence[str] = ("us_per_irq", "latency_ns")
-) -> None:
+def show_verdicts(runset: RunSet, baseline: str, metrics: Sequence[str] = AB_METRICS) -> None:
     """Display one verdict line per (variant, metric) and the table of ratios behind them."""
     df = df_verdicts(runset, baseline, metrics)
     items, lines = [], []
@@ -212,33 +134,6 @@ def show_repetitions(runset: RunSet, metric: str) -> None:
     show(plot_repetitions(reps, "median", title=f"{metric}: median per run", unit_scale=scale, unit=unit))
 
 
-def as_runset(target: Run | RunSet) -> RunSet:
-    """A run set of one run (so set-wide analysis functions apply to a run page too)."""
-    return _as_runset(target)
-
-
-def df_calls(target: Run | RunSet) -> pd.DataFrame:
-    """Every streamed probe call of the runs in one long table.
-
-    Tables recorded in histogram mode (no ``ts_ns``/``dur_ns``) are left out.
-
-    Returns:
-        ``[run_id, variant, operation, ts_ns, dur_ns]``; ``operation`` the operation's display name.
-    """
-    from vfiobench.analysis import schema
-
-    runset = _as_runset(target)
-    parts = []
-    for name in schema.PROBE_TABLES:
-        df = runset.table(name)
-        if df.empty or not {"ts_ns", "dur_ns"} <= set(df.columns):
-            continue
-        df = df[["run_id", "variant", "ts_ns", "dur_ns"]]
-        parts.append(df.assign(operation=schema.OPERATION_LABELS.get(name, name)))
-    cols = ["run_id", "variant", "operation", "ts_ns", "dur_ns"]
-    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
-
-
 def show_operation_plots(run: Run) -> None:
     """A run's latency histogram and CDF, one layer per probed operation (log µs axis)."""
     from vfiobench.analysis import df_cdf, df_histograms
@@ -258,18 +153,13 @@ def show_operation_plots(run: Run) -> None:
 
 def show_interrupt_latency_plots(target: Run | RunSet) -> None:
     """Distribution of the end-to-end interrupt latency (workload table), per variant and run kind."""
-    from vfiobench.analysis import df_cdf, df_histograms, schema
+    from vfiobench.analysis import df_cdf, df_histograms
     from vfiobench.plots import plot_cdf, plot_latency_histogram
 
-    runset = _as_runset(target)
-    w = runset.table(schema.WORKLOAD)
-    if w.empty or "latency_ns" not in w.columns:
+    w = df_delivered(target)
+    if "latency_ns" not in w.columns:
         note("No workload table with latency_ns: no interrupt-latency distribution.")
         return
-    if "delivered" in w.columns:
-        w = w[w["delivered"].astype(bool)]
-    kinds = {r.run_id: r.meta.kind for r in runset}
-    w = w.assign(kind=w["run_id"].map(kinds))
     show(
         plot_latency_histogram(
             df_histograms(w, value="latency_ns", by=("variant", "kind")),
@@ -309,7 +199,7 @@ def show_rates(target: Run | RunSet, bin_s: float = 0.5) -> None:
     from vfiobench.analysis import df_probe_rates
     from vfiobench.plots import plot_rate_timeline
 
-    runset = _as_runset(target)
+    runset = as_runset(target)
     probed = [r for r in runset if r.meta.probes]
     if isinstance(target, RunSet):
         probed = [next(r for r in probed if r.variant == v) for v in dict.fromkeys(r.variant for r in probed)]
@@ -328,7 +218,7 @@ def show_cost_breakdown(target: Run | RunSet) -> None:
     from vfiobench.plots import plot_cost_breakdown
 
     try:
-        breakdown = df_cost_breakdown(df_per_interrupt(_as_runset(target)))
+        breakdown = df_cost_breakdown(df_per_interrupt(as_runset(target)))
     except AnalysisError as e:
         note(f"Cost breakdown not available: {e}")
         return
@@ -336,43 +226,6 @@ def show_cost_breakdown(target: Run | RunSet) -> None:
         note("No probed runs: no per-operation cost breakdown.")
         return
     show(plot_cost_breakdown(breakdown))
-
-
-def df_probe_overhead(runset: RunSet) -> pd.DataFrame:
-    """Median interrupt latency of probed vs probe-free runs of each variant, and their ratio.
-
-    Returns:
-        ``[variant, probed_p50_us, probe_free_p50_us, overhead_ratio, probed_runs, probe_free_runs]``;
-        NaN where a variant lacks runs of one kind.
-    """
-    from vfiobench.analysis import df_latency_summary, schema
-
-    w = runset.table(schema.WORKLOAD)
-    cols = [
-        "variant",
-        "probed_p50_us",
-        "probe_free_p50_us",
-        "overhead_ratio",
-        "probed_runs",
-        "probe_free_runs",
-    ]
-    if w.empty or "latency_ns" not in w.columns:
-        return pd.DataFrame(columns=cols)
-    if "delivered" in w.columns:
-        w = w[w["delivered"].astype(bool)]
-    kinds = {r.run_id: r.meta.kind for r in runset}
-    w = w.assign(kind=w["run_id"].map(kinds))
-    s = df_latency_summary(w, value="latency_ns", by=("variant", "kind"))
-    rows = []
-    for v in runset.variants:
-        p50 = {k: s.loc[(s["variant"] == v) & (s["kind"] == k), "p50_ns"] for k in ("probed", "probe-free")}
-        a = float(p50["probed"].iloc[0]) / 1e3 if len(p50["probed"]) else float("nan")
-        b = float(p50["probe-free"].iloc[0]) / 1e3 if len(p50["probe-free"]) else float("nan")
-        n = {
-            k: sum(1 for r in runset if r.variant == v and r.meta.kind == k) for k in ("probed", "probe-free")
-        }
-        rows.append([v, a, b, a / b if b else float("nan"), n["probed"], n["probe-free"]])
-    return pd.DataFrame(rows, columns=cols)
 
 
 def show_probe_overhead(runset: RunSet) -> None:

@@ -6,9 +6,14 @@ import html
 import json
 from typing import Any
 
-import pandas as pd
-
-from vfiobench.notebook.display import kv_html, setup, show_html, show_table, table_html
+from vfiobench.analysis.runinfo import (
+    df_checks,
+    df_lost_events,
+    df_lost_events_by_probe,
+    df_runs,
+    df_variant_setup,
+)
+from vfiobench.report.pages.display import kv_html, setup, show_html, show_table, table_html
 from vfiobench.store import Run, RunMeta, RunSet
 
 
@@ -136,38 +141,6 @@ def show_metadata(run: Run) -> None:
     show_html(kv_html(metadata_items(run.meta)))
 
 
-def df_lost_events(target: Run | RunSet) -> pd.DataFrame:
-    """Events kept and lost per probe, one row per (run, probe).
-
-    Columns: ``run_id``, ``variant``, ``probe``, ``target``, ``mode``, ``events``, ``lost``,
-    ``lost_pct`` (lost as a percentage of events + lost; 0 when the probe saw nothing), ``missed``
-    (BPF program runs the kernel skipped, an upper bound of events never seen; NA where not
-    measured, see :class:`vfiobench.store.ProbeStats`).
-    """
-    runs = [target] if isinstance(target, Run) else list(target)
-    rows = []
-    for r in runs:
-        for name, p in r.meta.probes.items():
-            total = p.events + p.lost
-            rows.append(
-                {
-                    "run_id": r.run_id,
-                    "variant": r.variant,
-                    "probe": name,
-                    "target": p.target,
-                    "mode": p.mode,
-                    "events": p.events,
-                    "lost": p.lost,
-                    "lost_pct": 100.0 * p.lost / total if total else 0.0,
-                    "missed": p.missed,
-                }
-            )
-    cols = ["run_id", "variant", "probe", "target", "mode", "events", "lost", "lost_pct", "missed"]
-    df = pd.DataFrame(rows, columns=cols)
-    df["missed"] = df["missed"].astype("Int64")
-    return df
-
-
 def lost_events_html(target: Run | RunSet) -> str:
     """HTML for the lost-event table, with a one-line verdict above it.
 
@@ -199,15 +172,7 @@ def lost_events_html(target: Run | RunSet) -> str:
     if isinstance(target, Run):
         return verdict + table_html(df.drop(columns=["run_id", "variant"]))
     # many runs: one row per variant and probe, summed over runs; the per-run table folded underneath
-    keys = ["variant", "probe", "target", "mode"]
-    summed = df.groupby(keys, sort=False)[["events", "lost"]].sum().reset_index()
-    lossy = df[df["lost"] > 0].groupby(keys, sort=False).size().rename("runs_with_loss").reset_index()
-    summed = summed.merge(lossy, on=keys, how="left").fillna({"runs_with_loss": 0})
-    summed["runs_with_loss"] = summed["runs_with_loss"].astype(int)
-    total = summed["events"] + summed["lost"]
-    summed["lost_pct"] = (100.0 * summed["lost"] / total.where(total > 0)).fillna(0.0)
-    measured = df.dropna(subset=["missed"]).groupby(keys, sort=False)["missed"].sum()
-    summed = summed.merge(measured.reset_index(), on=keys, how="left")  # NA: no run measured it
+    summed = df_lost_events_by_probe(df)
     details = f"<details><summary>per run and probe ({len(df)} rows)</summary>{table_html(df)}</details>"
     return verdict + table_html(summed, caption="per variant and probe, summed over runs") + details
 
@@ -215,28 +180,6 @@ def lost_events_html(target: Run | RunSet) -> str:
 def show_lost_events(target: Run | RunSet) -> None:
     """Display lost-event counts per probe (every report page shows them)."""
     show_html(lost_events_html(target))
-
-
-def df_checks(target: Run | RunSet) -> pd.DataFrame:
-    """Ground-truth checks, one row per (run, check).
-
-    Columns: ``run_id``, ``variant``, ``check``, ``expected``, ``observed``, ``ok``, ``detail``.
-    """
-    runs = [target] if isinstance(target, Run) else list(target)
-    rows = [
-        {
-            "run_id": r.run_id,
-            "variant": r.variant,
-            "check": c.name,
-            "expected": c.expected,
-            "observed": c.observed,
-            "ok": c.ok,
-            "detail": c.detail,
-        }
-        for r in runs
-        for c in r.meta.checks
-    ]
-    return pd.DataFrame(rows, columns=["run_id", "variant", "check", "expected", "observed", "ok", "detail"])
 
 
 def checks_html(target: Run | RunSet) -> str:
@@ -263,36 +206,6 @@ def show_checks(target: Run | RunSet) -> None:
     show_html(checks_html(target))
 
 
-def df_runs(runset: RunSet) -> pd.DataFrame:
-    """One row per run for the compare page.
-
-    Columns: ``run_id``, ``variant``, ``status``, ``source``, ``kind``, ``workload``,
-    ``repetition`` (label, if any), ``qemu_version``, ``lost_events``, ``checks`` (``"3/3 ok"``).
-    """
-    cols = [
-        "run_id",
-        "variant",
-        "status",
-        "source",
-        "kind",
-        "workload",
-        "repetition",
-        "qemu_version",
-        "lost_events",
-        "checks",
-    ]
-    if not len(runset):
-        return pd.DataFrame(columns=cols)
-    checks = [
-        f"{sum(c.ok for c in r.meta.checks)}/{len(r.meta.checks)} ok" if r.meta.checks else "none"
-        for r in runset
-    ]
-    df = runset.meta_frame().assign(checks=checks)
-    if "repetition" not in df.columns:
-        df["repetition"] = None
-    return df[cols]
-
-
 def show_runs(runset: RunSet) -> None:
     """Display the compared runs, one row each (folded beyond 12 runs), and the QEMU build of each variant."""
     runs = df_runs(runset)
@@ -300,22 +213,4 @@ def show_runs(runset: RunSet) -> None:
         show_html(f"<details><summary>every run ({len(runs)})</summary>{table_html(runs)}</details>")
     else:
         show_table(runs)
-    builds = []
-    for variant in runset.variants:
-        r = next(r for r in runset if r.variant == variant)
-        q = r.meta.qemu
-        builds.append(
-            {
-                "variant": variant,
-                "QEMU binary": q.path,
-                "version": q.version,
-                "build-id": q.build_id,
-                "patches": ", ".join(q.patches),
-                "QEMU command line": " ".join(q.cmdline),
-                "host kernel": r.meta.host.kernel_release,
-                "host CPU": r.meta.host.cpu_model,
-                "workload": r.meta.workload.name,
-                "workload parameters": json.dumps(r.meta.workload.params, sort_keys=True, default=str),
-            }
-        )
-    show_table(pd.DataFrame(builds), caption="Build, host and workload per variant (first run of each)")
+    show_table(df_variant_setup(runset), caption="Build, host and workload per variant (first run of each)")

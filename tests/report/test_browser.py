@@ -28,7 +28,7 @@ from vfiobench import report
 pytestmark = [pytest.mark.browser, pytest.mark.notebook]
 
 CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "reports" / "compare.png"
 
 CSP = (

@@ -22,7 +22,7 @@ from reportfixtures import sample_runs
 from vfiobench import report
 from vfiobench.store import load_runs
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "explore.ipynb"
 SAMPLE = REPO / "data" / "sample"
 SCREENSHOT = REPO / "reports" / "timeline.png"

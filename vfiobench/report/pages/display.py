@@ -1,8 +1,13 @@
-"""Output primitives of the report notebooks: HTML, tables, message boxes, Bokeh figures (BokehJS inline)."""
+"""Output primitives of the report pages: HTML, tables, message boxes, Bokeh figures (BokehJS inline).
+
+:func:`setup` (called by every page's first cell through :func:`~vfiobench.report.pages.open_run`
+and friends) emits the page style once and makes an expected failure (a
+:class:`~vfiobench.errors.VfioBenchError`) show as its one-line message in the kernel's error
+output instead of a traceback, so ``papermill`` run by hand prints one paragraph too.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import html
 import math
 from collections.abc import Iterable
@@ -10,14 +15,9 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
-from vfiobench.errors import ReportError, VfioBenchError
-
-#: Marks an output as this module's error box (report.py drops the traceback that follows it).
-ERROR_OUTPUT_MARKER = "vfiobench-error"
-
-
-#: Output metadata key holding the A/B verdict lines (report.py copies them to the index page).
-VERDICTS_MARKER = "vfiobench-verdicts"
+from vfiobench.errors import VfioBenchError
+from vfiobench.plots import embed
+from vfiobench.report.markers import ERROR_OUTPUT_MARKER
 
 #: Page style, emitted once by :func:`setup`.
 PAGE_CSS = """
@@ -46,10 +46,6 @@ table.vfb-table td:first-child,table.vfb-table th:first-child{text-align:left;wh
 .vfb-headline table.vfb-table td:nth-child(2){text-align:left}
 """
 
-
-_emitted_js: set[str] = set()
-
-
 _setup_done = False
 
 
@@ -60,11 +56,26 @@ def show_html(markup: str, *, metadata: dict[str, Any] | None = None) -> None:
     display(HTML(markup), metadata=metadata or {})  # type: ignore[no-untyped-call]
 
 
+def _short_error(
+    shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None
+) -> Any:
+    """IPython handler of :class:`VfioBenchError`: the exception's one-line message, no traceback."""
+    shell.showtraceback((etype, value, tb), exception_only=True)
+
+
 def setup() -> None:
-    """Emit the page style once per kernel; call it from the notebook's first code cell."""
+    """Emit the page style once per kernel, and show expected failures without a traceback.
+
+    Call it from the notebook's first code cell (:func:`~vfiobench.report.pages.open_run` does).
+    """
     global _setup_done
     if not _setup_done:
         show_html(f"<style>{PAGE_CSS}</style>")
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.set_custom_exc((VfioBenchError,), _short_error)
         _setup_done = True
 
 
@@ -144,33 +155,12 @@ def note(text: str) -> None:
 
 
 def bokeh_html(fig: Any) -> str:
-    """HTML for one Bokeh object: the BokehJS code it still needs (inline, once), its div and script.
-
-    The JavaScript is taken from :data:`bokeh.resources.INLINE`, so the page never loads anything
-    from a CDN; code already emitted by this kernel is not repeated.
+    """HTML for one Bokeh object, BokehJS inlined once per kernel (:func:`vfiobench.plots.embed.bokeh_html`).
 
     Raises:
         ReportError: the figure needs a resource only available by URL (a custom extension).
     """
-    from bokeh.core.templates import JS_RESOURCES
-    from bokeh.embed import components
-    from bokeh.embed.bundle import bundle_for_objs_and_resources
-    from bokeh.resources import INLINE
-
-    bundle = bundle_for_objs_and_resources([fig], INLINE)
-    if bundle.js_files or bundle.css_files:
-        urls = [str(u) for u in [*bundle.js_files, *bundle.css_files]]
-        raise ReportError(f"Bokeh object needs external resources {urls}; the report must open offline")
-    new_js = []
-    for code in bundle.js_raw:
-        key = hashlib.sha256(code.encode()).hexdigest()
-        if key not in _emitted_js:
-            _emitted_js.add(key)
-            new_js.append(code)
-    css = "".join(f"<style>{c}</style>" for c in bundle.css_raw)
-    script, div = components(fig)
-    js = JS_RESOURCES.render(js_raw=new_js, js_files=[]) if new_js else ""
-    return f"{css}{js}{div}{script}"
+    return embed.bokeh_html(fig)
 
 
 def show(fig: Any) -> None:
@@ -184,5 +174,5 @@ def show(fig: Any) -> None:
 def reset_for_tests() -> None:
     """Forget what was emitted (a fresh kernel starts empty; tests call this between pages)."""
     global _setup_done
-    _emitted_js.clear()
+    embed.reset()
     _setup_done = False

@@ -1,0 +1,56 @@
+"""The ``index.html`` of a batch, rendered from ``templates/index.html.j2`` (package data).
+
+One row per page (variant, status, source, lost events, checks, whether it ran to the end), the
+A/B verdict lines the pages displayed, and a banner when any run is synthetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vfiobench.report.batch import Page
+
+INDEX_TEMPLATE = "index.html.j2"
+
+
+def _row(p: Page) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "href": p.html.name,
+        "ipynb": p.ipynb.name,
+        "kind": p.kind,
+        "variant": p.variant or "?",
+        "status": p.status or "unreadable",
+        "source": p.source or "?",
+        "lost": "" if p.lost_events is None else f"{p.lost_events:,}",
+        "lost_bad": bool(p.lost_events),
+        "checks": p.checks or "?",
+        "ok": p.ok,
+        "error": p.error or "",
+    }
+
+
+def index_html(pages: Sequence[Page]) -> str:
+    """The ``index.html`` of a batch: one row per page with variant, status, lost events, checks."""
+    from jinja2 import Environment, PackageLoader
+
+    env = Environment(
+        loader=PackageLoader("vfiobench.report", "templates"), autoescape=True, keep_trailing_newline=True
+    )
+    rows = [_row(p) for p in pages]
+    return env.get_template(INDEX_TEMPLATE).render(
+        pages=rows,
+        synthetic=any(p.source and "synthetic" in p.source for p in pages),
+        verdicts=[(row, v) for row, p in zip(rows, pages, strict=True) for v in p.verdicts],
+        failed=sum(not p.ok for p in pages),
+    )
+
+
+def write_index(pages: Sequence[Page], out: Path) -> Path:
+    """Write ``out/index.html`` linking every page."""
+    path = out / "index.html"
+    path.write_text(index_html(pages), encoding="utf-8")
+    return path
