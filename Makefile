@@ -46,8 +46,9 @@ $(VENV)/.installed: $(VENV)/.created pyproject.toml
 	$(PY) -m ipykernel install --prefix $(VENV) --name vfiobench --display-name "vfiobench" >/dev/null
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[test]'
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	# the notebook extra too: the JupyterLab test starts the server `make notebook` runs
+	$(PY) -m pip install -q -e '.[test,notebook]'
 	# BCC: Debian's module, symlinked in (pip has no real BCC; a .pth would drag in all of dist-packages)
 	if [ -d /usr/lib/python3/dist-packages/bcc ]; then ln -sfn /usr/lib/python3/dist-packages/bcc $(SITE)/bcc; fi
 	touch $@

@@ -222,7 +222,7 @@ def test_a_field_of_the_wrong_shape_is_a_named_error(tmp_path):
     data = json.loads((out / "run.json").read_text())
     data["host"] = "not an object"
     (out / "run.json").write_text(json.dumps(data))
-    with pytest.raises(RunStoreError, match="malformed field.*HostInfo is str"):
+    with pytest.raises(RunStoreError, match=r"malformed field.*HostInfo is str"):
         load_run(out)
 
 
@@ -239,7 +239,9 @@ def _killed_writer(out) -> None:
         sys.stdin.read()
         """
     )
-    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as proc:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"written"
         os.kill(proc.pid, signal.SIGKILL)
 
@@ -247,9 +249,9 @@ def _killed_writer(out) -> None:
 def test_recording_again_into_a_killed_runs_place_keeps_it_and_says_where(tmp_path, caplog):
     out = tmp_path / "r1"
     _killed_writer(out)
-    with pytest.raises(RunStoreError, match="partial run of an interrupted recording, recovered there"):
-        with RunWriter(out, meta()):
-            pass
+    recovered = "partial run of an interrupted recording, recovered there"
+    with pytest.raises(RunStoreError, match=recovered), RunWriter(out, meta()):
+        pass
     assert "its partial run is recovered there" in caplog.text and str(out) in caplog.text
     run = load_run(out)  # in place, compacted, nothing lost
     assert run.meta.status == "partial" and "interrupted" in (run.meta.error or "")
@@ -262,8 +264,7 @@ def test_a_live_writers_directory_is_not_taken(tmp_path):
     out = tmp_path / "r1"
     with RunWriter(out, meta()) as w:
         w.append("workload", pd.DataFrame({"ts_ns": [1]}))
-        with pytest.raises(RunStoreError, match=f"pid {os.getpid()} is recording into it"):
-            with RunWriter(out, meta()):
-                pass
+        with pytest.raises(RunStoreError, match=f"pid {os.getpid()} is recording into it"), RunWriter(out, meta()):
+            pass
         assert load_run(out).meta.status == "partial"  # read in place while recording
     assert load_run(out).meta.status == "complete"

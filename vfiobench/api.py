@@ -1,7 +1,7 @@
 """The interactive way in: load runs, slice them, get a DataFrame or a Bokeh figure back.
 
 Every method is a thin call into :mod:`vfiobench.analysis` (DataFrames, times in ns) or
-:mod:`vfiobench.plots` / :mod:`vfiobench.plots_timeline` (Bokeh figures); nothing here computes
+:mod:`vfiobench.plots` (Bokeh figures); nothing here computes
 anything of its own, so what a notebook shows is what the reports show.
 
 Example:
@@ -471,7 +471,7 @@ class Runs(RunSet):
         Example:
             >>> show(runs.plot_timeline("r1-stock-probed", 12))              # doctest: +SKIP
         """
-        from vfiobench.plots_timeline import plot_interrupt_gantt
+        from vfiobench.plots.timeline import plot_interrupt_gantt
 
         return plot_interrupt_gantt(self._timeline_row(run_id, irq), self)
 
@@ -481,7 +481,7 @@ class Runs(RunSet):
         Example:
             >>> show(runs.plot_slowest(10))                                   # doctest: +SKIP
         """
-        from vfiobench.plots_timeline import plot_slowest
+        from vfiobench.plots.timeline import plot_slowest
 
         return plot_slowest(self.timeline(), n)
 
@@ -491,7 +491,7 @@ class Runs(RunSet):
         Example:
             >>> show(runs.filter(kind="probed").plot_stages())                # doctest: +SKIP
         """
-        from vfiobench.plots_timeline import plot_stage_breakdown
+        from vfiobench.plots.timeline import plot_stage_breakdown
 
         keys = (
             list(by) if by is not None else [k for k in self._groups() if k != "kind" or self._mixed_kinds()]
@@ -509,7 +509,7 @@ class Runs(RunSet):
         Example:
             >>> show(runs.filter(kind="probed").plot_timeline_view())         # doctest: +SKIP
         """
-        from vfiobench.plots_timeline import plot_timeline_view
+        from vfiobench.plots.timeline import plot_timeline_view
 
         return plot_timeline_view(self.timeline(), self, max_points=max_points, by=self._groups())
 
@@ -535,9 +535,9 @@ def show(fig: Any) -> None:
     Example:
         >>> show(runs.plot_stages())             # doctest: +SKIP
     """
-    from vfiobench import notebook
+    from vfiobench.plots.embed import show as _show
 
-    notebook.show(fig)
+    _show(fig)
 
 
 def save_html(fig: Any, path: str | os.PathLike[str], title: str = "vfiobench") -> str:
@@ -546,6 +546,6 @@ def save_html(fig: Any, path: str | os.PathLike[str], title: str = "vfiobench") 
     Example:
         >>> save_html(runs.plot_timeline_view(), "reports/timeline.html")  # doctest: +SKIP
     """
-    from vfiobench.plots_timeline import save_html as _save
+    from vfiobench.plots.embed import save_html as _save
 
     return str(_save(fig, path, title))

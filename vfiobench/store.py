@@ -620,6 +620,9 @@ class RunSet:
         Columns: ``run_id``, ``variant``, ``status``, ``source``, ``kind``, ``workload``,
         ``started_utc``, ``ended_utc``, ``lost_events``, ``checks_ok``, ``qemu_version``,
         ``qemu_build_id``, plus one column per label key.
+
+        Example:
+            >>> runs.meta_frame()[["run_id", "variant", "status"]]          # doctest: +SKIP
         """
         rows = []
         for r in self.runs:
@@ -647,6 +650,9 @@ class RunSet:
         """Concatenate table ``name`` of every run, with ``run_id`` and ``variant`` columns first.
 
         Runs without the table are skipped when ``missing_ok`` (a probe-free run has no probe tables).
+
+        Example:
+            >>> runs.table("pba_toggle").groupby("variant")["dur_ns"].median()   # doctest: +SKIP
         """
         frames = []
         for r in self.runs:

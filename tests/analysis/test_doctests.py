@@ -6,8 +6,17 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["buckets", "latency", "rates", "ab"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "vfiobench.buckets",
+        "vfiobench.analysis.latency",
+        "vfiobench.analysis.rates",
+        "vfiobench.analysis.ab",
+        "vfiobench.analysis.inference",
+    ],
+)
 def test_docstring_examples(name):
-    module = importlib.import_module(f"vfiobench.analysis.{name}")
+    module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

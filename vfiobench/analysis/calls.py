@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from vfiobench.analysis import schema
+from vfiobench import schema
 from vfiobench.store import Run, RunSet
 
 
@@ -41,7 +41,7 @@ def df_calls(target: Run | RunSet) -> pd.DataFrame:
         if df.empty or not {"ts_ns", "dur_ns"} <= set(df.columns):
             continue
         df = df[["run_id", "variant", "ts_ns", "dur_ns"]]
-        parts.append(df.assign(operation=schema.OPERATION_LABELS.get(name, name)))
+        parts.append(df.assign(operation=schema.TABLE_LABELS.get(name, name)))
     cols = ["run_id", "variant", "operation", "ts_ns", "dur_ns"]
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
@@ -82,7 +82,7 @@ def df_operation_latency(target: Run | RunSet) -> pd.DataFrame:
         if df.empty or not ("dur_ns" in df.columns or {"bucket", "count"} <= set(df.columns)):
             continue
         s = df_latency_summary(df, value="dur_ns", by=("variant",))
-        s.insert(0, "operation", schema.OPERATION_LABELS.get(name, name))
+        s.insert(0, "operation", schema.TABLE_LABELS.get(name, name))
         s.insert(2, "kind", "")
         parts.append(s)
     w = df_delivered(runset)

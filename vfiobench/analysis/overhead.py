@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from vfiobench.analysis import schema
+from vfiobench import schema
 from vfiobench.analysis.compare import Comparison
 from vfiobench.store import RunSet
 

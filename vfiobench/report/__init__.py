@@ -31,7 +31,6 @@ Example:
 from vfiobench.report.batch import (
     PATCH_DIR,
     Batch,
-    Page,
     plan_compare_page,
     plan_run_pages,
     render_batch,
@@ -41,6 +40,7 @@ from vfiobench.report.batch import (
 from vfiobench.report.execute import COMPARE_NOTEBOOK, NOTEBOOK_DIRS, RUN_NOTEBOOK, execute, notebook_path
 from vfiobench.report.index import index_html, write_index
 from vfiobench.report.kernel import KERNEL_NAME, find_kernel, kernel_for_this_python, write_kernelspec
+from vfiobench.report.page import Page
 from vfiobench.report.postprocess import external_resources, reviewer_notebook, to_html
 
 __all__ = [

@@ -16,43 +16,18 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from vfiobench.errors import ReportError, VfioBenchError
 from vfiobench.report.execute import COMPARE_NOTEBOOK, RUN_NOTEBOOK, execute, notebook_path
 from vfiobench.report.index import write_index
 from vfiobench.report.kernel import kernel_for_this_python
+from vfiobench.report.page import Page
 from vfiobench.report.postprocess import error_box, external_resources, html_output, page_verdicts, to_html
 from vfiobench.store import RUN_JSON, RunMeta, find_runs, load_run
 
 #: Folder beside the compare page holding the text of every QEMU patch its runs' binaries carry.
 PATCH_DIR = "patches"
-
-PageKind = Literal["run", "compare"]
-
-
-@dataclass
-class Page:
-    """One rendered (or attempted) report page."""
-
-    kind: PageKind
-    name: str
-    html: Path
-    ipynb: Path
-    parameters: dict[str, Any]
-    error: str | None = None
-    run_id: str | None = None
-    variant: str | None = None
-    status: str | None = None
-    source: str | None = None
-    lost_events: int | None = None
-    checks: str | None = None
-    verdicts: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when the notebook ran to the end."""
-        return self.error is None
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vfiobench.report.batch import Page
+    from vfiobench.report.page import Page
 
 INDEX_TEMPLATE = "index.html.j2"
 

@@ -164,7 +164,8 @@ def show_group_latency(cmp: Comparison) -> None:
     (probed runs, variants overlaid), and the end-to-end latency histogram and CDF of the
     probe-free runs.
     """
-    from vfiobench.analysis import df_histograms, schema
+    from vfiobench import schema
+    from vfiobench.analysis import df_histograms
     from vfiobench.analysis.calls import df_operation_latency
     from vfiobench.plots import plot_latency_histogram
 
@@ -209,7 +210,8 @@ def show_group_latency(cmp: Comparison) -> None:
 
 
 def _show_e2e(group: RunGroup, order: list[str], colors: dict[str, str]) -> None:
-    from vfiobench.analysis import df_cdf, df_histograms, schema
+    from vfiobench import schema
+    from vfiobench.analysis import df_cdf, df_histograms
     from vfiobench.plots import plot_cdf, plot_latency_histogram
 
     free = group.runs.filter(kind="probe-free")
