@@ -264,7 +264,8 @@ def test_a_live_writers_directory_is_not_taken(tmp_path):
     out = tmp_path / "r1"
     with RunWriter(out, meta()) as w:
         w.append("workload", pd.DataFrame({"ts_ns": [1]}))
-        with pytest.raises(RunStoreError, match=f"pid {os.getpid()} is recording into it"), RunWriter(out, meta()):
+        busy = f"pid {os.getpid()} is recording into it"
+        with pytest.raises(RunStoreError, match=busy), RunWriter(out, meta()):
             pass
         assert load_run(out).meta.status == "partial"  # read in place while recording
     assert load_run(out).meta.status == "complete"
