@@ -14,7 +14,7 @@ STOCK_LOSSY = "r2-stock-probed"
 ALWAYS_ON_FREE = "r1-pba-always-on-probe-free"
 
 #: Runs of the checked-in data/sample (the real lab runs of `vfiobench run pba`).
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 SAMPLE_STOCK = "pba-stock-mask-every-irq-kvm-r0-p"
 SAMPLE_ALWAYS_ON_FREE = "pba-pba-always-on-mask-every-irq-kvm-r0-f"
 

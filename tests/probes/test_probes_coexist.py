@@ -9,15 +9,16 @@ on Debian's own QEMU booting the lab's kernel, bpftrace's count equals the run's
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,15 +37,19 @@ COMMIT = "memory_region_transaction_commit"
 
 
 class Bpftrace:
-    """``bpftrace`` counting calls of one function of ``binary`` by ``pid``, attached when constructed."""
+    """``bpftrace`` counting calls of one function of ``binary`` by ``pid``, attached when constructed.
+
+    It prints its running count every 200 ms; :meth:`wait_quiet` waits until it stops moving.
+    """
 
     def __init__(self, binary: Path, function: str, pid: int) -> None:
         if shutil.which("bpftrace") is None:
             pytest.skip("bpftrace is not installed (apt-get install bpftrace)")
         prog = (
-            f'BEGIN {{ printf("ready\\n"); }} '
-            f"uprobe:{binary}:{function} /pid == {pid}/ {{ @n = count(); }} "
-            'END { printf("n="); print(@n); }'
+            f'BEGIN {{ @n = 0; printf("ready\\n"); }} '
+            f"uprobe:{binary}:{function} /pid == {pid}/ {{ @n = @n + 1; }} "
+            'interval:ms:200 { printf("n=%d\\n", @n); } '
+            'END { printf("n=%d\\n", @n); clear(@n); }'
         )
         self.proc = subprocess.Popen(
             ["bpftrace", "-e", prog], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -58,15 +63,37 @@ class Bpftrace:
                 pytest.fail(f"bpftrace did not attach: {''.join(seen)}{err}")
             seen.append(line)
             if line.strip() == "ready":
-                return
+                break
+        self.values: list[tuple[float, int]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("n="):
+                self.values.append((time.monotonic(), int(line[2:])))
+
+    def wait_quiet(self, seconds: float = 1.5, timeout: float = 60.0) -> int:
+        """Wait until the count has not moved for ``seconds``; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            recent = [v for t, v in self.values if t >= time.monotonic() - seconds]
+            if len(recent) >= int(seconds / 0.2) - 1 and len(set(recent)) == 1:
+                return recent[-1]
+        pytest.fail(f"the count never settled: {self.values[-5:]}")
 
     def count(self) -> int:
         """Stop it (SIGINT) and return how many calls it counted."""
         self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, err
-        m = re.search(r"^n=@n: (\d+)$", out, re.M)
-        return int(m.group(1)) if m else 0  # a count() map never incremented prints nothing
+        self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)
+        assert self.proc.returncode == 0, self.proc.stderr.read() if self.proc.stderr else ""
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return self.values[-1][1] if self.values else 0
 
 
 class Record:
@@ -278,24 +305,30 @@ def test_doctor_with_a_pid_attaches_and_detaches(standin_bin: Path, spawn: type[
 
 
 class Qmp:
-    """QMP with QEMU as the client (qemu.qmp's synchronous API): listen, start QEMU, :meth:`accept`."""
+    """QMP with QEMU as the client: listen, start QEMU, :meth:`accept` (qemu.qmp's ``QMPClient``,
+    on an event loop of our own that :meth:`close` closes)."""
 
     def __init__(self, path: Path) -> None:
-        from qemu.qmp.legacy import QEMUMonitorProtocol
+        from qemu.qmp import QMPClient
 
-        self.qmp = QEMUMonitorProtocol(str(path), server=True)
+        self.loop = asyncio.new_event_loop()
+        self.client = QMPClient("vfiobench-test")
+        self.loop.run_until_complete(self.client.start_server(str(path)))
 
     def accept(self) -> None:
-        self.qmp.accept(timeout=60)
+        self.loop.run_until_complete(asyncio.wait_for(self.client.accept(), 60))
 
     def cmd(self, name: str) -> object:
-        return self.qmp.cmd(name)
+        return self.loop.run_until_complete(self.client.execute(name))
 
     def status(self) -> str:
-        return str(self.qmp.cmd("query-status")["status"])  # type: ignore[index]
+        reply = self.cmd("query-status")
+        assert isinstance(reply, dict)
+        return str(reply["status"])
 
     def close(self) -> None:
-        self.qmp.close()
+        self.loop.run_until_complete(self.client.disconnect())
+        self.loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -349,10 +382,14 @@ def test_record_beside_bpftrace_on_debians_qemu_running_a_guest(
     pid, qmp, qemu = debian_guest
     bt, rec = start_both(first, qemu, pid, tmp_path / "run")
     assert qmp.status() == "prelaunch"
+    before = bt.wait_quiet()  # nothing moves while the guest has not started
     qmp.cmd("cont")
     time.sleep(4)
     qmp.cmd("stop")
     assert qmp.status() == "paused"
+    # QEMU's other threads finish deferred work after the vCPUs stop: close the window once the
+    # count has settled, so both tools stop on the same number
+    after = bt.wait_quiet()
     time.sleep(0.5)  # what the last commits put in the ring
     rc, stdout = rec.stop()
     assert rc == 0, stdout
@@ -361,6 +398,7 @@ def test_record_beside_bpftrace_on_debians_qemu_running_a_guest(
     assert run.meta.status == "complete"
     events = run.meta.probes["transaction_commit"].events
     assert run.meta.probes["transaction_commit"].lost == 0
+    assert counted == after and before == 0
     assert events == counted > 0, (events, counted)
     print(f"{first} first: {events} commits in the window, counted by both")
     assert run.meta.qemu.path == str(qemu)
