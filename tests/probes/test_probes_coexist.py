@@ -20,8 +20,9 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from probe_helpers import StandIn
@@ -34,6 +35,21 @@ pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.usefixtures("bpf_re
 
 N = 37  # commits the stand-in makes (odd, prime)
 COMMIT = "memory_region_transaction_commit"
+
+
+def wait_for_line(
+    proc: subprocess.Popen[str], stream: IO[str], done: Callable[[str], bool], what: str
+) -> None:
+    """Read ``stream`` until a line satisfies ``done``; fail with everything it said if it ends first."""
+    seen = []
+    while True:
+        line = stream.readline()
+        if not line:
+            out, err = proc.communicate()
+            pytest.fail(f"{what}: {''.join(seen)}{out or ''}{err or ''}")
+        seen.append(line)
+        if done(line):
+            return
 
 
 class Bpftrace:
@@ -55,15 +71,9 @@ class Bpftrace:
             ["bpftrace", "-e", prog], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         assert self.proc.stdout is not None
-        seen = []
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                _, err = self.proc.communicate()
-                pytest.fail(f"bpftrace did not attach: {''.join(seen)}{err}")
-            seen.append(line)
-            if line.strip() == "ready":
-                break
+        wait_for_line(
+            self.proc, self.proc.stdout, lambda line: line.strip() == "ready", "bpftrace did not attach"
+        )
         self.values: list[tuple[float, int]] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -109,15 +119,7 @@ class Record:
             text=True,
         )
         assert self.proc.stderr is not None
-        seen = []
-        while True:
-            line = self.proc.stderr.readline()
-            if not line:
-                out_text, err = self.proc.communicate()
-                pytest.fail(f"record exited before attaching: {''.join(seen)}{err}{out_text}")
-            seen.append(line)
-            if "attached" in line:
-                return
+        wait_for_line(self.proc, self.proc.stderr, lambda line: "attached" in line, "record did not attach")
 
     def stop(self) -> tuple[int, str]:
         """Ctrl-C, as its help says; returns (exit code, stdout)."""
