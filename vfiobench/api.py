@@ -1,5 +1,7 @@
 """The interactive way in: load runs, slice them, get a DataFrame or a Bokeh figure back.
 
+One cohesive facade (over 500 lines): one method per question, each a thin call into a layer below.
+
 Every method is a thin call into :mod:`vfiobench.analysis` (DataFrames, times in ns) or
 :mod:`vfiobench.plots` (Bokeh figures); nothing here computes
 anything of its own, so what a notebook shows is what the reports show.

@@ -1,5 +1,8 @@
 """Per-interrupt timeline: each interrupt's events joined into one row, with the time in each stage.
 
+One cohesive engine, kept in one module on purpose (over 500 lines): matching events to interrupts,
+the stage model and the vectorised join share their invariants and are read together.
+
 One masked interrupt on the stock QEMU crosses the host kernel, QEMU and the guest::
 
     trigger ─► host IRQ ─► eventfd ─► QEMU vfio_msi_interrupt ─► PBA enabled ─► pending

@@ -1,5 +1,8 @@
 """The tracer: one context manager owns the BPF object, from resolution to detach.
 
+One cohesive engine (over 500 lines): attach, drain, flush and detach share the BPF object's
+lifetime and its failure paths, which must be read as one.
+
 Python API (what ``vfiobench record`` and the lab's job script call)::
 
     from vfiobench.store import RunMeta, RunWriter

@@ -1,5 +1,8 @@
 """Build patched QEMU variants from Debian bookworm's own QEMU source, cached by patch content.
 
+One cohesive engine (over 500 lines): the recipe, the cache key, the build steps and the heavy-jobs
+lock describe one build and change together.
+
 The variants compared by vfiobench are Debian's QEMU 7.2 rebuilt with the project's patches
 (``vfiobench/qemu/patches/*.patch``, package data), each adding one ``vfio-pci`` property that
 defaults to today's behaviour:
