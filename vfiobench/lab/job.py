@@ -142,6 +142,7 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
     record: dict[str, Any] = {"id": cid, "accel": accel, "workload": asdict(params), "status": "failed"}
     record["qemu"] = binary_info(cell["qemu"])
     t0 = time.monotonic()
+    record["started_epoch_s"] = time.time()  # L1's clock: set from the host's at boot, real time under TCG
 
     kvm_route = DeviceConfig.from_args(accel, cell.get("qemu_args", [])).kvm_route
 
@@ -188,6 +189,7 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
         log(f"{cid}: FAILED {record['error']}")
     finally:
         record["wall_s"] = round(time.monotonic() - t0, 3)
+        record["ended_epoch_s"] = time.time()
         for name in ("qemu-trace.log", "l2-stderr.log"):
             if (work / name).exists():
                 shutil.copyfile(work / name, out / name)

@@ -35,7 +35,16 @@ from vfiobench.lab.vm import BootTimes
 from vfiobench.probes.catalog import attached_parts
 from vfiobench.qemu.trace import df_trace_events
 from vfiobench.schema import IRQ_PATH_EVENTS
-from vfiobench.store import HostInfo, ProbeStats, QemuInfo, RunMeta, RunWriter, WorkloadInfo
+from vfiobench.store import (
+    HostInfo,
+    ProbeStats,
+    QemuInfo,
+    RunMeta,
+    RunWriter,
+    WorkloadInfo,
+    utc_from_epoch,
+    utc_now,
+)
 
 WORKLOAD_COLUMNS = (
     "cycle",
@@ -138,6 +147,9 @@ def cell_to_run(
             name=cell.workload.name,
             params=cell.workload.as_dict() | {"accel": cell.accel, "counters": rec.get("counters", {})},
         ),
+        # the recording's own times (L1's clock), not the moment this export runs
+        started_utc=utc_from_epoch(rec["started_epoch_s"]) if "started_epoch_s" in rec else utc_now(),
+        ended_utc=utc_from_epoch(rec["ended_epoch_s"]) if "ended_epoch_s" in rec else None,
         labels={
             "accel": cell.accel,
             "workload": cell.workload.name,

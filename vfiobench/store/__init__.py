@@ -34,6 +34,7 @@ from vfiobench.store.meta import (
     Status,
     WorkloadInfo,
     kernel_counts_misses,
+    utc_from_epoch,
     utc_now,
 )
 from vfiobench.store.query import query
@@ -74,6 +75,7 @@ __all__ = [
     "query",
     "recover_interrupted",
     "to_arrow",
+    "utc_from_epoch",
     "utc_now",
     "writer_alive",
 ]

@@ -38,6 +38,11 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def utc_from_epoch(seconds: float) -> str:
+    """A Unix time (``time.time()``, e.g. from the lab's L1) as :func:`utc_now` writes it."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 @dataclass
 class HostInfo:
     """Where a run was recorded."""

@@ -8,7 +8,6 @@ moves it into place as ``partial``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from vfiobench.store.meta import (
     Status,
     _read_meta,
     _write_json_atomic,
+    utc_from_epoch,
     utc_now,
 )
 
@@ -128,7 +128,7 @@ def recover_interrupted(out: str | os.PathLike[str]) -> Path | None:
         meta.tables[table] = n
     meta.status = "partial"
     if last is not None and meta.ended_utc is None:
-        meta.ended_utc = dt.datetime.fromtimestamp(last, dt.UTC).isoformat(timespec="milliseconds")
+        meta.ended_utc = utc_from_epoch(last)
     meta.error = meta.error or (
         f"interrupted: the recording process (pid {who.get('pid', '?')}) ended without closing the run; "
         "recovered by vfiobench"
@@ -250,7 +250,8 @@ class RunWriter:
         _compact_parts(self.tmp)
         (self.tmp / WRITER_JSON).unlink(missing_ok=True)
         self.meta.status = status
-        self.meta.ended_utc = utc_now()
+        if self.meta.ended_utc is None:  # a recording exported later (the lab) brings its own
+            self.meta.ended_utc = utc_now()
         self.flush_meta()
         os.replace(self.tmp, self.out)
         self._closed = True
