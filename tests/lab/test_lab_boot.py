@@ -176,13 +176,16 @@ def test_second_build_reuses_the_cached_image(
 def test_each_run_carries_its_own_recording_times(lab_runs: dict[str, Run]) -> None:
     """started/ended are when L1 ran the cell (L1's clock), not when the host exported the runs."""
     import datetime as dt
+    import itertools
 
     def t(s: str | None) -> dt.datetime:
         assert s is not None
         return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")
 
-    spans = sorted((t(r.meta.started_utc), t(r.meta.ended_utc), r) for r in lab_runs.values())
-    for (start, end, run), (next_start, _, _) in zip(spans, spans[1:], strict=False):
+    spans = sorted(
+        ((t(r.meta.started_utc), t(r.meta.ended_utc), r) for r in lab_runs.values()), key=lambda x: x[0]
+    )
+    for (start, end, run), (next_start, _, _) in itertools.pairwise(spans):
         assert end <= next_start  # one cell after the other, in the order they ran
         wall = float(run.meta.labels["cell_wall_s"])
         assert abs((end - start).total_seconds() - wall) < 1.0, run.run_id
