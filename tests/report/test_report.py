@@ -280,6 +280,8 @@ def test_report_command_renders_one_page_per_run_and_the_index(runs: Path, tmp_p
     assert "No events lost." in text and "All 2 ground-truth checks passed." in text
     assert "probed run; no probe events lost; 2 of 2 ground-truth checks passed." in text
     assert "PBA toggles / irq" in text and "interrupt latency (end to end)" in text
+    # labels and workload parameters read as key/value tables, not one JSON blob
+    assert "<th>repetition</th>" in page and "<th>cycles</th>" in page
     assert "open_run" not in page and "import" not in text  # no code cells
     assert page.count('class="bk-root"') + page.count("data-root-id") >= 4  # Bokeh figures embedded
     assert external_refs(page) == []

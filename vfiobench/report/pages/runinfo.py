@@ -108,6 +108,13 @@ def _esc(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _mapping_html(values: dict[str, Any]) -> str:
+    """A mapping as a nested key/value table (nested objects as compact JSON), sorted by key."""
+    if not values:
+        return _esc(None)
+    return kv_html((str(k), _esc(v)) for k, v in sorted(values.items()))
+
+
 def metadata_items(meta: RunMeta) -> list[tuple[str, str]]:
     """Key/value rows (values already HTML) describing a run: variant, QEMU, host, workload, status."""
     q, h, w = meta.qemu, meta.host, meta.workload
@@ -129,8 +136,8 @@ def metadata_items(meta: RunMeta) -> list[tuple[str, str]]:
         ("host CPU", _esc(f"{h.cpu_model} ({h.cpus} CPUs)" if h.cpu_model else None)),
         ("hostname", _esc(h.hostname)),
         ("workload", _esc(w.name)),
-        ("workload parameters", _esc(w.params or None)),
-        ("labels", _esc(meta.labels or None)),
+        ("workload parameters", _mapping_html(w.params)),
+        ("labels", _mapping_html(meta.labels)),
         ("vfiobench", _esc(meta.vfiobench_version)),
         ("error", _esc(meta.error) if meta.error else "none"),
     ]
