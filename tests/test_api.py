@@ -221,4 +221,6 @@ def test_compare_never_pools_cells() -> None:
     # each cell holds 3 probed runs per variant of 101 interrupts: its own, not the pool's
     assert (ab["runs_baseline"] == 3).all() and (ab["n_baseline"] == 3 * 101).all()
     masked = ab.set_index("cell").loc["mask-every-irq · tcg"]
-    assert masked["significant"] and masked["ratio"] > 3
+    # 3 runs a side: the estimate, and no interval or p-value until more repetitions are recorded
+    assert masked["ratio"] > 3 and not masked["enough_runs"] and not masked["significant"]
+    assert "too few runs for an interval (3 vs 3 runs" in masked["verdict"]

@@ -455,7 +455,7 @@ class Runs(RunSet):
     def plot_compare(
         self, baseline: str, *variants: str, metrics: Sequence[str] = ("latency_ns", "us_per_irq")
     ) -> Any:
-        """Forest plot of :meth:`compare` (ratios with their bootstrap CIs).
+        """Forest plot of :meth:`compare` (ratios with their 95% intervals over runs).
 
         Example:
             >>> show(runs.plot_compare("stock"))                              # doctest: +SKIP

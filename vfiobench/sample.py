@@ -343,7 +343,7 @@ def write_run(
 
 
 def generate(
-    out: str | Path, *, cycles: int = 300, repetitions: int = 3, seed: int = SEED, lost_commits: int = 4
+    out: str | Path, *, cycles: int = 300, repetitions: int = 6, seed: int = SEED, lost_commits: int = 4
 ) -> list[Path]:
     """Write the sample run set under ``out``; returns the run directories, in recording order.
 
@@ -384,7 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vfiobench.sample", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="data/sample", help="directory to write the runs into")
     parser.add_argument("--cycles", type=int, default=300, help="interrupt cycles per run (default 300)")
-    parser.add_argument("--repetitions", type=int, default=3, help="repetitions per variant and kind")
+    parser.add_argument(
+        "--repetitions",
+        type=int,
+        default=6,
+        help="repetitions per variant and kind (6: enough for an interval)",
+    )
     parser.add_argument("--seed", type=int, default=SEED, help=f"RNG seed (default {SEED})")
     args = parser.parse_args(argv)
     try:

@@ -69,9 +69,9 @@ def test_default_set_is_small_and_synthetic(default_sample):
 
 def test_sample_ab_shows_the_designed_effect(default_sample):
     rs = load_runs(default_sample)
-    ab = df_ab(rs, "us_per_irq", baseline="stock", n_boot=300).iloc[0]
+    ab = df_ab(rs, "us_per_irq", baseline="stock").iloc[0]
     assert ab["significant"] and 4 < ab["ratio"] < 7
-    assert ab["runs_baseline"] == 3 and ab["n_baseline"] == 900
+    assert ab["runs_baseline"] == 6 and ab["n_baseline"] == 1800 and ab["enough_runs"]
 
 
 def test_bad_arguments_exit_nonzero(tmp_path, capsys):

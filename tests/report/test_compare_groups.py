@@ -120,11 +120,15 @@ CELLS = {
 }
 
 
+#: Repetitions per variant and cell: enough for an interval (vfiobench.analysis.inference.MIN_RUNS).
+REPS = 6
+
+
 def two_cell_runs(root: Path, *, with_warmup: bool = True) -> Path:
-    """stock and fix in two cells (mask-every-irq and no-mask, both kvm), 2 repetitions, probed and
-    probe-free; plus one wild warm-up of stock in the mask-every-irq cell."""
+    """stock and fix in two cells (mask-every-irq and no-mask, both kvm), REPS repetitions, probed
+    and probe-free; plus one wild warm-up of stock in the mask-every-irq cell."""
     order = 0
-    for rep in range(2):
+    for rep in range(REPS):
         for variant in ("stock", "fix"):
             for workload, (stock_us, fix_us, stock_lat, fix_lat) in CELLS.items():
                 toggles = 2 if (variant == "stock" and workload == "mask-every-irq") else 0
@@ -196,11 +200,11 @@ def _row(df: pd.DataFrame, cell: str, variant: str) -> pd.Series:
 
 
 def test_runs_of_two_cells_are_never_pooled_and_warmups_are_left_out(nbk: Any, two_cells: Path) -> None:
-    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", n_boot=200)
+    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock")
     assert [c.label for c in cmp.groups] == ["mask-every-irq · kvm", "no-mask · kvm"]
-    assert cmp.warmups_excluded == 2 and len(cmp.runs) == 16
+    assert cmp.warmups_excluded == 2 and len(cmp.runs) == 8 * REPS  # 2 variants x 2 cells x 2 kinds
     for cell in cmp.groups:
-        assert len(cell.runs) == 8
+        assert len(cell.runs) == 4 * REPS
         assert {r.meta.workload.name for r in cell.runs} == {cell.values["workload"]}
         assert not any(r.meta.labels["warmup"] for r in cell.runs)
     head = df_headline(cmp)
@@ -211,16 +215,16 @@ def test_runs_of_two_cells_are_never_pooled_and_warmups_are_left_out(nbk: Any, t
     assert _row(head, nomask, "fix")["us_ratio"] == pytest.approx(3.0)
     assert _row(head, mask, "fix")["latency_ratio"] == pytest.approx(2.0)
     assert _row(head, nomask, "fix")["latency_ratio"] == pytest.approx(1.5)
-    assert _row(head, mask, "stock")["interrupts"] == 4 * CYCLES  # 2 probed + 2 probe-free runs, no warm-up
+    assert _row(head, mask, "stock")["interrupts"] == 2 * REPS * CYCLES  # probed + probe-free, no warm-up
 
 
 def test_including_warmups_changes_the_numbers_of_their_cell_only(nbk: Any, two_cells: Path) -> None:
-    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", include_warmup=True, n_boot=200)
-    assert cmp.warmups_excluded == 0 and len(cmp.runs) == 18
+    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", include_warmup=True)
+    assert cmp.warmups_excluded == 0 and len(cmp.runs) == 8 * REPS + 2
     head = df_headline(cmp)
     stock = _row(head, "mask-every-irq · kvm", "stock")
-    assert stock["runs_probed"] == 3 and stock["interrupts"] == 6 * CYCLES
-    assert stock["set_irqs_per_irq"] == pytest.approx((2 + 2 + 9) / 3)
+    assert stock["runs_probed"] == REPS + 1 and stock["interrupts"] == (2 * REPS + 2) * CYCLES
+    assert stock["set_irqs_per_irq"] == pytest.approx((2 * REPS + 9) / (REPS + 1))
     assert _row(head, "no-mask · kvm", "stock")["set_irqs_per_irq"] == pytest.approx(2.0)
 
 
@@ -240,7 +244,7 @@ def test_group_by_reads_workload_and_labels_and_missing_keys_form_one_group(nbk:
 
 def test_synthetic_sample_runs_form_one_cell(nbk: Any, tmp_path: Path) -> None:
     runs = load_runs(sample_runs(tmp_path / "runs", cycles=5))
-    cmp = nbk.open_comparison(runs, baseline="stock", n_boot=100)
+    cmp = nbk.open_comparison(runs, baseline="stock")
     assert len(cmp.groups) == 1 and len(cmp.groups[0].runs) == len(runs)
 
 
@@ -268,7 +272,7 @@ def test_only_warmups_so_far_is_a_message_not_an_empty_page(nbk: Any, tmp_path: 
                  call_us=1, latency_us=1, warmup=True)  # fmt: skip
     with pytest.raises(ReportError, match="all 2 runs are warm-up runs"):
         nbk.open_comparison(load_runs(root), baseline="stock")
-    cmp = nbk.open_comparison(load_runs(root), baseline="stock", include_warmup=True, n_boot=100)
+    cmp = nbk.open_comparison(load_runs(root), baseline="stock", include_warmup=True)
     assert len(cmp.runs) == 2
 
 
@@ -276,12 +280,12 @@ def test_only_warmups_so_far_is_a_message_not_an_empty_page(nbk: Any, tmp_path: 
 
 
 def test_headline_numbers_on_hand_built_runs(nbk: Any, two_cells: Path) -> None:
-    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", n_boot=200)
+    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock")
     head = df_headline(cmp)
     assert list(head["variant"]) == ["stock", "fix", "stock", "fix"]  # the baseline first in each cell
     stock = _row(head, "mask-every-irq · kvm", "stock")
     fix = _row(head, "mask-every-irq · kvm", "fix")
-    assert (stock["runs_probed"], stock["runs_probe_free"]) == (2, 2)
+    assert (stock["runs_probed"], stock["runs_probe_free"]) == (REPS, REPS)
     assert stock["set_irqs_per_irq"] == 2.0 and fix["set_irqs_per_irq"] == 2.0
     assert stock["pba_toggles_per_irq"] == 2.0 and fix["pba_toggles_per_irq"] == 0.0
     assert stock["us_per_irq"] == pytest.approx(40.0) and fix["us_per_irq"] == pytest.approx(20.0)
@@ -291,13 +295,13 @@ def test_headline_numbers_on_hand_built_runs(nbk: Any, two_cells: Path) -> None:
     assert fix["us_significant"] and fix["latency_significant"]
     assert fix["us_ci_low"] == pytest.approx(2.0) and fix["us_ci_high"] == pytest.approx(2.0)
     assert fix["us_p_value"] < 0.001
-    assert stock["lost_events"] == 0 and stock["checks_total"] == 4 and stock["checks_failed"] == 0
+    assert stock["lost_events"] == 0 and stock["checks_total"] == 2 * REPS and stock["checks_failed"] == 0
     view = nbk.headline_view(cmp)
     assert list(view.iloc[0][["cell", "variant"]]) == ["mask-every-irq · kvm", "stock (baseline)"]
-    assert view.iloc[1]["µs / irq ratio [95% CI]"] == "2.00 [2.00, 2.00]"
-    assert view.iloc[3]["e2e ratio [95% CI]"] == "1.50 [1.50, 1.50]"
-    assert view.iloc[0]["µs / irq ratio [95% CI]"] == "baseline"
-    assert "rest on a single run" not in nbk.headline_html(cmp)  # two runs per side everywhere
+    assert view.iloc[1]["µs / irq vs baseline [95% CI]"] == "2.00 [2.00, 2.00]"
+    assert view.iloc[3]["e2e vs baseline [95% CI]"] == "1.50 [1.50, 1.50]"
+    assert view.iloc[0]["µs / irq vs baseline [95% CI]"] == "baseline"
+    assert "comparisons have fewer than" not in nbk.headline_html(cmp)  # REPS runs per side everywhere
 
 
 def test_verdicts_are_given_per_cell_and_marked_for_the_index(
@@ -309,7 +313,7 @@ def test_verdicts_are_given_per_cell_and_marked_for_the_index(
     meta: list[dict[str, Any]] = []
     monkeypatch.setattr(headline, "show_html", lambda markup, metadata=None: meta.append(metadata or {}))
     monkeypatch.setattr(headline, "show", lambda fig: None)
-    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock", n_boot=200)
+    cmp = nbk.open_comparison(load_runs(two_cells), baseline="stock")
     nbk.show_group_verdicts(cmp)
     lines = meta[0][VERDICTS_MARKER]
     assert "[mask-every-irq · kvm] fix: 2.0x fewer µs per interrupt [2.0, 2.0], p<0.001" in lines
@@ -322,14 +326,15 @@ def test_failed_checks_are_listed_with_their_cell_and_run(nbk: Any, tmp_path: Pa
     for v in ("stock", "fix"):
         make_run(root, v, variant=v, workload="a", accel="tcg", kind="probe-free", set_irqs=0, toggles=0,
                  call_us=1, latency_us=1, failed_check=v == "fix")  # fmt: skip
-    cmp = nbk.open_comparison(load_runs(root), baseline="stock", n_boot=100)
+    cmp = nbk.open_comparison(load_runs(root), baseline="stock")
     box = nbk.failed_checks_html(cmp)
     assert "1 ground-truth check FAILED" in box and "<td>a · tcg</td><td>fix</td><td>fix</td>" in box
     assert "workload: delivered == expected" in box
     view = nbk.headline_view(cmp)
     assert list(view["checks"]) == ["1/1 ok", "1 of 1 FAILED"]
-    # one run per side: the page says the interval ignores run-to-run spread
-    assert "1 of 1 comparisons rest on a single run on one side" in nbk.headline_html(cmp)
+    # one run per side: the page says there is no interval, and the table says why
+    assert "1 of 1 comparisons have fewer than 6 runs on a side" in nbk.headline_html(cmp)
+    assert view.iloc[1]["e2e vs baseline [95% CI]"] == "1.00 (too few runs)"
     per_cell = df_group_checks(cmp)
     assert per_cell[
         ["variant", "runs", "checks", "passed", "failed", "failed_checks"]
@@ -401,12 +406,12 @@ def test_report_passes_grouping_and_counts_only_compared_runs_on_the_index(
 
     page = report.plan_compare_page([two_cells], tmp_path, baseline="stock", variants=None)
     assert page.parameters["include_warmup"] is False and "group_by" not in page.parameters
-    assert page.checks == "16/16 ok"  # the two warm-ups' checks are not counted
+    assert page.checks == f"{8 * REPS}/{8 * REPS} ok"  # the two warm-ups' checks are not counted
     page = report.plan_compare_page(
         [two_cells], tmp_path, baseline="stock", variants=None, group_by=["workload"], include_warmup=True
     )
     assert page.parameters["group_by"] == ["workload"] and page.parameters["include_warmup"] is True
-    assert page.checks == "18/18 ok"
+    assert page.checks == f"{8 * REPS + 2}/{8 * REPS + 2} ok"
 
 
 @pytest.mark.notebook
@@ -417,15 +422,15 @@ def test_report_group_by_and_include_warmup_options(two_cells: Path, tmp_path: P
     page = (out / "compare.html").read_text()
     assert "Compared within each cell of <b>workload</b>: 2 cells" in page
     assert "mask-every-irq · kvm" not in page and "warm-up runs (labels.warmup) are left out" not in page
-    assert "18 runs (9 probed, 9 probe-free)" in page
+    assert f"{8 * REPS + 2} runs ({4 * REPS + 1} probed, {4 * REPS + 1} probe-free)" in page
 
 
 def test_verdicts_colour_improvements_and_regressions_apart(nbk: Any, two_cells: Path) -> None:
     from vfiobench.report.pages.headline import verdict_lines
 
-    better = nbk.open_comparison(load_runs(two_cells), baseline="stock", n_boot=200)
+    better = nbk.open_comparison(load_runs(two_cells), baseline="stock")
     assert {cls for _, _, cls in verdict_lines(better)} == {"vfb-good"}
-    worse = nbk.open_comparison(load_runs(two_cells), baseline="fix", n_boot=200)
+    worse = nbk.open_comparison(load_runs(two_cells), baseline="fix")
     lines = verdict_lines(worse)
     assert {cls for _, _, cls in lines} == {"vfb-bad"}
     assert any("stock: 2.0x more µs per interrupt" in text for _, text, _ in lines)

@@ -7,7 +7,8 @@ Modules, each with one job; every ``df_*`` function lists the columns it returns
 * :mod:`~vfiobench.analysis.rates`: events per second over time;
 * :mod:`~vfiobench.analysis.nesting`: exclusive time of nested calls;
 * :mod:`~vfiobench.analysis.per_interrupt`: counts and cost per delivered interrupt;
-* :mod:`~vfiobench.analysis.ab`: A/B ratio, cluster bootstrap CI, Mann–Whitney U, verdict;
+* :mod:`~vfiobench.analysis.inference`: inference over runs (Welch on per-run values, MIN_RUNS);
+* :mod:`~vfiobench.analysis.ab`: A/B metrics, the comparison of each variant with the baseline, verdicts;
 * :mod:`~vfiobench.analysis.compare`: runs grouped into comparable sets (workload × accel, never
   pooled; warm-ups set aside), the A/B tables per group;
 * :mod:`~vfiobench.analysis.headline`: a comparison's answer per (group, variant), per-interrupt

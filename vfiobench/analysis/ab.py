@@ -1,27 +1,32 @@
-"""A/B statistics: ratio of a statistic with a cluster-bootstrap CI, Mann–Whitney U, one-line verdict.
+"""A/B statistics over runs: an estimate with its interval and p-value, and a one-line verdict.
 
-Repetitions are kept apart. The bootstrap is hierarchical: each replicate resamples the runs
-(repetitions) of a side with replacement, then the samples within each drawn run with replacement,
-and pools them, so run-to-run spread widens the interval as it should (a plain bootstrap over pooled
-samples would treat 3 runs of 300 cycles as 900 independent draws). The Mann–Whitney U p-value
-(``scipy.stats.mannwhitneyu``, two-sided) is computed on the pooled samples and so ignores the
-clustering; a difference is called significant only when both ``p < alpha`` and the bootstrap
-interval excludes 1. :func:`df_repetitions` shows the per-run statistics beside the verdict.
+The unit of replication is the run (see :mod:`vfiobench.analysis.inference`): each run of a side is
+summarised by one number (its median latency, its mean µs per interrupt), and the two sides' per-run
+values are compared with Welch's t-test, on their logarithms for a ratio. The interval and the
+p-value come from the same test, so ``significant`` (``p < alpha``) and "the interval excludes 1"
+always agree. With fewer than :data:`~vfiobench.analysis.inference.MIN_RUNS` runs a side there is
+no interval and no p-value: the verdict says so and gives the point estimate only. Where the
+candidate's value is near zero (an operation a variant removed) the comparison is a difference,
+``"removed: 182 → <1 µs per interrupt"``, never a ratio over a near-zero denominator.
+(Earlier versions bootstrapped 3 runs a side and took a Mann–Whitney p-value over pooled
+interrupts; with 3 clusters the bootstrap interval is about the range of the runs, too narrow,
+and pooling made run-to-run noise "significant".)
 
-Orientation: ``ratio = statistic(a) / statistic(b)`` with ``a`` the baseline, so ``ratio = 4.8`` reads
-"b is 4.8x lower than a" (4.8x fewer µs per interrupt).
+Orientation: ``ratio = a / b`` with ``a`` the baseline, so ``ratio = 4.8`` reads "b is 4.8x lower
+than a" (4.8x fewer µs per interrupt); ``difference = a - b``.
 
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(1)
-    >>> stock = rng.lognormal(np.log(5.0), 0.2, 500)
-    >>> r = ab_compare(stock, stock / 5, name="always-on", quantity="µs per interrupt")
+    >>> stock = [rng.lognormal(np.log(5.0), 0.2, 500) for _ in range(8)]  # 8 runs
+    >>> r = ab_compare(stock, [s / 5 for s in stock], name="always-on", quantity="µs per interrupt")
     >>> r.verdict.split(" [")[0]
     'always-on: 5.0x fewer µs per interrupt'
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,9 +34,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
 
 from vfiobench import schema
+from vfiobench.analysis.inference import MIN_RUNS, RunComparison, compare_runs
 from vfiobench.analysis.per_interrupt import df_per_cycle
 from vfiobench.errors import AnalysisError
 from vfiobench.store import RunSet
@@ -45,15 +50,22 @@ _UNIT_WORDS = ("µs", "us", "ns", "ms", "s", "calls", "ioctls", "toggles", "comm
 
 @dataclass(frozen=True)
 class ABResult:
-    """Outcome of one A/B comparison (``a`` = baseline, ``b`` = candidate).
+    """Outcome of one A/B comparison (``a`` = baseline, ``b`` = candidate), over runs.
 
     Attributes:
-        ratio: ``statistic(a) / statistic(b)``; > 1 means ``b`` is lower.
-        ci_low, ci_high: bootstrap percentile interval of the ratio at level ``1 - alpha``.
-        p_value: two-sided Mann–Whitney U p-value on the pooled samples.
-        n_a, n_b: samples per side; runs_a, runs_b: repetitions (clusters) per side.
-        stat_a, stat_b: the statistic of each side.
-        significant: ``p_value < alpha`` and the interval excludes 1.
+        kind: ``"ratio"`` or ``"difference"`` (see :mod:`vfiobench.analysis.inference`).
+        ratio: ``a / b`` (ratio of the sides' geometric means of per-run values); NaN for a difference.
+        ci_low, ci_high: the ratio's ``1 - alpha`` interval; NaN for a difference or too few runs.
+        difference: ``a - b`` (means of per-run values); NaN for a ratio.
+        diff_low, diff_high: its interval; NaN for a ratio or too few runs.
+        p_value: two-sided Welch p-value over per-run values; NaN with too few runs.
+        significant: ``p_value < alpha``; False with too few runs (see ``enough_runs``).
+        enough_runs: both sides have at least ``MIN_RUNS`` runs (an interval and a p-value exist).
+        stat_a, stat_b: each side's centre (geometric mean of per-run values for a ratio, mean for a
+            difference), in the metric's unit.
+        n_a, n_b: samples per side; runs_a, runs_b: runs (the unit of replication) per side.
+        statistic: how each run is summarised (``median`` or ``mean`` of its samples).
+        method: how the numbers were made, for the page.
         verdict: one line for a reviewer.
     """
 
@@ -71,10 +83,16 @@ class ABResult:
     statistic: str = "median"
     alpha: float = 0.05
     significant: bool = False
+    kind: str = "ratio"
+    difference: float = float("nan")
+    diff_low: float = float("nan")
+    diff_high: float = float("nan")
+    enough_runs: bool = False
+    method: str = ""
 
 
 def _groups(x: Samples) -> list[F64]:
-    """A side as a list of per-repetition arrays (one array = one repetition), NaNs dropped."""
+    """A side as a list of per-run arrays (one array = one run), NaNs dropped."""
     if isinstance(x, list | tuple) and len(x) > 0 and all(np.ndim(g) == 1 for g in x):
         groups = [np.asarray(g, dtype=np.float64).ravel() for g in x]
     else:
@@ -91,18 +109,6 @@ def _stat_fn(statistic: str) -> Callable[[F64], float]:
     raise AnalysisError(f"statistic must be 'median' or 'mean', not {statistic!r}")
 
 
-def _cluster_boot(
-    groups: list[F64], n_boot: int, fn: Callable[[F64], float], rng: np.random.Generator
-) -> F64:
-    out = np.empty(n_boot)
-    r = len(groups)
-    for i in range(n_boot):
-        picks = np.bincount(rng.integers(0, r, r), minlength=r)
-        parts = [g[rng.integers(0, g.size, k * g.size)] for g, k in zip(groups, picks, strict=True) if k]
-        out[i] = fn(np.concatenate(parts) if len(parts) > 1 else parts[0])
-    return out
-
-
 def _fmt_factor(x: float) -> str:
     return f"{x:.2f}" if x < 2 else f"{x:.1f}"
 
@@ -111,9 +117,60 @@ def _fmt_p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
+def _fmt_value(x: float, floor: float) -> str:
+    return f"<{floor:g}" if floor > 0 and abs(x) < floor else f"{x:.3g}"
+
+
 def _words(quantity: str) -> tuple[str, str]:
     first = quantity.split(" ", 1)[0]
     return ("fewer", "more") if first in _UNIT_WORDS else ("lower", "higher")
+
+
+def _known(x: float | None) -> float:
+    return math.nan if x is None else x
+
+
+def _too_few(c: RunComparison) -> str:
+    return f"too few runs for an interval ({c.runs_a} vs {c.runs_b} runs, {MIN_RUNS} a side needed)"
+
+
+def _ratio_verdict(c: RunComparison, name: str, quantity: str) -> str:
+    fewer, more = _words(quantity)
+    r = c.estimate
+    if not c.enough_runs:
+        est = f"{_fmt_factor(r)}x {fewer}" if r >= 1 else f"{_fmt_factor(1 / r)}x {more}"
+        return f"{name}: {est} {quantity}; {_too_few(c)}"
+    lo, hi, p = _known(c.ci_low), _known(c.ci_high), _known(c.p_value)
+    if not c.significant:
+        ci = f"ratio {r:.2f} [{lo:.2f}, {hi:.2f}], {_fmt_p(p)}, {c.runs_a} vs {c.runs_b} runs"
+        return f"{name}: no significant difference in {quantity} ({ci})"
+    if r > 1:
+        ci = f"[{_fmt_factor(lo)}, {_fmt_factor(hi)}]"
+        return f"{name}: {_fmt_factor(r)}x {fewer} {quantity} {ci}, {_fmt_p(p)}"
+    ci = f"[{_fmt_factor(1 / hi)}, {_fmt_factor(1 / lo)}]"
+    return f"{name}: {_fmt_factor(1 / r)}x {more} {quantity} {ci}, {_fmt_p(p)}"
+
+
+def _difference_verdict(c: RunComparison, name: str, quantity: str, floor: float) -> str:
+    fewer, more = _words(quantity)
+    values = f"{_fmt_value(c.center_a, floor)} → {_fmt_value(c.center_b, floor)}"
+    if not c.enough_runs:
+        return f"{name}: {quantity} {values}; {_too_few(c)}"
+    d, lo, hi, p = c.estimate, _known(c.ci_low), _known(c.ci_high), _known(c.p_value)
+    if not c.significant:
+        diff = f"difference {d:.3g} [{lo:.3g}, {hi:.3g}]"
+        return f"{name}: no significant difference in {quantity} ({values}; {diff}, {_fmt_p(p)})"
+    word = fewer if d > 0 else more
+    size = f"{abs(d):.3g} [{min(abs(lo), abs(hi)):.3g}, {max(abs(lo), abs(hi)):.3g}] {word}"
+    removed = floor > 0 and abs(c.center_b) < floor <= abs(c.center_a)
+    return f"{name}: {'removed: ' if removed else ''}{quantity} {values} ({size}), {_fmt_p(p)}"
+
+
+def verdict_line(c: RunComparison, name: str, quantity: str, floor: float = 0.0) -> str:
+    """The one-line verdict of a comparison over runs (the A/B page, ``Runs.compare``)."""
+    if c.kind == "ratio":
+        return _ratio_verdict(c, name, quantity)
+    return _difference_verdict(c, name, quantity, floor)
 
 
 def ab_compare(
@@ -121,29 +178,32 @@ def ab_compare(
     b: Samples,
     *,
     statistic: Statistic = "median",
-    n_boot: int = 2000,
-    seed: int = 0,
     alpha: float = 0.05,
+    floor: float = 0.0,
     name: str = "B",
     quantity: str = "value",
 ) -> ABResult:
-    """Compare a baseline ``a`` with a candidate ``b``.
+    """Compare a baseline ``a`` with a candidate ``b``, run against run.
 
     Args:
-        a: baseline samples: one array, or a list of arrays, one per repetition (run).
+        a: baseline samples: a list of arrays, one per run (a single array is one run).
         b: candidate samples, same forms.
-        statistic: ``"median"`` (latencies) or ``"mean"`` (per-interrupt cost).
-        n_boot: bootstrap replicates.
-        seed: bootstrap RNG seed (results are reproducible).
-        alpha: significance level; the interval is the ``[alpha/2, 1-alpha/2]`` percentile interval.
+        statistic: how each run is summarised: ``"median"`` (latencies) or ``"mean"`` (per-interrupt
+            cost).
+        alpha: significance level; the interval has level ``1 - alpha``.
+        floor: a side whose centre is below this (in the samples' unit) is "near zero": the
+            comparison is a difference (e.g. 1 µs per interrupt: an operation a variant removed).
         name: the candidate's name in the verdict (e.g. the variant).
         quantity: what is measured, for the verdict (``"µs per interrupt"``); a unit first word
             gives "fewer/more", anything else "lower/higher".
 
     Returns:
         An :class:`ABResult`; its verdict reads e.g.
-        ``"always-on: 4.8x fewer µs per interrupt [4.5, 5.1], p<0.001"`` or
-        ``"always-on: no significant difference in µs per interrupt (ratio 1.02 [0.95, 1.10], p=0.41)"``.
+        ``"always-on: 4.8x fewer µs per interrupt [4.5, 5.1], p<0.001"``,
+        ``"always-on: no significant difference in µs per interrupt (ratio 1.02 [0.95, 1.10], p=0.41,
+        8 vs 8 runs)"``,
+        ``"fix: removed: µs per interrupt 182 → <1 (181 [178, 184] fewer), p<0.001"`` or
+        ``"fix: 4.8x fewer µs per interrupt; too few runs for an interval (3 vs 3 runs, 6 a side needed)"``.
 
     Raises:
         AnalysisError: a side has no samples, or an unknown statistic.
@@ -154,61 +214,34 @@ def ab_compare(
             f"A/B comparison for {name}: {'baseline' if not ga else 'candidate'} has no samples"
         )
     fn = _stat_fn(statistic)
-    pa, pb = np.concatenate(ga), np.concatenate(gb)
-    sa, sb = fn(pa), fn(pb)
-    ratio = sa / sb if sb != 0 else float("inf") if sa > 0 else float("nan")
-    rng = np.random.default_rng(seed)
-    ba = _cluster_boot(ga, n_boot, fn, rng)
-    bb = _cluster_boot(gb, n_boot, fn, rng)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = ba / bb
-    degenerate = sa == 0 or sb == 0  # a side's statistic is 0 (e.g. no PBA toggles at all)
-    if degenerate:  # the ratio is 0 or infinite: keep the infinite replicates, no interpolation
-        boot = boot[~np.isnan(boot)]
-        qs = np.quantile(boot, [alpha / 2, 1 - alpha / 2], method="inverted_cdf") if boot.size else None
-    else:
-        boot = boot[np.isfinite(boot)]
-        qs = np.quantile(boot, [alpha / 2, 1 - alpha / 2]) if boot.size else None
-    lo, hi = (float(qs[0]), float(qs[1])) if qs is not None else (np.nan, np.nan)
-    if np.ptp(np.concatenate([pa, pb])) == 0:
-        p = 1.0  # every sample equal: U is undefined, there is no difference
-    else:
-        p = float(stats.mannwhitneyu(pa, pb, alternative="two-sided").pvalue)
-    significant = bool(p < alpha and (lo > 1 or hi < 1))
-    fewer, more = _words(quantity)
-    if degenerate and significant:
-        verdict = f"{name}: {quantity} {sb:.3g} vs {sa:.3g} for the baseline ({statistic}), {_fmt_p(p)}"
-    elif degenerate:  # a ratio of 0 or infinity says nothing a reader can use: give the two values
-        verdict = (
-            f"{name}: no significant difference in {quantity} "
-            f"({sb:.3g} vs {sa:.3g} for the baseline, {statistic}; {_fmt_p(p)})"
-        )
-    elif not significant:
-        verdict = (
-            f"{name}: no significant difference in {quantity} "
-            f"(ratio {ratio:.2f} [{lo:.2f}, {hi:.2f}], {_fmt_p(p)})"
-        )
-    elif ratio > 1:
-        ci = f"[{_fmt_factor(lo)}, {_fmt_factor(hi)}]"
-        verdict = f"{name}: {_fmt_factor(ratio)}x {fewer} {quantity} {ci}, {_fmt_p(p)}"
-    else:
-        ci = f"[{_fmt_factor(1 / hi)}, {_fmt_factor(1 / lo)}]"
-        verdict = f"{name}: {_fmt_factor(1 / ratio)}x {more} {quantity} {ci}, {_fmt_p(p)}"
+    per_a = np.array([fn(g) for g in ga])
+    per_b = np.array([fn(g) for g in gb])
+    c = compare_runs(per_a, per_b, alpha=alpha, floor=floor)
+    nan = float("nan")
+    ratio_kind = c.kind == "ratio"
+    lo = nan if c.ci_low is None else c.ci_low
+    hi = nan if c.ci_high is None else c.ci_high
     return ABResult(
-        ratio=float(ratio),
-        ci_low=float(lo),
-        ci_high=float(hi),
-        p_value=p,
-        n_a=int(pa.size),
-        n_b=int(pb.size),
-        verdict=verdict,
-        stat_a=sa,
-        stat_b=sb,
-        runs_a=len(ga),
-        runs_b=len(gb),
+        ratio=c.estimate if ratio_kind else nan,
+        ci_low=lo if ratio_kind else nan,
+        ci_high=hi if ratio_kind else nan,
+        p_value=nan if c.p_value is None else c.p_value,
+        n_a=int(sum(g.size for g in ga)),
+        n_b=int(sum(g.size for g in gb)),
+        verdict=verdict_line(c, name, quantity, floor),
+        stat_a=c.center_a,
+        stat_b=c.center_b,
+        runs_a=c.runs_a,
+        runs_b=c.runs_b,
         statistic=statistic,
         alpha=alpha,
-        significant=significant,
+        significant=bool(c.significant),
+        kind=c.kind,
+        difference=nan if ratio_kind else c.estimate,
+        diff_low=nan if ratio_kind else lo,
+        diff_high=nan if ratio_kind else hi,
+        enough_runs=c.enough_runs,
+        method=c.method,
     )
 
 
@@ -221,13 +254,17 @@ class Metric:
     statistic: Statistic
     kind: str | None  # preferred run kind ("probe-free" for end-to-end timings), None = any
     unit_scale: float = 1.0  # multiply samples by this to get the quantity's unit
+    floor: float = 0.0  # below this (the quantity's unit) a value is "near zero": a difference, not a ratio
 
 
 #: Built-in metrics; any ``"<table>.<column>"`` (e.g. ``"set_irqs_ioctl.dur_ns"``) works too.
+#: ``us_per_irq`` is the time on the interrupt's path (``path_us`` of
+#: :func:`~vfiobench.analysis.per_interrupt.df_per_cycle`): background work on other threads is not
+#: a cost of the interrupt; below 1 µs per interrupt an operation is as good as gone.
 METRICS: dict[str, Metric] = {
     "latency_ns": Metric("latency_ns", "interrupt latency (median)", "median", "probe-free"),
     "cycle_ns": Metric("cycle_ns", "cycle time (median)", "median", "probe-free"),
-    "us_per_irq": Metric("us_per_irq", "µs per interrupt", "mean", "probed"),
+    "us_per_irq": Metric("us_per_irq", "µs per interrupt", "mean", "probed", floor=1.0),
 }
 
 
@@ -236,7 +273,8 @@ def metric_samples(runset: RunSet, metric: str) -> tuple[pd.DataFrame, Metric]:
 
     Metrics: ``latency_ns`` / ``cycle_ns`` (workload table, delivered cycles; probe-free runs when
     the set has any, since probes inflate end-to-end times), ``us_per_irq`` (per-cycle exclusive time
-    in probed calls, probed runs; see :func:`~vfiobench.analysis.per_interrupt.df_per_cycle`), or
+    in probed calls on the interrupt's path, probed runs; see
+    :func:`~vfiobench.analysis.per_interrupt.df_per_cycle`), or
     ``"<table>.<column>"`` (every row of that table, all runs).
 
     Returns:
@@ -252,7 +290,7 @@ def metric_samples(runset: RunSet, metric: str) -> tuple[pd.DataFrame, Metric]:
             rs = runset.filter(kind=m.kind)
         if metric == "us_per_irq":
             df = df_per_cycle(rs)
-            out = df[["run_id", "variant"]].assign(value=df["total_us"].to_numpy(dtype=np.float64))
+            out = df[["run_id", "variant"]].assign(value=df["path_us"].to_numpy(dtype=np.float64))
         else:
             w = rs.table(schema.WORKLOAD)
             if metric not in w.columns:
@@ -287,22 +325,30 @@ def _per_run(samples: pd.DataFrame, variant: str) -> list[F64]:
     return [g["value"].to_numpy(dtype=np.float64) for _, g in s.groupby("run_id", sort=False)]
 
 
+#: Columns of :func:`df_ab`.
+AB_COLUMNS: list[str] = [
+    "variant", "baseline", "metric", "quantity", "statistic", "stat_baseline", "stat_variant", "kind",
+    "ratio", "ci_low", "ci_high", "difference", "diff_low", "diff_high", "p_value", "n_baseline",
+    "n_variant", "runs_baseline", "runs_variant", "enough_runs", "significant", "method", "verdict",
+]  # fmt: skip
+
+
 def df_ab(
     runset: RunSet,
     metric: str,
     baseline: str = "stock",
     *,
     statistic: Statistic | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Every other variant against ``baseline`` on one metric (see :func:`metric_samples`).
+    """Every other variant against ``baseline`` on one metric (see :func:`metric_samples`), over runs.
 
     Returns:
         One row per non-baseline variant: ``variant, baseline, metric, quantity, statistic,
-        stat_baseline, stat_variant, ratio, ci_low, ci_high, p_value, n_baseline, n_variant,
-        runs_baseline, runs_variant, significant, verdict`` (``ratio`` = baseline / variant).
+        stat_baseline, stat_variant, kind, ratio, ci_low, ci_high, difference, diff_low, diff_high,
+        p_value, n_baseline, n_variant, runs_baseline, runs_variant, enough_runs, significant, method,
+        verdict`` (``ratio`` = baseline / variant, ``difference`` = baseline - variant; see
+        :func:`ab_compare`).
 
     Raises:
         AnalysisError: the baseline variant is absent, or the metric has no samples.
@@ -325,9 +371,8 @@ def df_ab(
             base,
             _per_run(samples, v),
             statistic=stat,
-            n_boot=n_boot,
-            seed=seed,
             alpha=alpha,
+            floor=m.floor,
             name=v,
             quantity=m.quantity,
         )
@@ -340,23 +385,25 @@ def df_ab(
                 "statistic": stat,
                 "stat_baseline": r.stat_a,
                 "stat_variant": r.stat_b,
+                "kind": r.kind,
                 "ratio": r.ratio,
                 "ci_low": r.ci_low,
                 "ci_high": r.ci_high,
+                "difference": r.difference,
+                "diff_low": r.diff_low,
+                "diff_high": r.diff_high,
                 "p_value": r.p_value,
                 "n_baseline": r.n_a,
                 "n_variant": r.n_b,
                 "runs_baseline": r.runs_a,
                 "runs_variant": r.runs_b,
+                "enough_runs": r.enough_runs,
                 "significant": r.significant,
+                "method": r.method,
                 "verdict": r.verdict,
             }
         )
-    columns = [
-        "variant", "baseline", "metric", "quantity", "statistic", "stat_baseline", "stat_variant", "ratio",
-        "ci_low", "ci_high", "p_value", "n_baseline", "n_variant", "runs_baseline", "runs_variant",
-        "significant", "verdict",
-    ]  # fmt: skip
+    columns = AB_COLUMNS
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -114,7 +114,6 @@ class Comparison:
         group_by: the grouping keys.
         groups: the groups, in plan order.
         warmups_excluded: how many warm-up runs were left out.
-        n_boot: bootstrap replicates of the A/B intervals.
     """
 
     runs: RunSet
@@ -122,7 +121,6 @@ class Comparison:
     group_by: tuple[str, ...]
     groups: list[RunGroup]
     warmups_excluded: int = 0
-    n_boot: int = 2000
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
@@ -192,7 +190,7 @@ class Comparison:
                         parts.append(rows.assign(group=group.label, available=False))
                         continue
                     try:
-                        df = df_ab(group.runs, metric, baseline=self.baseline, n_boot=self.n_boot)
+                        df = df_ab(group.runs, metric, baseline=self.baseline)
                         parts.append(df.assign(group=group.label, available=True))
                     except AnalysisError as e:
                         rows = pd.DataFrame({"variant": others, "metric": metric, "verdict": str(e)})
@@ -208,7 +206,6 @@ def make_comparison(
     baseline: str,
     group_by: Sequence[str] = DEFAULT_GROUP_BY,
     include_warmup: bool = False,
-    n_boot: int = 2000,
 ) -> Comparison:
     """Set warm-ups aside and split the runs into groups of comparable runs.
 
@@ -218,7 +215,6 @@ def make_comparison(
         group_by: grouping keys (``workload``, a run.json field, or a label such as ``accel``);
             ``[]`` compares every run in one group.
         include_warmup: keep warm-up runs (``labels.warmup``) in the comparison.
-        n_boot: bootstrap replicates of the A/B intervals.
 
     Raises:
         AnalysisError: a grouping key no run records, no measured runs once warm-ups are out, no
@@ -256,7 +252,6 @@ def make_comparison(
         group_by=keys,
         groups=split_groups(kept, keys),
         warmups_excluded=0 if include_warmup else len(warm),
-        n_boot=n_boot,
     )
 
 

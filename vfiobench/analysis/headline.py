@@ -2,9 +2,9 @@
 
 One row per variant within each group of comparable runs (:mod:`vfiobench.analysis.compare`): how
 many interrupts, how many SET_IRQS ioctls and PBA toggles each costs, the µs per interrupt spent in
-the probed operations (probed runs), the median end-to-end interrupt latency (probe-free runs), and
-both as a ratio against the baseline of the same group with a cluster-bootstrap interval and a
-Mann–Whitney p.
+the probed operations on the interrupt's path (probed runs), the median end-to-end interrupt latency
+(probe-free runs), and both against the baseline of the same group, over runs
+(:mod:`vfiobench.analysis.inference`: a ratio, or a difference where one side is near zero).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ GROUP_PER_IRQ_COLUMNS: tuple[str, ...] = (
     "pba_toggle_excl_us_per_irq",
     "region_toggle_excl_us_per_irq",
     "commit_excl_us_per_irq",
+    "path_us_per_irq",
+    "background_us_per_irq",
     "total_us_per_irq",
 )
 
@@ -77,6 +79,22 @@ def e2e_p50_us(cmp: Comparison) -> dict[tuple[str, str], float]:
     return out
 
 
+#: The fields of an A/B row (:func:`~vfiobench.analysis.ab.df_ab`) the headline keeps per comparison.
+AB_FIELDS: tuple[str, ...] = (
+    "kind", "ratio", "ci_low", "ci_high", "difference", "diff_low", "diff_high", "p_value", "significant",
+    "enough_runs",
+)  # fmt: skip
+
+
+def _ab_field(rec: pd.Series | None, field: str) -> Any:
+    """One field of an A/B row, typed; a missing row gives NaN (False for flags, "" for kind)."""
+    if field == "kind":
+        return str(rec[field]) if rec is not None else ""
+    if field in ("significant", "enough_runs"):
+        return bool(rec[field]) if rec is not None else False
+    return float(rec[field]) if rec is not None else float("nan")
+
+
 def df_headline(cmp: Comparison) -> pd.DataFrame:
     """The headline numbers, one row per (group, variant), the baseline first in each group.
 
@@ -88,19 +106,22 @@ def df_headline(cmp: Comparison) -> pd.DataFrame:
 
     Returns:
         ``[group, variant, runs_probed, runs_probe_free, interrupts, set_irqs_per_irq,
-        set_irqs_per_s, pba_toggles_per_irq, us_per_irq, e2e_p50_us, us_ratio, us_ci_low,
-        us_ci_high, us_p_value, us_significant, latency_ratio, latency_ci_low, latency_ci_high,
-        latency_p_value, latency_significant, lost_events, checks_failed, checks_total]``.
+        set_irqs_per_s, pba_toggles_per_irq, us_per_irq, background_us_per_irq, e2e_p50_us``, then
+        per comparison (``us`` for µs per interrupt, ``latency`` for the end-to-end latency)
+        ``<p>_kind, <p>_ratio, <p>_ci_low, <p>_ci_high, <p>_difference, <p>_diff_low,
+        <p>_diff_high, <p>_p_value, <p>_significant, <p>_enough_runs``, then ``lost_events,
+        checks_failed, checks_total]``. ``us_per_irq`` is the time on the interrupt's path,
+        ``background_us_per_irq`` the probed work on other threads (see
+        :mod:`~vfiobench.analysis.per_interrupt`).
     """
     per_irq = cmp.per_interrupt()
     ab = cmp.ab()
     e2e = e2e_p50_us(cmp)
     cols = [
         "group", "variant", "runs_probed", "runs_probe_free", "interrupts", "set_irqs_per_irq",
-        "set_irqs_per_s", "pba_toggles_per_irq", "us_per_irq", "e2e_p50_us", "us_ratio", "us_ci_low",
-        "us_ci_high", "us_p_value", "us_significant", "latency_ratio", "latency_ci_low",
-        "latency_ci_high", "latency_p_value", "latency_significant", "lost_events", "checks_failed",
-        "checks_total",
+        "set_irqs_per_s", "pba_toggles_per_irq", "us_per_irq", "background_us_per_irq", "e2e_p50_us",
+        *(f"{prefix}_{c}" for prefix in ("us", "latency") for c in AB_FIELDS),
+        "lost_events", "checks_failed", "checks_total",
     ]  # fmt: skip
     rows: list[dict[str, Any]] = []
     for group in cmp.groups:
@@ -121,7 +142,8 @@ def df_headline(cmp: Comparison) -> pd.DataFrame:
                 "set_irqs_per_irq": pooled_per_irq(pp, "set_irqs_per_irq"),
                 "set_irqs_per_s": float(counts.sum()) / span if span and len(counts) else float("nan"),
                 "pba_toggles_per_irq": pooled_per_irq(pp, "pba_toggles_per_irq"),
-                "us_per_irq": pooled_per_irq(pp, "total_us_per_irq"),
+                "us_per_irq": pooled_per_irq(pp, "path_us_per_irq"),
+                "background_us_per_irq": pooled_per_irq(pp, "background_us_per_irq"),
                 "e2e_p50_us": e2e.get((group.label, variant), float("nan")),
                 "lost_events": sum(r.meta.lost_events for r in runs),
                 "checks_failed": sum(not c.ok for r in runs for c in r.meta.checks),
@@ -131,30 +153,26 @@ def df_headline(cmp: Comparison) -> pd.DataFrame:
                 hit = ab[(ab["group"] == group.label) & (ab["variant"] == variant) & (ab["metric"] == metric)]
                 ok = hit[hit["available"].astype(bool)] if len(hit) else hit
                 rec = ok.iloc[0] if len(ok) else None
-                row[f"{prefix}_ratio"] = float(rec["ratio"]) if rec is not None else float("nan")
-                row[f"{prefix}_ci_low"] = float(rec["ci_low"]) if rec is not None else float("nan")
-                row[f"{prefix}_ci_high"] = float(rec["ci_high"]) if rec is not None else float("nan")
-                row[f"{prefix}_p_value"] = float(rec["p_value"]) if rec is not None else float("nan")
-                row[f"{prefix}_significant"] = bool(rec["significant"]) if rec is not None else False
+                for c in AB_FIELDS:
+                    row[f"{prefix}_{c}"] = _ab_field(rec, c)
             rows.append(row)
     return pd.DataFrame(rows, columns=cols)
 
 
-def df_single_run_comparisons(cmp: Comparison) -> pd.DataFrame:
-    """The available A/B rows of :meth:`Comparison.ab` that rest on a single run on one side.
+def df_thin_comparisons(cmp: Comparison) -> pd.DataFrame:
+    """The available A/B rows of :meth:`Comparison.ab` with too few runs for an interval.
 
-    With one run per side the cluster bootstrap resamples only that run's interrupts: the interval
-    and the p-value then ignore run-to-run spread, which in the lab is often larger than the effect.
+    Fewer than :data:`~vfiobench.analysis.inference.MIN_RUNS` runs on a side: the row has a point
+    estimate only (no interval, no p-value, never "significant").
 
     Returns:
-        The rows of :meth:`Comparison.ab` (``available`` true) with ``runs_baseline`` or
-        ``runs_variant`` below 2; empty when every side has two runs or more.
+        The rows of :meth:`Comparison.ab` (``available`` true) whose ``enough_runs`` is false.
     """
     ab = cmp.ab()
-    if ab.empty or "runs_baseline" not in ab.columns:
+    if ab.empty or "enough_runs" not in ab.columns:
         return ab.iloc[0:0]
     ok = ab[ab["available"].astype(bool)]
-    return ok[(ok["runs_baseline"] < 2) | (ok["runs_variant"] < 2)]
+    return ok[~ok["enough_runs"].astype(bool)]
 
 
 def df_group_per_interrupt(cmp: Comparison) -> pd.DataFrame:

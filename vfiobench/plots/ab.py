@@ -29,9 +29,11 @@ def plot_ab_forest(ab: pd.DataFrame, *, title: str | None = None, label: str = "
     Returns:
         A figure with a categorical y range (one row per comparison), ``x_axis_type="log"``, a
         ``Whisker`` for the intervals, a ``scatter`` for the ratios and a vertical ``Span`` at 1.
-        Ratios > 1 mean the variant is lower (faster) than the baseline.
+        Ratios > 1 mean the variant is lower (faster) than the baseline. Rows that are a difference
+        (no ratio) are left out; rows with too few runs show the estimate without a whisker.
     """
     require(ab, [label, "ratio", "ci_low", "ci_high"], "plot_ab_forest")
+    ab = ab[np.isfinite(ab["ratio"].to_numpy(dtype=np.float64))]  # differences have no ratio to plot
     rows = ab[label].astype(str)
     if "metric" in ab.columns and ab["metric"].nunique() > 1:
         rows = rows + " · " + ab["metric"].astype(str)
@@ -48,7 +50,7 @@ def plot_ab_forest(ab: pd.DataFrame, *, title: str | None = None, label: str = "
     )
     baseline = str(ab["baseline"].iloc[0]) if "baseline" in ab.columns and len(ab) else "baseline"
     p = figure(
-        title=title or f"{baseline} ÷ variant (> 1: variant is lower), with bootstrap CI",
+        title=title or f"{baseline} ÷ variant (> 1: variant is lower), 95% interval over runs",
         y_range=FactorRange(factors=list(reversed(list(dict.fromkeys(rows))))),
         x_axis_type="log",
         width=WIDTH,

@@ -13,7 +13,8 @@ import math
 import pandas as pd
 
 from vfiobench.analysis.compare import Comparison
-from vfiobench.analysis.headline import df_headline, df_single_run_comparisons
+from vfiobench.analysis.headline import df_headline, df_thin_comparisons
+from vfiobench.analysis.inference import MIN_RUNS
 from vfiobench.analysis.runinfo import df_failed_checks
 from vfiobench.report.markers import VERDICTS_MARKER
 from vfiobench.report.pages.display import show, show_html, table_html
@@ -27,36 +28,78 @@ HEADLINE_COLUMNS: dict[str, str] = {
     "set_irqs_per_irq": "SET_IRQS / irq",
     "set_irqs_per_s": "SET_IRQS / s",
     "pba_toggles_per_irq": "PBA toggles / irq",
-    "us_per_irq": "µs / irq in probed ops",
-    "us_per_irq_vs_baseline": "µs / irq ratio [95% CI]",
+    "us_per_irq": "µs / irq on the path",
+    "background_us_per_irq": "µs / irq background",
+    "us_per_irq_vs_baseline": "µs / irq vs baseline [95% CI]",
     "e2e_p50_us": "e2e p50 µs (probe-free)",
-    "latency_vs_baseline": "e2e ratio [95% CI]",
+    "latency_vs_baseline": "e2e vs baseline [95% CI]",
     "lost_events": "lost",
     "checks": "checks",
 }
 
 
-def _vs_baseline(df: pd.DataFrame, prefix: str, baseline: str) -> list[str]:
-    """Per row, ``<prefix>_ratio`` with its interval and significance, written by :func:`fmt_ratio`.
-
-    The baseline's own rows read "baseline".
-    """
-    cols = [df[f"{prefix}_{c}"] for c in ("ratio", "ci_low", "ci_high", "significant")]
+def _vs_baseline(df: pd.DataFrame, prefix: str, baseline: str, floor: float = 0.0) -> list[str]:
+    """Per row, the comparison with the baseline as text (:func:`fmt_vs_baseline`)."""
+    fields = (
+        "kind",
+        "ratio",
+        "ci_low",
+        "ci_high",
+        "difference",
+        "diff_low",
+        "diff_high",
+        "significant",
+        "enough_runs",
+    )
+    cols = [df[f"{prefix}_{c}"] for c in fields]
     return [
-        "baseline" if v == baseline else fmt_ratio(r, lo, hi, s)
-        for v, r, lo, hi, s in zip(df["variant"], *cols, strict=True)
+        "baseline" if row[0] == baseline else fmt_vs_baseline(*row[1:], floor=floor)
+        for row in zip(df["variant"], *cols, strict=True)
     ]
+
+
+def _num(x: float) -> str:
+    return "∞" if math.isinf(x) else "–" if math.isnan(x) else f"{x:.2f}" if abs(x) < 100 else f"{x:.0f}"
 
 
 def fmt_ratio(ratio: float, lo: float, hi: float, significant: bool) -> str:
     """``"4.80 [4.51, 5.12]"``; `` (n.s.)`` appended when not significant; ``"–"`` when unknown."""
     if math.isnan(ratio):
         return "–"
+    return f"{_num(ratio)} [{_num(lo)}, {_num(hi)}]" + ("" if significant else " (n.s.)")
 
-    def f(x: float) -> str:
-        return "∞" if math.isinf(x) else "–" if math.isnan(x) else f"{x:.2f}" if x < 100 else f"{x:.0f}"
 
-    return f"{f(ratio)} [{f(lo)}, {f(hi)}]" + ("" if significant else " (n.s.)")
+def fmt_vs_baseline(
+    kind: str,
+    ratio: float,
+    lo: float,
+    hi: float,
+    difference: float,
+    diff_lo: float,
+    diff_hi: float,
+    significant: bool,
+    enough_runs: bool,
+    *,
+    floor: float = 0.0,
+) -> str:
+    """One comparison as a table cell.
+
+    A ratio: ``"4.80 [4.51, 5.12]"`` (`` (n.s.)`` when not significant); a difference (a value near
+    zero on one side): ``"−181 [−184, −178]"`` (the variant minus the baseline); with too few runs
+    only the estimate and ``(too few runs)``; ``"–"`` when unknown.
+    """
+    if kind == "difference":
+        d = -difference  # as the variant minus the baseline: a removed cost reads negative
+        if math.isnan(d):
+            return "–"
+        if not enough_runs:
+            return f"{d:+.3g} (too few runs)"
+        return f"{d:+.3g} [{-diff_hi:+.3g}, {-diff_lo:+.3g}]" + ("" if significant else " (n.s.)")
+    if math.isnan(ratio):
+        return "–"
+    if not enough_runs:
+        return f"{_num(ratio)} (too few runs)"
+    return fmt_ratio(ratio, lo, hi, significant)
 
 
 def headline_view(cmp: Comparison) -> pd.DataFrame:
@@ -75,9 +118,12 @@ def headline_view(cmp: Comparison) -> pd.DataFrame:
             "runs": [f"{a} + {b}" for a, b in zip(df["runs_probed"], df["runs_probe_free"], strict=True)],
         }
     )
-    for col in ("interrupts", "set_irqs_per_irq", "set_irqs_per_s", "pba_toggles_per_irq", "us_per_irq"):
+    for col in (
+        "interrupts", "set_irqs_per_irq", "set_irqs_per_s", "pba_toggles_per_irq", "us_per_irq",
+        "background_us_per_irq",
+    ):  # fmt: skip
         out[col] = df[col]
-    out["us_per_irq_vs_baseline"] = _vs_baseline(df, "us", cmp.baseline)
+    out["us_per_irq_vs_baseline"] = _vs_baseline(df, "us", cmp.baseline, floor=1.0)
     out["e2e_p50_us"] = df["e2e_p50_us"]
     out["latency_vs_baseline"] = _vs_baseline(df, "latency", cmp.baseline)
     out["lost_events"] = df["lost_events"]
@@ -92,30 +138,30 @@ def headline_html(cmp: Comparison) -> str:
     """The headline table with its caption."""
     caption = (
         f"Per cell, each variant against {cmp.baseline} in the same cell. Counts and µs per interrupt: "
-        "probed runs (the probes inflate µs, not counts); e2e latency: probe-free runs. "
-        "runs (p + f): probed + probe-free runs. Ratios: baseline ÷ variant (> 1: the variant is "
-        "cheaper/faster), 95% cluster-bootstrap interval over runs; (n.s.): p ≥ 0.05 (Mann–Whitney U) "
-        "or the interval includes 1. lost: probe events lost."
+        "probed runs (the probes inflate µs, not counts); µs on the path: calls on the threads that "
+        "serve the interrupt, background: probed calls on other threads (e.g. QEMU's RCU thread). "
+        "e2e latency: probe-free runs. runs (p + f): probed + probe-free runs. vs baseline: the ratio "
+        "baseline ÷ variant (> 1: the variant is cheaper/faster), or, where one side is near zero, the "
+        "difference variant − baseline; 95% interval from Welch's t-test over per-run values (the run "
+        f"is the unit), none with fewer than {MIN_RUNS} runs a side; (n.s.): p ≥ 0.05, i.e. the "
+        "interval includes 1 (0 for a difference). lost: probe events lost."
     )
     table = table_html(headline_view(cmp), caption=caption, empty="No runs to summarise.")
     return f'<div class="vfb-headline">{table}</div>{few_runs_html(cmp)}'
 
 
 def few_runs_html(cmp: Comparison) -> str:
-    """A warning when some comparison has a single run on a side ('' when every side has two or more).
-
-    With one run per side the cluster bootstrap resamples only that run's interrupts: the interval
-    and the p-value then ignore run-to-run spread, which in the lab is often larger than the effect.
-    """
-    thin = df_single_run_comparisons(cmp)
+    """A note when some comparison has too few runs for an interval ('' when none)."""
+    thin = df_thin_comparisons(cmp)
     if thin.empty:
         return ""
     ab = cmp.ab()
     ok = ab[ab["available"].astype(bool)]
     return (
-        f'<p class="vfb-bad">{len(thin)} of {len(ok)} comparisons rest on a single run on one side: their '
-        "intervals and p-values cover the interrupts of that run only, not the spread between runs "
-        "(see Run-to-run spread); read them as preliminary until more repetitions land.</p>"
+        f'<p class="vfb-bad">{len(thin)} of {len(ok)} comparisons have fewer than {MIN_RUNS} runs on a '
+        "side: they show the estimate only, without an interval or a p-value (an interval from so few "
+        "runs would either be too wide to read or, bootstrapped, too narrow to trust); "
+        "see Run-to-run spread, and record more repetitions.</p>"
     )
 
 

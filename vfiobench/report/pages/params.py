@@ -164,7 +164,6 @@ def open_comparison(
     baseline: object,
     group_by: object = DEFAULT_GROUP_BY,
     include_warmup: object = False,
-    n_boot: int = 2000,
 ) -> Comparison:
     """Validate the grouping parameters and split the runs into groups (:func:`make_comparison`).
 
@@ -174,7 +173,6 @@ def open_comparison(
         group_by: grouping keys (``workload``, a run.json field, or a label such as ``accel``);
             ``[]`` or None compares every run in one group.
         include_warmup: keep warm-up runs (``labels.warmup``) in the comparison.
-        n_boot: bootstrap replicates of the A/B intervals.
 
     Raises:
         ReportError: a bad parameter, or no measured runs / no baseline left once warm-ups are out;
@@ -186,8 +184,6 @@ def open_comparison(
     if not isinstance(baseline, str) or not baseline:
         stop(ReportError(f"parameter baseline must be a non-empty string, got {baseline!r}"))
     try:
-        return make_comparison(
-            runset, baseline=baseline, group_by=keys, include_warmup=include_warmup, n_boot=n_boot
-        )
+        return make_comparison(runset, baseline=baseline, group_by=keys, include_warmup=include_warmup)
     except VfioBenchError as e:
         stop(ReportError(e.message, e.hint))

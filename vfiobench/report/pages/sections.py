@@ -13,6 +13,7 @@ import pandas as pd
 
 from vfiobench.analysis.calls import as_runset, df_calls, df_delivered, df_operation_latency
 from vfiobench.analysis.compare import AB_METRICS, df_verdicts
+from vfiobench.analysis.inference import MIN_RUNS
 from vfiobench.analysis.overhead import df_probe_overhead
 from vfiobench.report.markers import VERDICTS_MARKER
 from vfiobench.report.pages.display import fmt_number, kv_html, note, show, show_html, show_table
@@ -96,8 +97,9 @@ def show_verdicts(runset: RunSet, baseline: str, metrics: Sequence[str] = AB_MET
     ok = df[df["available"].astype(bool)]
     if not ok.empty:
         cols = [
-            "variant", "metric", "statistic", "unit", "stat_baseline", "stat_variant", "ratio",
-            "ci_low", "ci_high", "p_value", "runs_baseline", "runs_variant", "n_variant",
+            "variant", "metric", "statistic", "unit", "stat_baseline", "stat_variant", "kind", "ratio",
+            "ci_low", "ci_high", "difference", "diff_low", "diff_high", "p_value", "runs_baseline",
+            "runs_variant", "n_variant",
         ]  # fmt: skip
         in_ns = ok["metric"].astype(str).str.endswith("_ns")
         table = ok.assign(
@@ -105,10 +107,13 @@ def show_verdicts(runset: RunSet, baseline: str, metrics: Sequence[str] = AB_MET
         )
         for col in ("stat_baseline", "stat_variant"):
             table[col] = table[col].astype("float64").where(~in_ns, table[col].astype("float64") / 1e3)
+        stats = "/".join(ok["statistic"].astype(str).unique())
         show_table(
             table[cols],
-            caption=f"baseline: {baseline}; ratio = baseline / variant; CI: cluster bootstrap over runs; "
-            "p: Mann–Whitney U",
+            caption=f"baseline: {baseline}; each run summarised by one value (its {stats}); "
+            "ratio = baseline / variant (geometric means of the per-run values), or difference = baseline "
+            "− variant where one side is near zero; 95% interval and p from Welch's t-test over per-run "
+            f"values (log values for a ratio); none below {MIN_RUNS} runs a side",
         )
         from vfiobench.plots import plot_ab_forest
 
