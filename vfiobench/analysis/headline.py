@@ -82,7 +82,7 @@ def e2e_p50_us(cmp: Comparison) -> dict[tuple[str, str], float]:
 #: The fields of an A/B row (:func:`~vfiobench.analysis.ab.df_ab`) the headline keeps per comparison.
 AB_FIELDS: tuple[str, ...] = (
     "kind", "ratio", "ci_low", "ci_high", "difference", "diff_low", "diff_high", "p_value", "significant",
-    "enough_runs",
+    "enough_runs", "stat_baseline", "stat_variant",
 )  # fmt: skip
 
 

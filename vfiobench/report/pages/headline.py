@@ -41,16 +41,9 @@ HEADLINE_COLUMNS: dict[str, str] = {
 def _vs_baseline(df: pd.DataFrame, prefix: str, baseline: str, floor: float = 0.0) -> list[str]:
     """Per row, the comparison with the baseline as text (:func:`fmt_vs_baseline`)."""
     fields = (
-        "kind",
-        "ratio",
-        "ci_low",
-        "ci_high",
-        "difference",
-        "diff_low",
-        "diff_high",
-        "significant",
-        "enough_runs",
-    )
+        "kind", "ratio", "ci_low", "ci_high", "diff_low", "diff_high", "significant", "enough_runs",
+        "stat_baseline", "stat_variant",
+    )  # fmt: skip
     cols = [df[f"{prefix}_{c}"] for c in fields]
     return [
         "baseline" if row[0] == baseline else fmt_vs_baseline(*row[1:], floor=floor)
@@ -60,6 +53,10 @@ def _vs_baseline(df: pd.DataFrame, prefix: str, baseline: str, floor: float = 0.
 
 def _num(x: float) -> str:
     return "∞" if math.isinf(x) else "–" if math.isnan(x) else f"{x:.2f}" if abs(x) < 100 else f"{x:.0f}"
+
+
+def _value(x: float, floor: float) -> str:
+    return f"<{floor:g}" if floor > 0 and abs(x) < floor else f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
 def fmt_ratio(ratio: float, lo: float, hi: float, significant: bool) -> str:
@@ -74,27 +71,29 @@ def fmt_vs_baseline(
     ratio: float,
     lo: float,
     hi: float,
-    difference: float,
     diff_lo: float,
     diff_hi: float,
     significant: bool,
     enough_runs: bool,
+    baseline_value: float,
+    variant_value: float,
     *,
     floor: float = 0.0,
 ) -> str:
     """One comparison as a table cell.
 
-    A ratio: ``"4.80 [4.51, 5.12]"`` (`` (n.s.)`` when not significant); a difference (a value near
-    zero on one side): ``"−181 [−184, −178]"`` (the variant minus the baseline); with too few runs
-    only the estimate and ``(too few runs)``; ``"–"`` when unknown.
+    A ratio: ``"4.80 [4.51, 5.12]"`` (`` (n.s.)`` when not significant). A difference (a side near
+    zero): the two values and the change with its interval, ``"1,873 → <1 (−1,872 [−1,900, −1,850])"``.
+    With too few runs only the estimate and ``(too few runs)``; ``"–"`` when unknown.
     """
     if kind == "difference":
-        d = -difference  # as the variant minus the baseline: a removed cost reads negative
-        if math.isnan(d):
+        if math.isnan(baseline_value) or math.isnan(variant_value):
             return "–"
+        values = f"{_value(baseline_value, floor)} → {_value(variant_value, floor)}"
         if not enough_runs:
-            return f"{d:+.3g} (too few runs)"
-        return f"{d:+.3g} [{-diff_hi:+.3g}, {-diff_lo:+.3g}]" + ("" if significant else " (n.s.)")
+            return f"{values} (too few runs)"
+        change = f"{-(baseline_value - variant_value):+,.3g} [{-diff_hi:+,.3g}, {-diff_lo:+,.3g}]"
+        return f"{values} ({change})" + ("" if significant else " (n.s.)")
     if math.isnan(ratio):
         return "–"
     if not enough_runs:
