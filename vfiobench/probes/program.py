@@ -44,6 +44,7 @@ def build_program(
     probes: list[ProbeSpec],
     *,
     pid: int = 0,
+    pid_map: bool = False,
     ringbuf_pages: int = 1024,
     histogram: bool = False,
     sub_bucket_bits: int = DEFAULT_SUB_BUCKET_BITS,
@@ -55,6 +56,8 @@ def build_program(
     Args:
         probes: probes to include.
         pid: trace only this tgid (0: every process).
+        pid_map: trace the tgids in the ``vb_pids`` map instead of ``pid`` (``-DVB_PID_MAP``: a
+            tracer session adds and removes them, :mod:`vfiobench.probes.session`).
         ringbuf_pages: pages per ring buffer (rounded up to a power of two).
         histogram: aggregate durations in kernel histograms instead of streaming events.
         sub_bucket_bits: histogram precision (``2**bits`` sub-buckets per power of two).
@@ -77,6 +80,8 @@ def build_program(
         f"-DSUB_BUCKET_BITS={int(sub_bucket_bits)}",
         f"-DMAX_DEPTH={int(max_depth)}",
     ]
+    if pid_map:
+        cflags.append("-DVB_PID_MAP")
     if histogram:
         cflags.append("-DVB_HISTOGRAM")
     if any(p.name == "irq_path" for p in ordered):

@@ -210,6 +210,8 @@ class Tracer:
         run_version: run ``BINARY -version`` for the run's metadata (default: when the binary's
             name contains "qemu").
         irq_name_prefix: ``irq_path`` records host IRQ handlers whose name starts with this.
+        pid_map: filter on a map of traced processes instead of ``pid`` (``-DVB_PID_MAP``; used by
+            :class:`vfiobench.probes.session.TracerSession`, which fills the map).
 
     Raises:
         ProbeError: no probes, an unknown one, or ``irq_path`` in histogram mode.
@@ -229,6 +231,7 @@ class Tracer:
         flush_rows: int = 500_000,
         run_version: bool | None = None,
         irq_name_prefix: str = DEFAULT_IRQ_NAME_PREFIX,
+        pid_map: bool = False,
     ) -> None:
         if not probes:
             raise ProbeError("no probes selected", "name at least one with --probe")
@@ -250,6 +253,7 @@ class Tracer:
         self.program: Program = build_program(
             self.specs,
             pid=pid or 0,
+            pid_map=pid_map,
             ringbuf_pages=buffer_pages,
             histogram=histogram,
             sub_bucket_bits=sub_bucket_bits,
@@ -294,6 +298,17 @@ class Tracer:
     def start(self) -> None:
         """Resolve, compile, attach and open the ring readers (:meth:`__enter__` calls it)."""
         res = self.resolve()
+        self._compile()
+        self._attach(res, self.pid if self.pid else -1)
+        self._open_readers()
+        self.started_ns = time.monotonic_ns()
+        if self.writer is not None:
+            self._record_meta(res)
+            self._chunks = _ChunkWriter(self.writer)
+            self._chunks.call(self.writer.flush_meta)
+
+    def _compile(self) -> None:
+        """Compile and load the program (BCC)."""
         os.environ.update(headers_env())
         from bcc import BPF
 
@@ -304,26 +319,40 @@ class Tracer:
             raise BccError(
                 f"BCC could not compile the probes: {e}", "see the compiler output above"
             ) from None
+
+    def _open_readers(self) -> None:
+        if not self.histogram:
+            for spec in self.specs:
+                self._readers[spec.name] = RingReader(self._bpf[spec.ring.encode()].map_fd, spec.dtype)
+
+    def _attach(self, res: Resolution, upid: int, *, kernel: bool = True) -> None:
+        """Attach every probe's parts resolved in ``res``; uprobes filtered to ``upid`` (-1: any).
+
+        Args:
+            res: Where the uprobes go (one binary).
+            upid: The process the uprobes fire in (-1: every process running the binary).
+            kernel: Attach the tracepoints and kprobes too (a session attaches them once, and the
+                uprobes once per binary).
+        """
         b = self._bpf
-        upid = self.pid if self.pid else -1
         for spec in self.specs:
             try:
-                if spec.kind == "tracepoint":
+                if spec.kind == "tracepoint" and kernel:
                     for tp, fn in (
                         ("syscalls:sys_enter_ioctl", spec.entry_fn),
                         ("syscalls:sys_exit_ioctl", spec.return_fn),
                     ):
                         b.attach_tracepoint(tp=tp.encode(), fn_name=_b(fn))
                         self._attached.append(("tracepoint", {"tp": tp.encode()}))
-                elif spec.kind == "kprobe":
+                elif spec.kind == "kprobe" and kernel:
                     event = _b(spec.symbol)
                     b.attach_kprobe(event=event, fn_name=_b(spec.entry_fn))
                     self._attached.append(("kprobe", {"event": event}))
                     b.attach_kretprobe(event=event, fn_name=_b(spec.return_fn))
                     self._attached.append(("kretprobe", {"event": event}))
                 elif spec.kind == "composite":
-                    self._attach_parts(spec, res, upid)
-                else:
+                    self._attach_parts(spec, res, upid, kernel=kernel)
+                elif spec.kind == "uprobe":
                     t = res.uprobes[spec.name]
                     addr = t.address + t.offset
                     self._attach_uprobe(spec.entry_fn, t.binary, addr, upid, ret=False)
@@ -336,20 +365,13 @@ class Tracer:
                 raise
             except Exception as e:
                 raise ProbeError(f"could not attach probe {spec.name} ({spec.target}): {e}") from None
-            if not self.histogram:
-                self._readers[spec.name] = RingReader(b[spec.ring.encode()].map_fd, spec.dtype)
-        self.started_ns = time.monotonic_ns()
-        if self.writer is not None:
-            self._record_meta(res)
-            self._chunks = _ChunkWriter(self.writer)
-            self._chunks.call(self.writer.flush_meta)
 
-    def _attach_parts(self, spec: ProbeSpec, res: Resolution, upid: int) -> None:
+    def _attach_parts(self, spec: ProbeSpec, res: Resolution, upid: int, *, kernel: bool = True) -> None:
         """Attach every part of a composite probe that resolved; its target lists the skipped ones."""
         b = self._bpf
         for t in res.parts[spec.name]:
             part = t.part
-            if t.skipped is not None:
+            if t.skipped is not None or (part.kind != "uprobe" and not kernel):
                 continue
             try:
                 if part.kind == "tracepoint":

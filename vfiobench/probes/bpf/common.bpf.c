@@ -14,10 +14,22 @@ static __always_inline void vb_count_lost(u32 probe)
 		(*v)++;
 }
 
+#ifdef VB_PID_MAP
+/* vb_pids: the tgids traced now (a tracer session: user space adds a process when its
+ * measurement starts and removes it at the end; uprobes are attached per binary, system-wide). */
+BPF_HASH(vb_pids, u32, u8, 64);
+
+static __always_inline int vb_pid_ok(u64 pid_tgid)
+{
+	u32 tgid = (u32)(pid_tgid >> 32);
+	return vb_pids.lookup(&tgid) != 0;
+}
+#else
 static __always_inline int vb_pid_ok(u64 pid_tgid)
 {
 	return TARGET_PID == 0 || (u32)(pid_tgid >> 32) == TARGET_PID;
 }
+#endif
 
 #ifdef VB_HISTOGRAM
 /* Log-linear (HDR-style) buckets: the integer formula of vfiobench/analysis/buckets.py

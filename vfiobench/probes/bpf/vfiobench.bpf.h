@@ -1,6 +1,7 @@
 /* Shared definitions (macros and structs only: BCC handles maps and BPF functions only in the main
  * text, see common.bpf.c) of the vfiobench probes. Specialised with -D flags only:
  *   TARGET_PID       tgid to trace (0 = every process)
+ *   VB_PID_MAP       trace the tgids in the vb_pids map instead of TARGET_PID (a tracer session)
  *   RINGBUF_PAGES    pages per ring buffer (a power of two)
  *   VB_HISTOGRAM     aggregate durations into log-linear histograms instead of streaming events
  *   SUB_BUCKET_BITS  2**SUB_BUCKET_BITS linear sub-buckets per power of two (histogram mode)
