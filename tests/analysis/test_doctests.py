@@ -14,6 +14,7 @@ import pytest
         "vfiobench.analysis.rates",
         "vfiobench.analysis.ab",
         "vfiobench.analysis.inference",
+        "vfiobench.analysis.precision",
     ],
 )
 def test_docstring_examples(name):

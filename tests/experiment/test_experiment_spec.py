@@ -17,6 +17,25 @@ from vfiobench.experiment.spec import builtin_specs
         (('name = "mask-every-irq"', 'name = "fio"'), "lab workload 'fio'"),
         (('[[variants]]\nname = "C"', '[[variants]]\nname = "A"'), "duplicate variant names"),
         (("[experiment]", "[experiment\n"), "not valid TOML"),
+        (("repetitions = 2", "repetitions = true"), "repetitions must be an integer >= 1 or a table"),
+        (
+            ("repetitions = 2", "repetitions = { min = 5, max = 9, target = 0.1 }"),
+            r"min must be an integer >= 6",
+        ),
+        (
+            ("repetitions = 2", "repetitions = { min = 8, max = 7, target = 0.1 }"),
+            r"max must be an integer >= min \(8\)",
+        ),
+        (("repetitions = 2", "repetitions = { min = 6, max = 9 }"), "target must be a relative half-width"),
+        (("repetitions = 2", "repetitions = { min = 6, max = 9, target = 10 }"), "target must be"),
+        (
+            ("repetitions = 2", "repetitions = { min = 6, max = 9, target = 0.1, p = 0.05 }"),
+            r"unknown key\(s\) p",
+        ),
+        (
+            ("repetitions = 2", 'repetitions = { max = 9, target = 0.1, metric = "p99" }'),
+            "metric must be one of",
+        ),
         (('name = "C"', 'name = "C"\nqemu_path = "x"'), "unknown key"),
     ],
 )
@@ -24,6 +43,24 @@ def test_bad_specs_name_the_problem(patch, message):
     with pytest.raises(ExperimentError, match=message) as info:
         parse_spec(SPEC.replace(*patch), "my.toml")
     assert str(info.value).startswith("my.toml")
+
+
+def test_repetitions_fixed_or_adaptive():
+    fixed = parse_spec(SPEC).repetitions
+    assert (fixed.min, fixed.max, fixed.target, fixed.adaptive) == (2, 2, None, False)
+    text = SPEC.replace(
+        "repetitions = 2", 'repetitions = { max = 30, target = 0.1, metric = ["us_per_irq", "latency_ns"] }'
+    )
+    rule = parse_spec(text).repetitions
+    assert (rule.min, rule.max, rule.target, rule.metrics) == (6, 30, 0.1, ("us_per_irq", "latency_ns"))
+    assert rule.describe() == (
+        "6 to 30 repetitions a cell: stop once every variant's 95% interval of us_per_irq and latency_ns "
+        "is within ±10% (relative half-width)"
+    )
+    lone = text.replace('[[variants]]\nname = "B"', "").replace('[[variants]]\nname = "C"', "")
+    lone = lone.replace('patches = ["pba-always-on"]\ndevice_props = { "x-pba-always-on" = "on" }', "")
+    with pytest.raises(ExperimentError, match="need a variant besides the baseline"):
+        parse_spec(lone)
 
 
 def test_shipped_pba_spec():

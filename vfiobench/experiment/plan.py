@@ -5,15 +5,26 @@ For repetition r (warm-ups first, labelled and later excluded), every variant ru
 ``A A A B B B ...``, so a slow drift of the machine (thermal, background load, page cache) spreads
 evenly over the variants instead of biasing the last one. Run ids are deterministic, which is what
 lets an interrupted experiment resume without redoing or duplicating runs.
+
+A run's id and its ``index`` (``labels.order``) depend only on (variant, workload, accel,
+repetition, kind): its place in the full plan of ``max`` rounds. :func:`make_plan` is the part every
+cell runs (warm-ups and ``min`` rounds; all of it for a fixed count); an adaptive experiment adds
+each further round with :func:`round_runs`, for the cells whose stopping rule is not met yet
+(:mod:`vfiobench.experiment.stopping`). So the same decisions give the same runs, with the same
+ids, however often the experiment is interrupted and resumed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from vfiobench.experiment.spec import ExperimentSpec, Variant, Workload
 from vfiobench.store import Kind
+
+#: A cell of an experiment: ``(workload name, accel)``; every variant runs in every cell.
+Cell = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,11 @@ class PlannedRun:
     repetition: int
     warmup: bool
     kind: Kind
+
+    @property
+    def cell(self) -> Cell:
+        """The ``(workload, accel)`` cell this run belongs to."""
+        return (self.workload.name, self.accel)
 
     @property
     def probed(self) -> bool:
@@ -45,18 +61,55 @@ class PlannedRun:
         }
 
 
+def cells(spec: ExperimentSpec) -> list[Cell]:
+    """The spec's cells, in plan order."""
+    return [(w.name, a) for w in spec.workloads for a in spec.accels]
+
+
+def _kinds(spec: ExperimentSpec) -> tuple[Kind, ...]:
+    return ("probed", "probe-free") if spec.probe_free else ("probed",)
+
+
+def round_size(spec: ExperimentSpec) -> int:
+    """Runs in one full round (every variant, cell and kind once)."""
+    return len(spec.variants) * len(spec.workloads) * len(spec.accels) * len(_kinds(spec))
+
+
+def round_runs(
+    spec: ExperimentSpec, repetition: int, *, warmup: bool = False, only: Collection[Cell] | None = None
+) -> list[PlannedRun]:
+    """One round: every variant runs each cell (of ``only``, default all) once per kind, interleaved.
+
+    ``index`` is the run's place in the full plan (warm-ups, then ``max`` rounds), whichever cells
+    the round holds, so it never depends on which cells an adaptive experiment has stopped.
+    """
+    kinds = _kinds(spec)
+    start = (repetition if warmup else spec.warmup + repetition) * round_size(spec)
+    tag = f"w{repetition}" if warmup else f"r{repetition}"
+    out: list[PlannedRun] = []
+    position = start
+    for variant in spec.variants:
+        for workload in spec.workloads:
+            for accel in spec.accels:
+                for kind in kinds:
+                    index, position = position, position + 1
+                    if only is not None and (workload.name, accel) not in only:
+                        continue
+                    short = "p" if kind == "probed" else "f"
+                    run_id = f"{spec.name}-{variant.name}-{workload.name}-{accel}-{tag}-{short}"
+                    out.append(PlannedRun(index, run_id, variant, workload, accel, repetition, warmup, kind))
+    return out
+
+
 def make_plan(spec: ExperimentSpec) -> list[PlannedRun]:
-    """Expand a spec into its interleaved list of runs."""
-    kinds: tuple[Kind, ...] = ("probed", "probe-free") if spec.probe_free else ("probed",)
+    """Expand a spec into its interleaved list of runs: warm-ups, then ``repetitions.min`` rounds.
+
+    For a fixed ``repetitions = N`` this is the whole experiment; an adaptive one continues with
+    :func:`round_runs` from repetition ``min`` on, cell by cell, as its stopping rule decides.
+    """
     plan: list[PlannedRun] = []
-    reps = [(i, True) for i in range(spec.warmup)] + [(i, False) for i in range(spec.repetitions)]
-    for rep, warm in reps:
-        for variant in spec.variants:
-            for workload in spec.workloads:
-                for accel in spec.accels:
-                    for kind in kinds:
-                        tag = f"w{rep}" if warm else f"r{rep}"
-                        short = "p" if kind == "probed" else "f"
-                        run_id = f"{spec.name}-{variant.name}-{workload.name}-{accel}-{tag}-{short}"
-                        plan.append(PlannedRun(len(plan), run_id, variant, workload, accel, rep, warm, kind))
+    for rep in range(spec.warmup):
+        plan += round_runs(spec, rep, warmup=True)
+    for rep in range(spec.repetitions.min):
+        plan += round_runs(spec, rep)
     return plan

@@ -6,7 +6,9 @@ and load by name (:func:`load_spec`)::
     [experiment]
     name = "pba"
     backend = "lab"          # or "host": a real machine with a real VFIO device
-    repetitions = 3          # measured repetitions, interleaved A B C A B C ...
+    repetitions = 3          # measured repetitions, interleaved A B C A B C ...; or adaptive:
+    # repetitions = { min = 6, max = 30, target = 0.10 }   # add rounds per cell until every
+    #                          # variant's 95% interval is within ±10% (metric = "us_per_irq")
     warmup = 1               # warm-up repetitions: recorded, labelled warmup, excluded from analysis
     probe_free = true        # pair every probed run with a probe-free run of the same cell
     cycles = 301             # default workload length
@@ -87,6 +89,47 @@ class HostConfig:
 
 
 @dataclass(frozen=True)
+class Repetitions:
+    """How many measured repetitions each cell gets: a fixed number, or adaptive.
+
+    Fixed (``repetitions = N``): ``min == max == N``, no target. Adaptive (``repetitions = { min,
+    max, target }``): every cell (workload × accel) runs ``min`` rounds, then one more round at a
+    time until, for every non-baseline variant and every metric in ``metrics``, the 95 % interval's
+    relative half-width (:func:`vfiobench.analysis.precision.relative_half_width`) is at most
+    ``target``, or ``max`` rounds are done.
+
+    Attributes:
+        min: rounds every cell runs.
+        max: rounds no cell exceeds.
+        target: the relative half-width that stops a cell (None: fixed ``min`` rounds).
+        metrics: the A/B metrics the rule looks at (:data:`vfiobench.analysis.ab.METRICS`).
+    """
+
+    min: int
+    max: int
+    target: float | None = None
+    metrics: tuple[str, ...] = ("us_per_irq",)
+
+    @property
+    def adaptive(self) -> bool:
+        """True when cells stop by the precision rule rather than after a fixed count."""
+        return self.target is not None
+
+    def describe(self) -> str:
+        """One line for the plan and the page."""
+        if self.target is None:
+            return f"{self.min} repetitions a cell (fixed)"
+        return (
+            f"{self.min} to {self.max} repetitions a cell: stop once every variant's 95% interval of "
+            f"{' and '.join(self.metrics)} is within ±{self.target:.0%} (relative half-width)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as recorded in ``experiment.json``."""
+        return {"min": self.min, "max": self.max, "target": self.target, "metrics": list(self.metrics)}
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     """A parsed and validated experiment spec."""
 
@@ -95,7 +138,7 @@ class ExperimentSpec:
     variants: tuple[Variant, ...]
     workloads: tuple[Workload, ...]
     accels: tuple[str, ...] = ("kvm", "tcg")
-    repetitions: int = 3
+    repetitions: Repetitions = Repetitions(3, 3)
     warmup: int = 1
     probe_free: bool = True
     host: HostConfig = field(default_factory=HostConfig)
@@ -127,6 +170,51 @@ def _name(value: Any, where: str) -> str:
     return str(value)
 
 
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _repetitions(value: Any, where: str) -> Repetitions:
+    """``repetitions = N`` or ``repetitions = { min, max, target[, metric] }``."""
+    if _int(value):
+        _require(value >= 1, where, "experiment.repetitions must be an integer >= 1")
+        return Repetitions(value, value)
+    _require(
+        isinstance(value, dict),
+        where,
+        "experiment.repetitions must be an integer >= 1 or a table { min, max, target }",
+    )
+    at = "experiment.repetitions"
+    unknown = set(value) - {"min", "max", "target", "metric"}
+    _require(
+        not unknown, where, f"{at}: unknown key(s) {', '.join(sorted(unknown))} (min, max, target, metric)"
+    )
+    from vfiobench.analysis.inference import MIN_RUNS
+
+    lo, hi, target = value.get("min", MIN_RUNS), value.get("max"), value.get("target")
+    _require(
+        _int(lo) and lo >= MIN_RUNS,
+        where,
+        f"{at}.min must be an integer >= {MIN_RUNS} (no interval, so no rule, below {MIN_RUNS} runs a side)",
+    )
+    _require(_int(hi) and hi >= lo, where, f"{at}.max must be an integer >= min ({lo})")
+    _require(
+        isinstance(target, int | float) and not isinstance(target, bool) and 0 < target < 1,
+        where,
+        f"{at}.target must be a relative half-width between 0 and 1 (0.10: within ±10%)",
+    )
+    metric = value.get("metric", "us_per_irq")
+    metrics = (metric,) if isinstance(metric, str) else metric
+    from vfiobench.analysis.ab import METRICS
+
+    _require(
+        isinstance(metrics, list | tuple) and bool(metrics) and all(m in METRICS for m in metrics),
+        where,
+        f"{at}.metric must be one of {', '.join(METRICS)} or a list of them",
+    )
+    return Repetitions(lo, hi, float(target), tuple(metrics))
+
+
 def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
     """Parse and validate a spec's TOML text.
 
@@ -145,8 +233,7 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
     _require(
         backend in backends, where, f"experiment.backend {backend!r} is not one of {', '.join(backends)}"
     )
-    reps, warmup = exp.get("repetitions", 3), exp.get("warmup", 1)
-    _require(isinstance(reps, int) and reps >= 1, where, "experiment.repetitions must be an integer >= 1")
+    reps, warmup = _repetitions(exp.get("repetitions", 3), where), exp.get("warmup", 1)
     _require(isinstance(warmup, int) and warmup >= 0, where, "experiment.warmup must be an integer >= 0")
     accels = tuple(exp.get("accels", ["kvm", "tcg"]))
     for a in accels:
@@ -171,6 +258,11 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
             )
         )
     _require(bool(variants), where, "no [[variants]]")
+    _require(
+        not reps.adaptive or len(variants) >= 2,
+        where,
+        "adaptive experiment.repetitions need a variant besides the baseline (the rule is on comparisons)",
+    )
     names = [v.name for v in variants]
     _require(len(set(names)) == len(names), where, f"duplicate variant names in {names}")
 

@@ -1,0 +1,179 @@
+"""Adaptive repetitions: a cell stops once every variant's interval is narrow enough, or at max.
+
+The runs carry known per-run values (:func:`experiment_doubles.alternating`): a constant baseline
+and variants at ``base·exp(±s)``, so each variant's relative half-width after ``n`` runs is known
+in closed form (``exp(t(0.975, n-1)·s/sqrt(n-1)) - 1`` for even ``n``). With target 0.10:
+
+====  ======  ======  ======  ======  ======  ======  ======
+  s    n=6     n=7     n=8     n=9     n=10    n=11    n=12
+====  ======  ======  ======  ======  ======  ======  ======
+0.09  0.109   0.0931  0.0838  0.0756  0.0702  0.0652  0.0615
+0.11  0.135   0.115   0.103   0.0932  0.0865  0.0802  0.0757
+0.30  0.412   0.345   0.308   0.275   0.254   0.234   0.220
+====  ======  ======  ======  ======  ======  ======  ======
+
+so a cell holding s = 0.09 and s = 0.11 stops after 9 repetitions (0.11 is the last to cross), and a
+cell holding s = 0.30 never gets there and stops at max = 12.
+"""
+
+import json
+import math
+
+import pytest
+from experiment_doubles import ADAPTIVE_SPEC, SPEC, RecordingBackend, ValueBackend, alternating
+from scipy import stats
+
+from vfiobench.experiment import make_plan, parse_spec, run_experiment
+from vfiobench.experiment.plan import round_runs
+from vfiobench.experiment.runner import run_statuses
+from vfiobench.store import load_runs
+
+BASE = 2e6  # ns: large, so rounding to whole ns moves no width by more than 1e-6
+
+
+def values(kvm_b=0.09, kvm_c=0.11, tcg=0.30):
+    const = lambda rep: BASE  # noqa: E731
+    return {
+        ("A", "kvm"): const,
+        ("A", "tcg"): const,
+        ("B", "kvm"): alternating(BASE / 2, kvm_b),
+        ("C", "kvm"): alternating(BASE / 3, kvm_c),
+        ("B", "tcg"): alternating(BASE / 2, tcg),
+        ("C", "tcg"): alternating(BASE / 3, tcg),
+    }
+
+
+def expected_width(s, n):
+    """The closed form, computed independently of vfiobench."""
+    e = [s if i % 2 == 0 else -s for i in range(n)]
+    mean = sum(e) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in e) / (n - 1))
+    return math.exp(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) - 1
+
+
+def measured(runs):
+    """(variant, accel) -> how many measured probe-free and probed runs."""
+    out = {}
+    for r in runs:
+        if not r.meta.labels["warmup"]:
+            key = (r.variant, r.meta.labels["accel"])
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_closed_form_matches_the_table():
+    assert [round(expected_width(0.11, n), 4) for n in (8, 9)] == [0.1033, 0.0932]
+    assert round(expected_width(0.30, 12), 3) == 0.220
+
+
+def test_cells_stop_where_the_rule_says(tmp_path):
+    spec = parse_spec(ADAPTIVE_SPEC, "ad.toml")
+    backend = ValueBackend(values())
+    state = run_experiment(spec, tmp_path, backend, progress=False)
+    assert not state.todo
+    counts = measured(load_runs(tmp_path / "runs"))
+    # 2 kinds per repetition: kvm stops after 9 repetitions, tcg runs to max (12)
+    assert counts == {(v, "kvm"): 18 for v in "ABC"} | {(v, "tcg"): 24 for v in "ABC"}
+    # one boot per round: warm-up, 12 measured rounds; rounds 9..11 hold the tcg cell only
+    assert len(backend.batches) == 1 + 12
+    assert [len(b) for b in backend.batches] == [12] * 10 + [6] * 3
+    assert all("-tcg-" in i for b in backend.batches[10:] for i in b)
+    by_cell = {c.label: c for c in state.cells}
+    kvm, tcg = by_cell["mask-every-irq · kvm"], by_cell["mask-every-irq · tcg"]
+    assert (kvm.repetitions, kvm.reason) == (9, "target reached")
+    assert (tcg.repetitions, tcg.reason) == (12, "max reached")
+    assert kvm.half_width == pytest.approx(expected_width(0.11, 9), abs=1e-5)
+    assert tcg.half_width == pytest.approx(expected_width(0.30, 12), abs=1e-5)
+
+
+def test_metadata_records_rule_widths_and_reasons(tmp_path):
+    spec = parse_spec(ADAPTIVE_SPEC, "ad.toml")
+    run_experiment(spec, tmp_path, ValueBackend(values()), progress=False)
+    data = json.loads((tmp_path / "experiment.json").read_text())
+    reps = data["repetitions"]
+    assert reps["rule"] == {"min": 6, "max": 12, "target": 0.10, "metrics": ["latency_ns"]}
+    assert "within ±10%" in reps["description"]
+    cells = {c["cell"]: c for c in reps["cells"]}
+    assert list(cells) == ["mask-every-irq · kvm", "mask-every-irq · tcg"]
+    kvm = cells["mask-every-irq · kvm"]
+    assert (kvm["status"], kvm["reason"], kvm["repetitions"]) == ("stopped", "target reached", 9)
+    widths = {w["variant"]: w for w in kvm["widths"]}
+    assert set(widths) == {"B", "C"}
+    assert widths["B"]["half_width"] == pytest.approx(expected_width(0.09, 9), abs=1e-5)
+    assert widths["C"]["half_width"] == pytest.approx(expected_width(0.11, 9), abs=1e-5)
+    assert widths["B"]["kind"] == "ratio" and widths["B"]["runs_variant"] == 9
+    assert widths["B"]["estimate"] == pytest.approx(2.0, rel=1e-2)
+    tcg = cells["mask-every-irq · tcg"]
+    assert (tcg["status"], tcg["reason"], tcg["repetitions"]) == ("stopped", "max reached", 12)
+    # every planned run is in the manifest, and on disk
+    assert len(data["runs"]) == 12 + 9 * 12 + 3 * 6
+    assert sorted(data["runs"]) == sorted(r.run_id for r in load_runs(tmp_path / "runs"))
+
+
+def test_a_target_never_reached_stops_every_cell_at_max(tmp_path):
+    spec = parse_spec(ADAPTIVE_SPEC.replace("max = 12", "max = 8"))
+    state = run_experiment(spec, tmp_path, ValueBackend(values(kvm_b=0.3, kvm_c=0.3)), progress=False)
+    assert [(c.repetitions, c.reason) for c in state.cells] == [(8, "max reached")] * 2
+    assert len(measured(load_runs(tmp_path / "runs"))) == 6
+    assert set(measured(load_runs(tmp_path / "runs")).values()) == {16}
+
+
+def test_a_target_reached_at_min_adds_no_round(tmp_path):
+    spec = parse_spec(ADAPTIVE_SPEC)
+    state = run_experiment(spec, tmp_path, ValueBackend(values(0.01, 0.01, 0.01)), progress=False)
+    assert [(c.repetitions, c.reason) for c in state.cells] == [(6, "target reached")] * 2
+    assert len(state.plan) == len(make_plan(spec)) == 12 * 7
+
+
+@pytest.mark.parametrize("fail_on", ["ad-C-mask-every-irq-tcg-r10-p", "ad-B-mask-every-irq-kvm-r7-f"])
+def test_interrupted_adaptive_experiment_resumes_to_the_same_runs(tmp_path, fail_on):
+    spec = parse_spec(ADAPTIVE_SPEC)
+    straight = ValueBackend(values())
+    run_experiment(spec, tmp_path / "straight", straight, progress=False)
+
+    first = ValueBackend(values(), fail_on=fail_on)
+    with pytest.raises(RuntimeError, match="mid-round"):
+        run_experiment(spec, tmp_path / "resumed", first, progress=False)
+    assert fail_on not in first.executed
+    record = json.loads((tmp_path / "resumed" / "experiment.json").read_text())["repetitions"]
+    status = {c["accel"]: (c["status"], c["repetitions"]) for c in record["cells"]}
+    if "-r10-" in fail_on:  # kvm had stopped at 9; tcg was waiting for round 10
+        assert status == {"kvm": ("stopped", 9), "tcg": ("running", 10)}
+    else:  # interrupted in round 7: both were waiting for it
+        assert status == {"kvm": ("running", 7), "tcg": ("running", 7)}
+
+    second = ValueBackend(values())
+    state = run_experiment(spec, tmp_path / "resumed", second, progress=False)
+    assert not state.todo
+    assert set(first.executed).isdisjoint(second.executed)  # nothing recorded twice
+    assert second.executed[0] == fail_on  # it resumes with the interrupted run
+    assert sorted(first.executed + second.executed) == sorted(straight.executed)
+    runs = {r.run_id for r in load_runs(tmp_path / "resumed" / "runs")}
+    assert runs == {r.run_id for r in load_runs(tmp_path / "straight" / "runs")}
+    assert len(list((tmp_path / "resumed" / "runs" / ".retry").iterdir())) == 1
+    ok = json.loads((tmp_path / "straight" / "experiment.json").read_text())["repetitions"]["cells"]
+    again = json.loads((tmp_path / "resumed" / "experiment.json").read_text())["repetitions"]["cells"]
+    assert again == ok
+
+    third = ValueBackend(values())
+    run_experiment(spec, tmp_path / "resumed", third, progress=False)
+    assert third.executed == []
+
+
+def test_round_runs_keep_their_place_in_the_full_plan():
+    spec = parse_spec(ADAPTIVE_SPEC)
+    full = round_runs(spec, 9)
+    tcg = round_runs(spec, 9, only=[("mask-every-irq", "tcg")])
+    assert [r.run_id for r in tcg] == [r.run_id for r in full if r.accel == "tcg"]
+    assert [r.index for r in tcg] == [r.index for r in full if r.accel == "tcg"]
+    assert full[0].index == (1 + 9) * 12  # after the warm-up and 9 rounds of 12 runs
+    assert [r.variant.name for r in tcg if r.kind == "probed"] == ["A", "B", "C"]
+
+
+def test_fixed_repetitions_record_a_fixed_rule(tmp_path):
+    spec = parse_spec(SPEC)
+    state = run_experiment(spec, tmp_path, RecordingBackend(), progress=False)
+    assert [(c.label, c.repetitions, c.reason) for c in state.cells] == [("mask-every-irq · tcg", 2, "fixed")]
+    reps = json.loads((tmp_path / "experiment.json").read_text())["repetitions"]
+    assert reps["rule"] == {"min": 2, "max": 2, "target": None, "metrics": ["us_per_irq"]}
+    assert len(run_statuses(make_plan(spec), tmp_path / "runs")) == 18
