@@ -74,8 +74,10 @@ def test_pids_switched_between_cells_land_in_their_own_tables(
     c = spawn(standin_bin, "both", 29, DELAY_US, 7)
     with TracerSession([standin_bin, standin_cet_bin, standin_bin], probes=PROBES) as session:
         assert session.binaries == [str(standin_bin), str(standin_cet_bin)]
-        assert str(standin_cet_bin) in session.targets["pba_toggle"]
-        assert str(standin_bin) in session.targets["pba_toggle"]
+        assert str(standin_bin) in session.targets_for(standin_bin)["pba_toggle"]
+        cet = session.targets_for(standin_cet_bin)
+        # endbr64 (4 bytes), then QEMU's fast-path cmp: this binary's probe sits at +8
+        assert cet["pba_toggle"].endswith(f"{standin_cet_bin}:memory_region_set_enabled+0x8")
         bpf = session._bpf
         cells = []
         for proc, n, other in ((a, 37, 5), (b, 23, 0), (c, 29, 7)):
@@ -97,7 +99,12 @@ def test_a_pid_switched_mid_way(standin_bin: Path, spawn: type[StandIn]) -> None
         session.track(first.pid)
         first.go()
         done = threading.Event()
-        threading.Thread(target=lambda: (first.wait_done(), done.set()), daemon=True).start()
+
+        def wait_first() -> None:
+            first.wait_done()
+            done.set()
+
+        threading.Thread(target=wait_first, daemon=True).start()
         threading.Event().wait(0.2)
         cell1 = session.untrack(first.pid)  # mid-way: some of the 31 calls are still to come
         session.track(second.pid)

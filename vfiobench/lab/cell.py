@@ -27,6 +27,9 @@ class Cell:
         name: The run id and directory name (an experiment's planned run id); default :attr:`id`.
         labels: Extra run.json labels (an experiment's repetition, warm-up flag, patches).
         patches: Names of the QEMU patches the binary was built with (run.json ``qemu.patches``).
+        probe_mode: How a probed cell attaches its probes: ``session`` (the boot's tracer session,
+            compiled once) or ``per-cell`` (a one-shot tracer compiled for this cell: slower, kept
+            to measure the difference).
     """
 
     accel: str
@@ -38,6 +41,7 @@ class Cell:
     name: str | None = None
     labels: dict[str, Any] = field(default_factory=dict)
     patches: list[str] = field(default_factory=list)
+    probe_mode: str = "session"
 
     @property
     def id(self) -> str:

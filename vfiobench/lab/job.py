@@ -21,6 +21,7 @@ A failing cell is recorded (``status: failed`` with the error) and the job goes 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import platform
 import shutil
@@ -41,6 +42,7 @@ from vfiobench.lab.guest.ivshmem import IVSHMEM_DEVICE, IVSHMEM_VENDOR, IvshmemG
 from vfiobench.lab.guest.l2 import L2Qemu, l2_cmdline
 from vfiobench.lab.guest.run import WorkloadResult, run_workload
 from vfiobench.lab.guest.watch import Delivery, IrqCountDelivery, RamDelivery, read_irq_count
+from vfiobench.lab.stalls import StallWatch
 from vfiobench.lab.workloads import WorkloadParams
 from vfiobench.qemu.trace import trace_args
 
@@ -108,8 +110,12 @@ def irq_counts(bdf: str, vectors: int) -> dict[str, int]:
     return out
 
 
+@functools.cache
 def binary_info(path: str) -> dict[str, str]:
-    """Version and build-id of the L2 QEMU binary ("" where unknown)."""
+    """Version and build-id of the L2 QEMU binary ("" where unknown); once per binary and boot.
+
+    Running ``BINARY -version`` under TCG takes about a second: the job asks once per binary.
+    """
     try:
         from vfiobench.qemu.binary import inspect_binary
 
@@ -128,8 +134,19 @@ def no_probes(cell: dict[str, Any], l2: L2Qemu) -> Iterator[None]:
     yield None
 
 
-def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_probes: ProbeOpener) -> None:
-    """Run one (accel, workload) cell and write its directory (never raises for a cell failure)."""
+def run_cell(
+    cell: dict[str, Any],
+    bdf: str,
+    out_root: Path,
+    vectors: int,
+    open_probes: ProbeOpener,
+    stalls: StallWatch | None = None,
+) -> None:
+    """Run one (accel, workload) cell and write its directory (never raises for a cell failure).
+
+    With ``stalls``, ``cell.json`` gets the stall windows overlapping the cell (``stalls``: lists of
+    ``[start_ns, end_ns, overshoot_ns]``, CLOCK_MONOTONIC).
+    """
     cid = cell["id"]
     out = out_root / cid
     out.mkdir(parents=True, exist_ok=True)
@@ -140,8 +157,9 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
     params = WorkloadParams(**cell["workload"])
     accel = cell["accel"]
     record: dict[str, Any] = {"id": cid, "accel": accel, "workload": asdict(params), "status": "failed"}
-    record["qemu"] = binary_info(cell["qemu"])
+    record["qemu"] = dict(binary_info(cell["qemu"]))
     t0 = time.monotonic()
+    t0_ns = time.monotonic_ns()
     record["started_epoch_s"] = time.time()  # L1's clock: set from the host's at boot, real time under TCG
 
     kvm_route = DeviceConfig.from_args(accel, cell.get("qemu_args", [])).kvm_route
@@ -158,9 +176,12 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
         with L2Qemu(cmdline, work) as l2:
             record["l2_cmdline"] = l2.cmdline
             record["l2_start_s"] = round(l2.start_s, 3)
-            log(f"{cid}: L2 up in {l2.start_s:.1f} s (pid {l2.pid})")
+            record["l2_connect_s"] = round(l2.connect_s, 3)
+            log(f"{cid}: L2 up in {l2.start_s:.2f} s (qtest connected at {l2.connect_s:.2f} s, pid {l2.pid})")
             with open_probes(cell, l2) as probes:
                 record["probes_ready_s"] = round(time.monotonic() - t0, 3)
+                if probes is not None:
+                    record["probe_mode"] = _mode(cell)
                 assert l2.session is not None
                 res: WorkloadResult = run_workload(
                     l2.session,
@@ -190,6 +211,8 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
     finally:
         record["wall_s"] = round(time.monotonic() - t0, 3)
         record["ended_epoch_s"] = time.time()
+        if stalls is not None:
+            record["stalls"] = [list(w) for w in stalls.windows(t0_ns, time.monotonic_ns())]
         for name in ("qemu-trace.log", "l2-stderr.log"):
             if (work / name).exists():
                 shutil.copyfile(work / name, out / name)
@@ -197,12 +220,60 @@ def run_cell(cell: dict[str, Any], bdf: str, out_root: Path, vectors: int, open_
 
 
 def open_tracer(cell: dict[str, Any], l2: L2Qemu) -> contextlib.AbstractContextManager[Any]:
-    """The probes of a probed cell."""
+    """The probes of a probed cell, one-shot (``probe_mode: per-cell``)."""
     if not cell.get("probes"):
         return no_probes(cell, l2)
     from vfiobench.lab.probing import LabProbes
 
     return LabProbes(cell, l2.pid)
+
+
+def _mode(cell: dict[str, Any]) -> str:
+    """How a probed cell attaches: ``session`` (the default) or ``per-cell``."""
+    return str(cell.get("probe_mode", "session"))
+
+
+class ProbeOpeners:
+    """Opens each cell's probes: from the boot's tracer session, or one-shot per cell.
+
+    Args:
+        cells: The job's cells; the session's binaries are those of its probed session-mode cells.
+    """
+
+    def __init__(self, cells: list[dict[str, Any]]) -> None:
+        from vfiobench.lab.probing import LabSession
+
+        binaries = [c["qemu"] for c in cells if c.get("probes") and _mode(c) == "session"]
+        self.session = LabSession(binaries) if binaries else None
+
+    def __call__(self, cell: dict[str, Any], l2: L2Qemu) -> contextlib.AbstractContextManager[Any]:
+        """The probes of ``cell`` (a :data:`ProbeOpener`)."""
+        if not cell.get("probes"):
+            return no_probes(cell, l2)
+        if _mode(cell) == "per-cell" or self.session is None:
+            return open_tracer(cell, l2)
+        return self.session.cell(cell, l2.pid)
+
+    def prepare(self) -> None:
+        """Compile and attach the session before the first cell (a failure is kept for its cells)."""
+        if self.session is None:
+            return
+        log(f"probes: compiling and attaching the session ({len(self.session.binaries)} binaries)")
+        try:
+            self.session.start()
+        except Exception as e:
+            log(f"probes: the session failed, probed cells will fail: {type(e).__name__}: {e}")
+            return
+        log(f"probes: session ready: {self.session.facts()}")
+
+    def facts(self) -> dict[str, Any] | None:
+        """The session's facts for job-result.json (None without one)."""
+        return None if self.session is None else self.session.facts()
+
+    def close(self) -> None:
+        """Detach the session's probes."""
+        if self.session is not None:
+            self.session.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,9 +289,19 @@ def main(argv: list[str] | None = None) -> int:
         bdf = find_ivshmem()
         result["device"] = bind_vfio(bdf)
         log(f"vfio: {result['device']}")
-        for cell in job["cells"]:
-            log(f"{cell['id']}: start ({cell['accel']}, {cell['workload']['name']})")
-            run_cell(cell, bdf, out_root, int(job.get("vectors", 4)), open_tracer)
+        openers = ProbeOpeners(job["cells"])
+        watch = StallWatch(RUN_DIR / "stalls.txt")
+        try:
+            watch.__enter__()
+            openers.prepare()
+            for cell in job["cells"]:
+                log(f"{cell['id']}: start ({cell['accel']}, {cell['workload']['name']})")
+                run_cell(cell, bdf, out_root, int(job.get("vectors", 4)), openers, watch)
+        finally:
+            result["probe_session"] = openers.facts()
+            openers.close()
+            result["stalls"] = watch.facts()
+            watch.__exit__(None, None, None)
         result["status"] = "complete"
         return 0
     except Exception as e:

@@ -10,16 +10,30 @@ Probes: ``set_irqs_ioctl`` (SET_IRQS tracepoints), ``set_vector_signal`` (kprobe
 ``transaction_commit`` and ``irq_path`` (L1's ``vfio-msix`` hard IRQs, ``eventfd_signal`` inside
 them, KVM MSI injections, L2's ``vfio_msi_interrupt``/``msix_notify``/``msix_set_pending``). All
 but the interrupt-context parts of ``irq_path`` are filtered to the L2 QEMU's pid.
+
+Two ways to attach, chosen per cell (``probe_mode`` in ``job.json``):
+
+- ``session`` (the default): one :class:`~vfiobench.probes.session.TracerSession` for the whole L1
+  boot (:class:`LabSession`), compiled and attached before the first probed cell with uprobes in
+  every L2 binary the job's probed cells use; per cell (:class:`SessionProbes`) the L2 pid goes
+  into the session's pid map for the cell and out at its end. BCC compiling under TCG took 7-15 s
+  per cell; this pays it once per boot.
+- ``per-cell``: :class:`LabProbes`, a one-shot :class:`~vfiobench.probes.tracer.Tracer` per cell
+  (the old way, kept for comparison in ``make bench``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vfiobench.probes.session import TracerSession
 
 LAB_PROBES: tuple[str, ...] = (
     "set_irqs_ioctl",
@@ -97,11 +111,8 @@ class LabProbes:
             self.tracer.stop()
         if self.error is not None:
             raise self.error
-        tables = {name: _npz_safe(arr) for name, arr in self.tracer.frames().items()}
         regions = self.tracer.regions
-        if regions is not None and "pba_toggle" in tables:
-            tables["pba_regions"] = _npz_safe(regions.table())
-        np.savez(npz, **tables)  # type: ignore[arg-type]
+        _save(npz, self.tracer.frames(), regions.table() if regions is not None else None)
         return {
             name: {
                 "target": self.tracer.targets[name],
@@ -117,3 +128,149 @@ class LabProbes:
         self._join()
         with self._lock:
             self.tracer.stop()
+
+
+def _save(npz: Path, tables: dict[str, np.ndarray[Any, Any]], regions: np.ndarray[Any, Any] | None) -> None:
+    out = {name: _npz_safe(arr) for name, arr in tables.items()}
+    if regions is not None and "pba_toggle" in out:
+        out["pba_regions"] = _npz_safe(regions)
+    np.savez(npz, **out)  # type: ignore[arg-type]
+
+
+class LabSession:
+    """The probes of one L1 boot: a tracer session compiled once, shared by every probed cell.
+
+    Started lazily by the first :meth:`cell`; a failed start is kept and raised again for every
+    later probed cell (each such cell is recorded as failed, the job goes on).
+
+    Args:
+        binaries: Every L2 binary the job's probed cells run.
+        probes: Probe names (default :data:`LAB_PROBES`).
+        poll_interval_s: How often a cell's drain thread empties the rings.
+    """
+
+    def __init__(
+        self, binaries: Sequence[str], probes: Sequence[str] = LAB_PROBES, poll_interval_s: float = 0.05
+    ) -> None:
+        self.binaries = list(dict.fromkeys(binaries))
+        self.probes = list(probes)
+        self.poll_interval_s = poll_interval_s
+        self.session: TracerSession | None = None
+        self.error: BaseException | None = None
+        self.start_s = 0.0
+        self.lock = threading.Lock()
+
+    def start(self) -> TracerSession:
+        """Compile and attach now (else the first :meth:`cell` does); raises what failed."""
+        return self._start()
+
+    def _start(self) -> TracerSession:
+        if self.error is not None:
+            raise self.error
+        if self.session is None:
+            from vfiobench.probes.session import TracerSession
+
+            t0 = time.monotonic()
+            session = TracerSession(self.binaries, probes=self.probes)
+            try:
+                session.__enter__()
+            except BaseException as e:
+                self.error = e
+                raise
+            self.session = session
+            self.start_s = time.monotonic() - t0
+        return self.session
+
+    def facts(self) -> dict[str, Any]:
+        """What the job result records about the session."""
+        s = self.session
+        return {
+            "binaries": self.binaries,
+            "probes": self.probes,
+            "start_s": round(self.start_s, 3),
+            "resolve_s": [round(x, 3) for x in s.resolve_s] if s else None,
+            "compile_s": round(s.compile_s, 3) if s else None,
+            "attach_s": round(s.attach_s, 3) if s else None,
+            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+        }
+
+    def cell(self, cell: dict[str, Any], pid: int) -> SessionProbes:
+        """The probes of one cell (starts the session the first time)."""
+        return SessionProbes(self, self._start(), pid, cell["qemu"])
+
+    def close(self) -> None:
+        """Detach everything (end of the job)."""
+        if self.session is not None:
+            with self.lock:
+                self.session.stop()
+            self.session = None
+
+
+class SessionProbes:
+    """One cell's share of a :class:`LabSession`: the L2 pid tracked for the ``with`` block.
+
+    Same interface as :class:`LabProbes` (``attach_s``, :meth:`finish`).
+    """
+
+    def __init__(self, lab: LabSession, session: TracerSession, pid: int, binary: str) -> None:
+        self.lab = lab
+        self.binary = binary
+        self.session = session
+        self.pid = pid
+        self.attach_s = 0.0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tracked = False
+
+    def __enter__(self) -> Self:
+        t0 = time.monotonic()
+        with self.lab.lock:
+            self.session.track(self.pid)
+        self._tracked = True
+        self.attach_s = time.monotonic() - t0
+        self._thread = threading.Thread(target=self._drain, name="lab-probe-drain", daemon=True)
+        self._thread.start()
+        return self
+
+    def _drain(self) -> None:
+        try:
+            while not self._stop.wait(self.lab.poll_interval_s):
+                with self.lab.lock:
+                    self.session.poll()
+        except BaseException as e:
+            self.error = e
+
+    def _join(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def finish(self, npz: Path) -> dict[str, dict[str, Any]]:
+        """Untrack the pid, write the cell's tables to ``npz``; returns per-probe stats for run.json."""
+        self._join()
+        with self.lab.lock:
+            frames = self.session.untrack(self.pid)
+        self._tracked = False
+        if self.error is not None:
+            raise self.error
+        _save(npz, frames.tables, frames.regions)
+        targets = self.session.targets_for(self.binary)
+        return {
+            name: {
+                "target": targets[name],
+                "events": int(frames.counts[name]),
+                "lost": int(frames.lost[name]),
+                "missed": frames.missed[name],
+                "mode": "stream",
+            }
+            for name in frames.counts
+        }
+
+    def __exit__(self, *exc: object) -> None:
+        self._join()
+        if self._tracked:
+            with self.lab.lock:
+                self.session.untrack(self.pid)
+            self._tracked = False

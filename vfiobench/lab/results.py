@@ -7,7 +7,12 @@ become Parquet tables through :class:`~vfiobench.store.RunWriter`:
   ``triggers``, ``trigger_ts_ns``, ``delivered_ts_ns``, ``latency_ns`` (trigger → delivery seen),
   ``mask_rtt_ns``, ``unmask_rtt_ns`` (qtest round trips; -1 when not masked), ``pba_polls``,
   ``pba_seen``, ``delivered``, ``unmask_ts_ns`` (when the guest's unmask write went out; -1 when not
-  masked). Times are CLOCK_MONOTONIC ns inside L1 (the clock of the probes).
+  masked), and ``stalled`` (added here, not by L1: the interrupt's trigger → delivery span overlaps
+  a window of the ``stalls`` table). Times are CLOCK_MONOTONIC ns inside L1 (the clock of the probes).
+- ``stalls``: windows when L1 did not run, seen by the stall detector in L1
+  (:mod:`vfiobench.lab.stalls`); columns ``start_ts_ns``, ``end_ts_ns``, ``overshoot_ns`` (how much
+  later than its 1 ms sleep the detector woke). Labels ``stall_windows`` and ``stalled_interrupts``
+  count them.
 - ``qemu_trace``: the L2 QEMU's trace log; columns ``offset``, ``pid``, ``wall_ts_ns``, ``event``,
   ``args``, ``phase`` (``setup``/``measure``/``teardown``).
 - one table per probe (probed runs), as the tracer decoded them.
@@ -31,6 +36,7 @@ import pandas as pd
 from vfiobench.lab.cell import Cell
 from vfiobench.lab.checks import DeviceConfig, lab_checks
 from vfiobench.lab.image import Image
+from vfiobench.lab.stalls import STALL_COLUMNS, stalled
 from vfiobench.lab.vm import BootTimes
 from vfiobench.probes.catalog import attached_parts
 from vfiobench.qemu.trace import df_trace_events
@@ -62,6 +68,9 @@ WORKLOAD_COLUMNS = (
 )
 
 ATTACHMENTS = ("qemu-trace.log", "l2-stderr.log", "cell.json")
+
+#: Windows when L1 did not run (:mod:`vfiobench.lab.stalls`), one row each.
+STALLS = "stalls"
 
 
 def df_workload(samples: np.ndarray[Any, Any]) -> pd.DataFrame:
@@ -163,8 +172,10 @@ def cell_to_run(
             "l1_exit_s": boot.exit_s,
             "l1_device": dev.get("bdf", ""),
             "l2_start_s": rec.get("l2_start_s"),
+            "l2_connect_s": rec.get("l2_connect_s"),
             "cell_wall_s": rec.get("wall_s"),
             "probes_attach_s": rec.get("probes_attach_s"),
+            "probe_mode": rec.get("probe_mode"),
             **cell.labels,
         },
     )
@@ -183,7 +194,15 @@ def cell_to_run(
             return out
         with np.load(cell_dir / "workload.npz") as z:
             samples = z["samples"]
-        w.append("workload", df_workload(samples))
+        workload = df_workload(samples)
+        if "stalls" in rec:
+            windows = np.asarray(rec["stalls"], dtype=np.int64).reshape(-1, 3)
+            w.append(STALLS, pd.DataFrame(windows, columns=list(STALL_COLUMNS)))
+            if {"trigger_ts_ns", "delivered_ts_ns"} <= set(workload.columns):
+                workload["stalled"] = stalled(workload["trigger_ts_ns"], workload["delivered_ts_ns"], windows)
+                w.meta.labels["stalled_interrupts"] = int(workload["stalled"].sum())
+            w.meta.labels["stall_windows"] = int(windows.shape[0])
+        w.append("workload", workload)
         phases: dict[str, dict[str, int]] = rec["phases"]
         trace_path = cell_dir / "qemu-trace.log"
         trace_counts: dict[str, int] = {}

@@ -166,6 +166,7 @@ def prepare_share(
                 "accel": c.accel,
                 "workload": dataclasses.asdict(c.workload),
                 "probes": c.probes,
+                "probe_mode": c.probe_mode,
                 "qemu": l1_qemu,
                 "qemu_host_path": c.qemu or L1_QEMU,
                 "qemu_args": extra,

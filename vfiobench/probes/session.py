@@ -95,7 +95,11 @@ class TracerSession(Tracer):
             None, self.binaries[0], probes, None, buffer_pages=buffer_pages, pid_map=True, **kwargs
         )
         self.tracked: int | None = None
+        #: Each probe's target per binary (its uprobes' places differ between binaries).
+        self.binary_targets: dict[str, dict[str, str]] = {}
         self._discarded = 0
+        #: Seconds spent resolving each binary's targets, compiling, and attaching (:meth:`start`).
+        self.resolve_s: list[float] = []
         self.compile_s = 0.0
         self.attach_s = 0.0
         self._lost0: dict[str, int] = {}
@@ -106,21 +110,26 @@ class TracerSession(Tracer):
         import time
 
         t0 = time.monotonic()
-        resolutions = [resolve_targets(self.specs, None, b) for b in self.binaries]
+        resolutions = []
+        for b in self.binaries:
+            t = time.monotonic()
+            resolutions.append(resolve_targets(self.specs, None, b))
+            self.resolve_s.append(time.monotonic() - t)
         self.resolution = resolutions[0]
         self._compile()
         t1 = time.monotonic()
-        targets: dict[str, list[str]] = {s.name: [] for s in self.specs}
         for i, res in enumerate(resolutions):
             self._attach(res, -1, kernel=i == 0)
-            for s in self.specs:
-                if s.kind in ("uprobe", "composite") or i == 0:
-                    targets[s.name].append(self.targets[s.name])
-        self.targets = {name: " | ".join(dict.fromkeys(t)) for name, t in targets.items()}
+            self.binary_targets[self.binaries[i]] = dict(self.targets)
+        self.targets = dict(self.binary_targets[self.binaries[0]])
         self._open_readers()
         self.started_ns = time.monotonic_ns()
-        self.compile_s = t1 - t0
+        self.compile_s = t1 - t0 - sum(self.resolve_s)
         self.attach_s = time.monotonic() - t1
+
+    def targets_for(self, binary: str | os.PathLike[str]) -> dict[str, str]:
+        """Each probe's target in ``binary`` (one of :attr:`binaries`), as run.json records it."""
+        return self.binary_targets.get(str(binary), self.targets)
 
     def _pid_table(self) -> Any:
         return self._bpf[b"vb_pids"]

@@ -79,6 +79,7 @@ class L2Qemu:
         self.proc: subprocess.Popen[bytes] | None = None
         self.session: QtestSession | None = None
         self.start_s = 0.0
+        self.connect_s = 0.0
         self._listener: socket.socket | None = None
         self._conn: socket.socket | None = None
         self._err: Any = None
@@ -123,6 +124,7 @@ class L2Qemu:
             ready, _, _ = select.select([self._listener], [], [], 0.2)
             if ready:
                 self._conn, _ = self._listener.accept()
+                self.connect_s = time.monotonic() - t0
                 break
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
