@@ -177,3 +177,61 @@ def test_fixed_repetitions_record_a_fixed_rule(tmp_path):
     reps = json.loads((tmp_path / "experiment.json").read_text())["repetitions"]
     assert reps["rule"] == {"min": 2, "max": 2, "target": None, "metrics": ["us_per_irq"]}
     assert len(run_statuses(make_plan(spec), tmp_path / "runs")) == 18
+
+
+def test_dry_run_prints_the_plan_up_to_min_and_the_rule(tmp_path, capsys):
+    from vfiobench.cli import main
+
+    spec_path = tmp_path / "ad.toml"
+    spec_path.write_text(ADAPTIVE_SPEC)
+    assert main(["run", str(spec_path), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if " todo " in line]) == 12 * 7  # warm-up and min = 6 rounds
+    assert lines[12 * 7] == (
+        "ad: 84 runs (1 warm-up + 6 to 12 repetitions a cell: stop once every variant's 95% interval "
+        "of latency_ns is within ±10% (relative half-width))"
+    )
+    assert lines[12 * 7 + 1] == (
+        "then rounds r6..r11, one at a time, only for the cells whose rule is not met yet (6 runs a "
+        "cell a round; a cell stops when its rule is met or at 12 repetitions): up to 72 more runs, "
+        "156 in all"
+    )
+    run_experiment(parse_spec(ADAPTIVE_SPEC), tmp_path / "out", ValueBackend(values()), progress=False)
+    assert main(["run", str(spec_path), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    tail = capsys.readouterr().out.splitlines()[12 * 7 + 2 :]
+    assert tail[0] == "already on disk beyond r5: 54 runs"  # kvm r6..r8, tcg r6..r11
+    assert tail[1].startswith("  mask-every-irq · kvm: 9 repetitions, widest ±9.3%: target reached")
+    assert tail[2].startswith("  mask-every-irq · tcg: 12 repetitions, widest ±22.0%: max reached")
+
+
+def test_the_ab_page_shows_the_rule_and_where_each_cell_stopped(tmp_path):
+    from vfiobench.analysis.compare import make_comparison
+    from vfiobench.analysis.precision import df_stopping
+    from vfiobench.report import pages as nbk
+
+    run_experiment(parse_spec(ADAPTIVE_SPEC), tmp_path, ValueBackend(values()), progress=False)
+    cmp = make_comparison(load_runs(tmp_path / "runs"), baseline="A")
+    rows = df_stopping(cmp)
+    lat = rows[rows["metric"] == "latency_ns"].set_index("group")
+    assert list(lat.index) == ["mask-every-irq · kvm", "mask-every-irq · tcg"]
+    assert list(lat["reason"]) == ["target reached", "max reached"]
+    assert list(lat["repetitions"]) == [9, 12]
+    # the page's own intervals are the rule's: same runs, same statistics
+    assert list(lat["half_width"]) == pytest.approx(list(lat["recorded_half_width"]), abs=1e-9)
+    assert list(lat["widest_variant"]) == ["C", "B"]  # tcg: B and C equally wide, the first one
+    view = nbk.stopping_view(cmp)
+    assert list(view.columns) == [
+        "cell", "repetitions", "stopped", "rule's widest ± when it stopped",
+        "widest ± interrupt latency (median)",
+    ]  # fmt: skip
+    assert view.iloc[0].tolist() == ["mask-every-irq · kvm", "9", "target reached", "±9.3%", "±9.3% (C)"]
+    assert view.iloc[1].tolist()[:4] == ["mask-every-irq · tcg", "12", "max reached", "±22.0%"]
+    html = nbk.stopping_html(cmp)
+    assert "6 to 12 repetitions a cell: stop once every variant&#x27;s 95% interval of latency_ns" in html
+    assert "target reached" in html and "max reached" in html
+
+    # runs of no experiment: the page's widths only, and says why
+    (tmp_path / "experiment.json").unlink()
+    assert "No experiment record" in nbk.stopping_html(
+        make_comparison(load_runs(tmp_path / "runs"), baseline="A")
+    )

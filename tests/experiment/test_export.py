@@ -41,3 +41,18 @@ def test_export_cli_reports_and_includes_warmup_on_request(tmp_path, capsys):
     assert "exported 1 runs" in capsys.readouterr().out
     assert main([str(tmp_path / "nope"), str(tmp_path / "s2")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_export_copies_the_experiment_metadata_beside_the_runs(tmp_path):
+    from vfiobench.analysis.precision import experiment_records
+
+    _run(tmp_path / "exp" / "runs", "r0", warmup=False)
+    meta = json.loads((tmp_path / "exp" / "runs" / "r0" / "run.json").read_text())
+    meta["labels"]["experiment"] = "pba"
+    (tmp_path / "exp" / "runs" / "r0" / "run.json").write_text(json.dumps(meta))
+    record = {"name": "pba", "repetitions": {"rule": {"min": 6}, "cells": []}}
+    (tmp_path / "exp" / "experiment.json").write_text(json.dumps(record))
+    export_runs(tmp_path / "exp", tmp_path / "sample")
+    assert json.loads((tmp_path / "sample" / "pba.experiment.json").read_text()) == record
+    assert experiment_records(load_runs(tmp_path / "sample")) == {"pba": record}
+    assert experiment_records(load_runs(tmp_path / "exp" / "runs")) == {"pba": record}

@@ -42,6 +42,7 @@ from typing import Any
 
 import pandas as pd
 
+from vfiobench.analysis.compare import Comparison
 from vfiobench.errors import AnalysisError
 from vfiobench.store import RunSet
 
@@ -165,3 +166,98 @@ def experiment_records(runset: RunSet) -> dict[str, dict[str, Any]]:
                 found[name] = data
                 break
     return found
+
+
+def df_ab_widths(ab: pd.DataFrame) -> pd.DataFrame:
+    """The relative half-width of every available row of an A/B table (:meth:`Comparison.ab`).
+
+    Returns:
+        ``[group, metric, variant, kind, runs_baseline, runs_variant, half_width]``; rows that are
+        not available (no samples, no baseline) are left out.
+    """
+    cols = ["group", "metric", "variant", "kind", "runs_baseline", "runs_variant", "half_width"]
+    if ab.empty or "kind" not in ab.columns:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for rec in ab.to_dict(orient="records"):
+        if not rec.get("available", True):
+            continue
+        kind = str(rec["kind"])
+        ratio = kind == "ratio"
+        lo = float(rec["ci_low"] if ratio else rec["diff_low"])
+        hi = float(rec["ci_high"] if ratio else rec["diff_high"])
+        est = float(rec["ratio"] if ratio else rec["difference"])
+        width = relative_half_width(
+            kind, est, lo, hi, float(rec["stat_baseline"]), float(rec["stat_variant"])
+        )
+        rows.append(
+            {
+                "group": rec.get("group", "all runs"),
+                "metric": rec["metric"],
+                "variant": rec["variant"],
+                "kind": kind,
+                "runs_baseline": int(rec["runs_baseline"]),
+                "runs_variant": int(rec["runs_variant"]),
+                "half_width": width,
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+#: Columns of :func:`df_stopping`.
+STOPPING_COLUMNS: list[str] = [
+    "group", "experiment", "repetitions", "status", "reason", "recorded_half_width", "metric",
+    "widest_variant", "half_width",
+]  # fmt: skip
+
+
+def df_stopping(cmp: Comparison) -> pd.DataFrame:
+    """Per cell and A/B metric: the repetitions rule's record and the precision of the page's intervals.
+
+    ``repetitions``, ``status``, ``reason`` and ``recorded_half_width`` come from the experiment's
+    record (:func:`experiment_records`, matched by the cell's label ``workload · accel``; None where
+    there is none, e.g. runs of no experiment); ``half_width`` is the widest relative half-width over
+    the cell's variants on ``metric``, computed from the runs compared (NaN: some variant has no
+    interval), and ``widest_variant`` the variant it belongs to.
+
+    Returns:
+        The columns of :data:`STOPPING_COLUMNS`, one row per (cell, metric) with A/B rows.
+    """
+    records = experiment_records(cmp.runs)
+    by_cell: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, data in records.items():
+        for cell in (data.get("repetitions") or {}).get("cells", []):
+            by_cell.setdefault(str(cell.get("cell")), (name, cell))
+    widths = df_ab_widths(cmp.ab())
+    rows: list[dict[str, Any]] = []
+    for group in cmp.groups:
+        exp, cell = by_cell.get(group.label, (None, {}))
+        for metric in dict.fromkeys(widths["metric"]):
+            w = widths[(widths["group"] == group.label) & (widths["metric"] == metric)]
+            if w.empty:
+                continue
+            hw = w["half_width"].astype(float)
+            widest = w.loc[hw.fillna(math.inf).idxmax()]
+            rows.append(
+                {
+                    "group": group.label,
+                    "experiment": exp,
+                    "repetitions": cell.get("repetitions"),
+                    "status": cell.get("status"),
+                    "reason": cell.get("reason"),
+                    "recorded_half_width": cell.get("half_width"),
+                    "metric": metric,
+                    "widest_variant": widest["variant"],
+                    "half_width": math.nan if hw.isna().any() else float(hw.max()),
+                }
+            )
+    return pd.DataFrame(rows, columns=STOPPING_COLUMNS)
+
+
+def stopping_rules(cmp: Comparison) -> dict[str, dict[str, Any]]:
+    """The repetitions rule each experiment of the compared runs recorded (``{}`` without records)."""
+    return {
+        name: dict(data.get("repetitions") or {})
+        for name, data in experiment_records(cmp.runs).items()
+        if data.get("repetitions")
+    }

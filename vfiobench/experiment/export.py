@@ -4,7 +4,9 @@ Warm-up runs are left out (they are excluded from every analysis anyway), and th
 that every run of one lab boot shares or that a table already holds are dropped: the L1 console log
 (the same boot for up to 40 runs) and QEMU's text trace log (its events are the ``qemu_trace``
 table). run.json records what was dropped and where the full experiment lives, so nothing is
-silently lost: the complete runs stay in the experiment directory.
+silently lost: the complete runs stay in the experiment directory. The experiment's own metadata
+(``experiment.json``: the spec, the repetitions rule and where each cell stopped) is copied beside
+the runs as ``<name>.experiment.json``, where the A/B page finds it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ def export_runs(
         meta["labels"]["attachments_dropped"] = [d for d in drop if (run.path / d).exists()]
         (target / RUN_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         out.append(target)
+    manifest = Path(src) / "experiment.json"
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise VfioBenchError(f"{manifest}: not valid JSON ({e})") from None
+        name = str(data.get("name", "experiment"))
+        (dest / f"{name}.experiment.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return out
 
 

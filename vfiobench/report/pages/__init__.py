@@ -16,7 +16,9 @@ Every number on a page comes from :mod:`vfiobench.analysis` and every figure fro
 - :mod:`~vfiobench.report.pages.headline` shows a comparison's answer (headline table, verdicts per
   group, failed checks), :mod:`~vfiobench.report.pages.groups` its sections group by group (the
   page calls a group of comparable runs a *cell*: workload × accel by default), and
-  :mod:`~vfiobench.report.pages.builds` the QEMU builds and the text of their patches;
+  :mod:`~vfiobench.report.pages.builds` the QEMU builds and the text of their patches, and
+  :mod:`~vfiobench.report.pages.precision` the repetitions rule and how precise each cell's
+  intervals are;
 - :mod:`~vfiobench.report.pages.display` holds the output primitives: HTML, tables, message boxes,
   and Bokeh figures with BokehJS **inlined** into the page (no CDN), so the HTML opens offline.
 
@@ -69,6 +71,11 @@ from vfiobench.report.pages.headline import (
     verdict_lines,
 )
 from vfiobench.report.pages.params import open_comparison, open_run, open_runs, repository_root, resolve_path
+from vfiobench.report.pages.precision import (
+    show_stopping,
+    stopping_html,
+    stopping_view,
+)
 from vfiobench.report.pages.runinfo import (
     SYNTHETIC_BANNER,
     checks_html,
@@ -157,10 +164,13 @@ __all__ = [
     "show_rates",
     "show_repetitions",
     "show_runs",
+    "show_stopping",
     "show_table",
     "show_verdicts",
     "status_badge",
     "stop",
+    "stopping_html",
+    "stopping_view",
     "table_html",
     "trust_summary_html",
     "verdict_lines",
