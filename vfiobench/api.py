@@ -502,6 +502,17 @@ class Runs(RunSet):
         summary.insert(0, "group", summary[keys].astype(str).agg(" · ".join, axis=1))
         return plot_stage_breakdown(summary, by="group")
 
+    def to_perfetto(self, path: str | os.PathLike[str]) -> str:
+        """Write the runs as one Perfetto trace (:mod:`vfiobench.export.perfetto`); returns the path.
+
+        Example:
+            >>> runs.filter(kind="probed").to_perfetto("runs.pftrace")      # doctest: +SKIP
+            'runs.pftrace'
+        """
+        from vfiobench.export.perfetto import write_perfetto
+
+        return str(write_perfetto(self, path).path)
+
     def _mixed_kinds(self) -> bool:
         return len({r.meta.kind for r in self}) > 1
 

@@ -254,8 +254,9 @@ def test_report_command_renders_one_page_per_run_and_the_index(runs: Path, tmp_p
     args = [str(lab), str(runs / STOCK_LOSSY), str(runs / ALWAYS_ON_FREE)]
     assert main(["report", *args, "--out", str(out), "--quiet"]) == 0
     pages = ("lab-run", STOCK_LOSSY, ALWAYS_ON_FREE)
+    traces = [f"{n}.pftrace" for n in ("lab-run", STOCK_LOSSY)]  # probed runs; the probe-free one has none
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{n}.{ext}" for n in pages for ext in ("html", "ipynb")] + ["index.html"]
+        [f"{n}.{ext}" for n in pages for ext in ("html", "ipynb")] + ["index.html", *traces]
     )
     index = (out / "index.html").read_text()
     for n in pages:
@@ -282,6 +283,9 @@ def test_report_command_renders_one_page_per_run_and_the_index(runs: Path, tmp_p
     assert "PBA toggles / irq" in text and "interrupt latency (end to end)" in text
     # labels and workload parameters read as key/value tables, not one JSON blob
     assert "<th>repetition</th>" in page and "<th>cycles</th>" in page
+    # the run's Perfetto trace lies beside the page, linked from it and from the index
+    assert (out / "lab-run.pftrace").stat().st_size > 0 and 'href="lab-run.pftrace" download' in page
+    assert 'href="lab-run.pftrace" download' in index
     assert "open_run" not in page and "import" not in text  # no code cells
     assert page.count('class="bk-root"') + page.count("data-root-id") >= 4  # Bokeh figures embedded
     assert external_refs(page) == []

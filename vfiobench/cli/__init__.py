@@ -1,4 +1,4 @@
-"""The ``vfiobench`` command: ``doctor · record · run · report · lab · qemu``.
+"""The ``vfiobench`` command: ``doctor · record · run · report · lab · qemu · export``.
 
 Each subcommand lives in a small module of this package exposing ``register(subparsers)``; those modules
 import nothing heavy at load time (no bcc, no papermill) so ``vfiobench --help`` stays fast.
@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vfiobench.cli.probes",
     "vfiobench.cli.qemu",
     "vfiobench.cli.experiment",
+    "vfiobench.cli.export",
 )
 
 EPILOG = """\

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vfiobench import schema
 from vfiobench.errors import ReportError, VfioBenchError
 from vfiobench.report.execute import COMPARE_NOTEBOOK, RUN_NOTEBOOK, execute, notebook_path
 from vfiobench.report.index import write_index
@@ -67,11 +68,35 @@ def render_page(
     page.verdicts = page_verdicts(nb)
     title = f"vfiobench · {page.name}"
     body = to_html(nb, title)
+    if page.kind == "run":
+        body = _with_trace(page, body)
     page.html.write_text(body, encoding="utf-8")
     external = external_resources(body)
     if external and page.error is None:
         page.error = f"the page would fetch {len(external)} resources from the network, e.g. {external[0]}"
     return page
+
+
+def _with_trace(page: Page, body: str) -> str:
+    """Write the run's Perfetto trace beside its page and link it at the top of the page.
+
+    Runs without timestamped events (probe-free, histogram mode, unreadable) get no trace.
+    """
+    from vfiobench.export.perfetto import write_perfetto
+
+    try:
+        run = load_run(page.parameters["run_dir"])
+    except VfioBenchError:
+        return body
+    if not any(run.has_table(t) and "ts_ns" in run.table(t).columns for t in schema.PROBE_TABLES):
+        return body
+    page.trace = write_perfetto([run], page.html.with_suffix(".pftrace")).path
+    link = (
+        f'<p class="vfb-trace"><a href="{page.trace.name}" download>Download this run as a Perfetto '
+        "trace</a> (open it in ui.perfetto.dev: a slice per probe call, a flow per interrupt).</p>"
+    )
+    head, sep, rest = body.partition("<main>")
+    return head + sep + link + rest if sep else body.replace("<body>", "<body>" + link, 1)
 
 
 def plan_run_pages(paths: Sequence[str | os.PathLike[str]], out: Path) -> list[Page]:

@@ -30,6 +30,7 @@ def _row(p: Page) -> dict[str, Any]:
         "checks": p.checks or "?",
         "ok": p.ok,
         "error": p.error or "",
+        "trace": p.trace.name if p.trace is not None else "",
     }
 
 

@@ -26,6 +26,7 @@ class Page:
     lost_events: int | None = None
     checks: str | None = None
     verdicts: list[str] = field(default_factory=list)
+    trace: Path | None = None  # the run's Perfetto trace beside the page (run pages with events)
 
     @property
     def ok(self) -> bool:
