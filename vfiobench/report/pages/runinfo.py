@@ -89,6 +89,12 @@ def trust_summary_html(target: Run | RunSet) -> str:
         items.append(f'<span class="vfb-bad">{lost:,} probe events lost{where}</span>')
     else:
         items.append('<span class="vfb-good">no probe events lost</span>')
+    stalled = [int(v) for r in runs if (v := r.meta.labels.get("stalled_interrupts")) is not None]
+    if stalled:  # lab runs: interrupts whose trigger-to-delivery span overlapped an L1 stall
+        where = (
+            f" in {sum(k > 0 for k in stalled)} of {len(stalled)} runs" if isinstance(target, RunSet) else ""
+        )
+        items.append(f"{sum(stalled):,} interrupts overlapped an L1 stall{where}")
     if not checks:
         items.append("no ground-truth checks recorded")
     elif failed:
