@@ -24,7 +24,7 @@ from experiment_doubles import ADAPTIVE_SPEC, SPEC, RecordingBackend, ValueBacke
 from scipy import stats
 
 from vfiobench.experiment import make_plan, parse_spec, run_experiment
-from vfiobench.experiment.plan import round_runs
+from vfiobench.experiment.plan import recorded_plan, round_runs
 from vfiobench.experiment.runner import run_statuses
 from vfiobench.store import load_runs
 
@@ -105,9 +105,11 @@ def test_metadata_records_rule_widths_and_reasons(tmp_path):
     assert widths["B"]["estimate"] == pytest.approx(2.0, rel=1e-2)
     tcg = cells["mask-every-irq · tcg"]
     assert (tcg["status"], tcg["reason"], tcg["repetitions"]) == ("stopped", "max reached", 12)
-    # every planned run is in the manifest, and on disk
+    # every planned run is in the manifest, and on disk, and follows from the recorded counts
     assert len(data["runs"]) == 12 + 9 * 12 + 3 * 6
     assert sorted(data["runs"]) == sorted(r.run_id for r in load_runs(tmp_path / "runs"))
+    counts = {(c["workload"], c["accel"]): c["repetitions"] for c in reps["cells"]}
+    assert [r.run_id for r in recorded_plan(spec, counts)] == data["runs"]
 
 
 def test_a_target_never_reached_stops_every_cell_at_max(tmp_path):
@@ -125,7 +127,10 @@ def test_a_target_reached_at_min_adds_no_round(tmp_path):
     assert len(state.plan) == len(make_plan(spec)) == 12 * 7
 
 
-@pytest.mark.parametrize("fail_on", ["ad-C-mask-every-irq-tcg-r10-p", "ad-B-mask-every-irq-kvm-r7-f"])
+@pytest.mark.parametrize(
+    "fail_on",
+    ["ad-A-mask-every-irq-kvm-r3-p", "ad-B-mask-every-irq-kvm-r7-f", "ad-C-mask-every-irq-tcg-r10-p"],
+)
 def test_interrupted_adaptive_experiment_resumes_to_the_same_runs(tmp_path, fail_on):
     spec = parse_spec(ADAPTIVE_SPEC)
     straight = ValueBackend(values())
@@ -139,8 +144,10 @@ def test_interrupted_adaptive_experiment_resumes_to_the_same_runs(tmp_path, fail
     status = {c["accel"]: (c["status"], c["repetitions"]) for c in record["cells"]}
     if "-r10-" in fail_on:  # kvm had stopped at 9; tcg was waiting for round 10
         assert status == {"kvm": ("stopped", 9), "tcg": ("running", 10)}
-    else:  # interrupted in round 7: both were waiting for it
+    elif "-r7-" in fail_on:  # interrupted in round 7: both were waiting for it
         assert status == {"kvm": ("running", 7), "tcg": ("running", 7)}
+    else:  # interrupted before min: nothing evaluated yet
+        assert status == {}
 
     second = ValueBackend(values())
     state = run_experiment(spec, tmp_path / "resumed", second, progress=False)

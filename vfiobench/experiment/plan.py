@@ -16,7 +16,7 @@ ids, however often the experiment is interrupted and resumed.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,4 +112,16 @@ def make_plan(spec: ExperimentSpec) -> list[PlannedRun]:
         plan += round_runs(spec, rep, warmup=True)
     for rep in range(spec.repetitions.min):
         plan += round_runs(spec, rep)
+    return plan
+
+
+def recorded_plan(spec: ExperimentSpec, repetitions: Mapping[Cell, int]) -> list[PlannedRun]:
+    """Every run of an experiment whose cells ran ``repetitions[cell]`` rounds, in plan order.
+
+    For a finished adaptive experiment, ``repetitions`` is what ``experiment.json`` recorded per cell
+    (``repetitions.cells[].repetitions``); a cell not in the mapping gets ``repetitions.min``.
+    """
+    plan = make_plan(spec)
+    for rep in range(spec.repetitions.min, max([spec.repetitions.min, *repetitions.values()])):
+        plan += round_runs(spec, rep, only=[c for c in cells(spec) if repetitions.get(c, 0) > rep])
     return plan
