@@ -242,3 +242,21 @@ def test_the_ab_page_shows_the_rule_and_where_each_cell_stopped(tmp_path):
     assert "No experiment record" in nbk.stopping_html(
         make_comparison(load_runs(tmp_path / "runs"), baseline="A")
     )
+
+
+def test_the_ab_page_shows_a_fixed_count_as_fixed(tmp_path):
+    from vfiobench.analysis.compare import make_comparison
+    from vfiobench.report import pages as nbk
+
+    spec = parse_spec(
+        ADAPTIVE_SPEC.replace(
+            'repetitions = { min = 6, max = 12, target = 0.10, metric = "latency_ns" }', "repetitions = 6"
+        )
+    )
+    assert not spec.repetitions.adaptive
+    run_experiment(spec, tmp_path, ValueBackend(values()), progress=False)
+    view = nbk.stopping_view(make_comparison(load_runs(tmp_path / "runs"), baseline="A"))
+    assert view.iloc[0].tolist() == ["mask-every-irq · kvm", "6", "fixed", "–", "±13.5% (C)"]
+    assert "6 repetitions a cell (fixed)" in nbk.stopping_html(
+        make_comparison(load_runs(tmp_path / "runs"), baseline="A")
+    )

@@ -48,7 +48,9 @@ def stopping_view(cmp: Comparison) -> pd.DataFrame:
             "cell": str(group),
             "repetitions": str(int(reps)) if recorded and reps is not None else "–",
             "stopped": (str(first["reason"] or "not yet (running)")) if recorded else "–",
-            "rule's widest ± when it stopped": _pct(first["recorded_half_width"]) if recorded else "–",
+            "rule's widest ± when it stopped": (
+                _pct(first["recorded_half_width"]) if recorded and first["reason"] != "fixed" else "–"
+            ),
         }
         for rec in g.to_dict(orient="records"):
             metric = str(rec["metric"])
