@@ -269,16 +269,17 @@ def test_record_names_a_tracer_that_cannot_share_the_address(
     assert not out.exists()  # nothing attached, nothing recorded
 
 
+def doctor(pid: int) -> subprocess.CompletedProcess[str]:
+    """``python -m vfiobench doctor --pid PID``, output captured."""
+    cmd = [sys.executable, "-m", "vfiobench", "doctor", "--pid", str(pid)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_doctor_attaches_what_record_would_and_names_the_conflict(
     standin_bin: Path, spawn: type[StandIn], conflicting_holder: int
 ) -> None:
     target = spawn(standin_bin, "toggle", N, 0, 0)
-    proc = subprocess.run(
-        [sys.executable, "-m", "vfiobench", "doctor", "--pid", str(target.pid)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = doctor(target.pid)
     assert proc.returncode == 1, proc.stdout
     bad = [ln for ln in proc.stdout.splitlines() if ln.startswith("✗")]
     assert len(bad) == 1 and bad[0].startswith("✗ compile and attach"), proc.stdout
@@ -288,12 +289,7 @@ def test_doctor_attaches_what_record_would_and_names_the_conflict(
 
 def test_doctor_with_a_pid_attaches_and_detaches(standin_bin: Path, spawn: type[StandIn]) -> None:
     target = spawn(standin_bin, "toggle", N, 0, 0)
-    proc = subprocess.run(
-        [sys.executable, "-m", "vfiobench", "doctor", "--pid", str(target.pid)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = doctor(target.pid)
     assert proc.returncode == 0, proc.stdout
     # 1 tracepoint pair (2) + pba_toggle and transaction_commit (uprobe + uretprobe each, 4)
     assert f"6 attach points attached to pid {target.pid} and detached" in proc.stdout
