@@ -268,8 +268,14 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def metric_samples(runset: RunSet, metric: str) -> tuple[pd.DataFrame, Metric]:
+def metric_samples(
+    runset: RunSet, metric: str, *, exclude_stalled: bool = False
+) -> tuple[pd.DataFrame, Metric]:
     """Samples of a metric, one row per sample.
+
+    With ``exclude_stalled``, interrupts the lab flagged as overlapping an L1 stall (the workload
+    table's ``stalled`` column, see :mod:`vfiobench.lab.stalls`) are left out of the workload metrics
+    (``latency_ns``, ``cycle_ns``); runs without the column keep every interrupt.
 
     Metrics: ``latency_ns`` / ``cycle_ns`` (workload table, delivered cycles; probe-free runs when
     the set has any, since probes inflate end-to-end times), ``us_per_irq`` (per-cycle exclusive time
@@ -299,6 +305,8 @@ def metric_samples(runset: RunSet, metric: str) -> tuple[pd.DataFrame, Metric]:
                 )
             if "delivered" in w.columns:
                 w = w[w["delivered"].astype(bool)]
+            if exclude_stalled and "stalled" in w.columns:
+                w = w[~w["stalled"].fillna(False).astype(bool)]
             out = w[["run_id", "variant"]].assign(value=w[metric].to_numpy(dtype=np.float64))
     elif "." in metric:
         table, col = metric.split(".", 1)
@@ -340,8 +348,12 @@ def df_ab(
     *,
     statistic: Statistic | None = None,
     alpha: float = 0.05,
+    exclude_stalled: bool = False,
 ) -> pd.DataFrame:
     """Every other variant against ``baseline`` on one metric (see :func:`metric_samples`), over runs.
+
+    ``exclude_stalled`` leaves out interrupts that overlapped an L1 stall (lab runs; see
+    :func:`metric_samples`).
 
     Returns:
         One row per non-baseline variant: ``variant, baseline, metric, quantity, statistic,
@@ -353,7 +365,7 @@ def df_ab(
     Raises:
         AnalysisError: the baseline variant is absent, or the metric has no samples.
     """
-    samples, m = metric_samples(runset, metric)
+    samples, m = metric_samples(runset, metric, exclude_stalled=exclude_stalled)
     variants = list(dict.fromkeys(samples["variant"]))
     if baseline not in variants:
         raise AnalysisError(

@@ -199,6 +199,44 @@ class Comparison:
             self._cache["ab"] = df[["group", *[c for c in df.columns if c != "group"]]]
         return self._cache["ab"].copy()
 
+    @property
+    def has_stalls(self) -> bool:
+        """Whether any run flagged interrupts that overlapped an L1 stall (lab runs)."""
+        return any(int(r.meta.labels.get("stalled_interrupts") or 0) > 0 for r in self.runs)
+
+    def ab_without_stalls(self) -> pd.DataFrame:
+        """The end-to-end comparisons again, leaving out interrupts that overlapped an L1 stall.
+
+        Returns:
+            ``[group, variant, metric, ratio, ci_low, ci_high, significant, enough_runs, verdict,
+            ratio_all, ci_low_all, ci_high_all, significant_all]``: per group, variant and workload
+            metric (``latency_ns``), the comparison without stalled interrupts beside the one with all
+            of them (``*_all``); empty when no run flagged a stall.
+        """
+        if "ab_nostall" not in self._cache:
+            from vfiobench.analysis.ab import df_ab
+
+            cols = ["group", "variant", "metric", "ratio", "ci_low", "ci_high", "significant", "enough_runs"]
+            cols += ["verdict", "ratio_all", "ci_low_all", "ci_high_all", "significant_all"]
+            parts = []
+            if self.has_stalls:
+                full = self.ab()
+                for group in self.groups:
+                    if self.baseline not in group.runs.variants or len(group.runs.variants) < 2:
+                        continue
+                    try:
+                        df = df_ab(group.runs, "latency_ns", baseline=self.baseline, exclude_stalled=True)
+                    except AnalysisError:
+                        continue
+                    ref = full[(full["group"] == group.label) & (full["metric"] == "latency_ns")]
+                    ref = ref.set_index("variant")
+                    for c in ("ratio", "ci_low", "ci_high", "significant"):
+                        df[f"{c}_all"] = df["variant"].map(ref[c]) if c in ref.columns else None
+                    parts.append(df.assign(group=group.label))
+            out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+            self._cache["ab_nostall"] = out[cols]
+        return self._cache["ab_nostall"].copy()
+
 
 def make_comparison(
     runset: RunSet,

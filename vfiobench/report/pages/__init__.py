@@ -104,6 +104,7 @@ from vfiobench.report.pages.sections import (
     show_repetitions,
     show_verdicts,
 )
+from vfiobench.report.pages.stalls import show_stall_sensitivity, stall_sensitivity_html
 
 __all__ = [
     "ERROR_OUTPUT_MARKER",
@@ -164,9 +165,11 @@ __all__ = [
     "show_rates",
     "show_repetitions",
     "show_runs",
+    "show_stall_sensitivity",
     "show_stopping",
     "show_table",
     "show_verdicts",
+    "stall_sensitivity_html",
     "status_badge",
     "stop",
     "stopping_html",
