@@ -134,6 +134,34 @@ class _LiveLine:
         if self.tty and not self.quiet and self.width:
             self.stream.write("\n")
             self.stream.flush()
+            self.width = 0
+
+
+class _LiveTable:
+    """The live view on a terminal (:mod:`vfiobench.cli.live`), refreshed every second."""
+
+    def __init__(self, tracer: Tracer, names: list[str]) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        from vfiobench.cli.live import LiveView
+
+        self.view = LiveView(names)
+        tracer.observers.append(self.view.observe)
+        self.console = Console(stderr=True)
+        self.live = Live(console=self.console, auto_refresh=False, transient=False)
+        self.next = time.monotonic() + 1.0
+        self.live.start()
+
+    def __call__(self, tracer: Any) -> None:
+        if time.monotonic() >= self.next:
+            self.next = time.monotonic() + 1.0
+            self.view.tick()
+            self.live.update(self.view.table(tracer), refresh=True)
+
+    def end(self) -> None:
+        if self.live.is_started:
+            self.live.stop()
 
 
 def record(args: argparse.Namespace) -> int:
@@ -173,12 +201,17 @@ def record(args: argparse.Namespace) -> int:
         sub_bucket_bits=args.sub_bucket_bits,
     )
     tracer.resolve()  # named errors before the run directory exists
-    live = _LiveLine(sys.stderr, args.quiet)
+    tty = sys.stderr.isatty() and not args.quiet
+    live: _LiveLine | _LiveTable = _LiveTable(tracer, names) if tty else _LiveLine(sys.stderr, args.quiet)
     try:
         why = _record_into(RunWriter(args.out, meta), tracer, args, live)
     except ProbeError:
+        live.end()  # the terminal back to normal before the error line
         if not tracer.started_ns:  # nothing attached, nothing recorded: leave no failed run behind
             shutil.rmtree(args.out, ignore_errors=True)
+        raise
+    except BaseException:
+        live.end()
         raise
     for name in names:
         stats = meta.probes[name]
@@ -189,7 +222,9 @@ def record(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_into(run: RunWriter, tracer: Tracer, args: argparse.Namespace, live: _LiveLine) -> str:
+def _record_into(
+    run: RunWriter, tracer: Tracer, args: argparse.Namespace, live: _LiveLine | _LiveTable
+) -> str:
     """Attach, record until the stop condition, detach; returns why it stopped."""
     names = list(tracer.counts)
     with run as writer:

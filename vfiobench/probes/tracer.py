@@ -276,6 +276,8 @@ class Tracer:
         self._attached: list[tuple[str, dict[str, Any]]] = []
         self._stopped = False
         self.started_ns = 0
+        #: Called with ``(probe name, rows)`` for every batch :meth:`poll` drains (e.g. a live view).
+        self.observers: list[Callable[[str, np.ndarray[Any, Any]], None]] = []
 
     # ---- set-up ---------------------------------------------------------------------------------
 
@@ -484,6 +486,8 @@ class Tracer:
                 rows = to_table(spec, raw, self.regions)
                 self.counts[spec.name] += rows.size
                 n += rows.size
+                for observe in self.observers:
+                    observe(spec.name, rows)
                 if self.writer is None:
                     self._memory[spec.name].append(rows)
                 else:
