@@ -198,8 +198,14 @@ def overhead(binary: Path, n: int, rounds: int) -> list[tuple[str, float]]:
 # ---- streaming and histogram throughput ----------------------------------------------------------
 
 
-def stream_rate(binary: Path, n: int, producers: int, *, histogram: bool, out_dir: Path) -> dict[str, float]:
-    """Events/s of set_irqs_ioctl over ``producers`` flood processes, through the full record path."""
+def stream_rate(
+    binary: Path, n: int, producers: int, *, histogram: bool, out_dir: Path, live: bool = False
+) -> dict[str, float]:
+    """Events/s of set_irqs_ioctl over ``producers`` flood processes, through the full record path.
+
+    ``live``: with record's live view attached (its observer on every batch, the table rendered
+    every second into a string), to show what the view costs the drain.
+    """
     from vfiobench.probes.tracer import Tracer
     from vfiobench.store import RunMeta, RunWriter
 
@@ -213,6 +219,18 @@ def stream_rate(binary: Path, n: int, producers: int, *, histogram: bool, out_di
             None, probes=["set_irqs_ioctl"], writer=writer, histogram=histogram, buffer_pages=4096
         ) as tracer,
     ):
+        view, console = None, None
+        if live:
+            import io
+
+            from rich.console import Console
+
+            from vfiobench.cli.live import LiveView
+
+            view = LiveView(["set_irqs_ioctl"])
+            tracer.observers.append(view.observe)
+            console = Console(file=io.StringIO(), width=160)
+        next_render = time.monotonic() + 1.0
         t0 = time.monotonic_ns()
         c0 = time.process_time()
         for t in targets:
@@ -224,6 +242,10 @@ def stream_rate(binary: Path, n: int, producers: int, *, histogram: bool, out_di
         while any(th.is_alive() for th in threads):
             if tracer.poll() < 1024:
                 time.sleep(0.005)
+            if view is not None and console is not None and time.monotonic() >= next_render:
+                next_render = time.monotonic() + 1.0
+                view.tick()
+                console.print(view.table(tracer))
         for th in threads:
             th.join()
         wall_ns = time.monotonic_ns() - t0
@@ -362,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
                 (
                     f"vfiobench stream (batch reader), {producers} producer(s)",
                     stream_rate(binary, n_flood, producers, histogram=False, out_dir=tmpdir),
+                )
+            )
+        for producers in (1, 2):  # the same drain with record's live view attached and rendered
+            rows.append(
+                (
+                    f"vfiobench stream + live view, {producers} producer(s)",
+                    stream_rate(binary, n_flood, producers, histogram=False, out_dir=tmpdir, live=True),
                 )
             )
         for producers in (1, 2):
