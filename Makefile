@@ -9,9 +9,9 @@ REPORTS ?= reports
 
 .PHONY: report test lint bench notebook system venv clean-venv
 
-## make report: create .venv, install, render data/sample/ into reports/ (per-run pages, A/B report, index)
+## make report: create .venv, install, render data/sample/ into reports/ (A/B report, a page per cell, variant and kind, index of every run)
 report: $(VENV)/.installed
-	$(VENV)/bin/vfiobench report $(SAMPLE) --compare --jobs 2 --out $(REPORTS)
+	$(VENV)/bin/vfiobench report $(SAMPLE) --compare --run-pages representative --jobs 2 --out $(REPORTS)
 
 ## make test: system packages (as root), test dependencies, BCC into the venv, then the whole suite
 test: system $(VENV)/.installed-test

@@ -487,3 +487,20 @@ def test_parallel_batch_renders_the_same_pages_in_the_same_order(runs: Path, tmp
 def test_jobs_must_be_positive(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(runs / STOCK), "--out", str(tmp_path), "--jobs", "0", "-q"]) == 2
     assert capsys.readouterr().err == "vfiobench: error: --jobs must be at least 1, not 0\n"
+
+
+@pytest.mark.notebook
+def test_representative_run_pages_render_one_per_variant_and_kind_and_list_every_run(
+    runs: Path, tmp_path: Path
+) -> None:
+    """8 synthetic runs (2 variants x probed/probe-free x 2 repetitions): 4 pages, all 8 on the index."""
+    out = tmp_path / "reports"
+    assert main(["report", str(runs), "--run-pages", "representative", "--out", str(out), "--quiet"]) == 0
+    pages = sorted(p.stem for p in out.glob("*.html") if p.name != "index.html")
+    assert pages == sorted(
+        ["r1-stock-probed", "r1-stock-probe-free", ALWAYS_ON_FREE, "r1-pba-always-on-probed"]
+    )
+    index = (out / "index.html").read_text()
+    assert "4 pages, 4 more runs listed without a page" in index
+    assert index.count("not rendered (one page per cell, variant and kind)") == 4
+    assert STOCK_LOSSY in index and f'href="{STOCK_LOSSY}.html"' not in index  # listed, no page

@@ -43,6 +43,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--compare", action="store_true", help="also render the A/B page over all given runs")
     p.add_argument("--no-runs", action="store_true", help="skip the per-run pages")
     p.add_argument(
+        "--run-pages",
+        choices=("all", "representative"),
+        default="all",
+        help="per-run pages for every run, or one per cell, variant and kind (the index lists every run "
+        "either way; default: %(default)s)",
+    )
+    p.add_argument(
         "--baseline", default="stock", help="baseline variant of the A/B page (default: %(default)s)"
     )
     p.add_argument(
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         "include_warmup": args.include_warmup,
         "notebooks_dir": args.notebooks,
         "jobs": args.jobs,
+        "run_pages": args.run_pages,
     }
     if args.jobs < 1:
         raise ReportError(f"--jobs must be at least 1, not {args.jobs}")

@@ -99,6 +99,36 @@ def _with_trace(page: Page, body: str) -> str:
     return head + sep + link + rest if sep else body.replace("<body>", "<body>" + link, 1)
 
 
+def representative_pages(pages: Sequence[Page]) -> tuple[list[Page], list[Page]]:
+    """Split run pages into one per (cell, variant, kind), the lowest repetition, and the rest.
+
+    The rest keep their index columns (run id, status, lost events, checks) and are marked
+    ``rendered = False``.
+    """
+    chosen: dict[tuple[str, ...], tuple[int, Page]] = {}
+    keys: dict[int, tuple[str, ...]] = {}
+    for i, page in enumerate(pages):
+        try:
+            meta = load_run(page.parameters["run_dir"]).meta
+        except VfioBenchError:
+            keys[i] = (f"unreadable-{i}",)  # an unreadable run keeps its page: it shows what is wrong
+            chosen[keys[i]] = (0, page)
+            continue
+        labels = meta.labels  # the cell: workload x accel, as the A/B page groups runs
+        cell = f"{meta.workload.name}·{labels.get('accel', '')}"
+        key = (str(labels.get("experiment", "")), cell, meta.variant, meta.kind)
+        rep = int(labels.get("repetition") or 0)
+        keys[i] = key
+        if key not in chosen or rep < chosen[key][0]:
+            chosen[key] = (rep, page)
+    keep = {id(p) for _, p in chosen.values()}
+    rendered = [p for p in pages if id(p) in keep]
+    listed = [p for p in pages if id(p) not in keep]
+    for p in listed:
+        p.rendered = False
+    return rendered, listed
+
+
 def plan_run_pages(paths: Sequence[str | os.PathLike[str]], out: Path) -> list[Page]:
     """One :class:`Page` per run found in ``paths``.
 
@@ -213,6 +243,7 @@ def render_batch(
     on_page: Callable[[Page, int, int], None] | None = None,
     before_page: Callable[[Page, int, int], None] | None = None,
     jobs: int = 1,
+    run_pages: str = "all",
 ) -> Batch:
     """Render per-run pages and/or the A/B page for ``paths`` into ``out``, then ``index.html``.
 
@@ -230,6 +261,9 @@ def render_batch(
         before_page: called before each page as ``before_page(page, index, total)`` (when it is
             started, or queued with ``jobs > 1``).
         jobs: pages rendered at once, each in its own process with its own kernel.
+        run_pages: ``"all"``, or ``"representative"``: one page per (experiment cell, variant, run
+            kind), its first repetition; the other runs are listed on the index (checks, lost events)
+            without a page, so a sample of hundreds of runs renders in minutes.
 
     Returns:
         The batch; pages whose notebook stopped carry ``error`` (their HTML shows it).
@@ -254,9 +288,15 @@ def render_batch(
             include_warmup=include_warmup,
         )
         planned.append((nb, page))
+    listed: list[Page] = []
     if runs:
         nb = notebook_path(RUN_NOTEBOOK, notebooks_dir)
-        planned.extend((nb, page) for page in plan_run_pages(paths, out_dir))
+        pages = plan_run_pages(paths, out_dir)
+        if run_pages == "representative":
+            pages, listed = representative_pages(pages)
+        elif run_pages != "all":
+            raise ReportError(f"run_pages must be 'all' or 'representative', not {run_pages!r}")
+        planned.extend((nb, page) for page in pages)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -280,7 +320,7 @@ def render_batch(
                         on_page(page, i + 1, len(planned))
     finally:  # Ctrl-C or a crash mid-batch: the index still links the pages already written
         batch.pages.sort(key=lambda p: rank[p.html])
-        batch.index = write_index(batch.pages, out_dir)
+        batch.index = write_index([*batch.pages, *listed], out_dir)
     return batch
 
 

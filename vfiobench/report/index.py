@@ -31,6 +31,7 @@ def _row(p: Page) -> dict[str, Any]:
         "ok": p.ok,
         "error": p.error or "",
         "trace": p.trace.name if p.trace is not None else "",
+        "rendered": p.rendered,
     }
 
 
@@ -46,7 +47,8 @@ def index_html(pages: Sequence[Page]) -> str:
         pages=rows,
         synthetic=any(p.source and "synthetic" in p.source for p in pages),
         verdicts=[(row, v) for row, p in zip(rows, pages, strict=True) for v in p.verdicts],
-        failed=sum(not p.ok for p in pages),
+        failed=sum(not p.ok for p in pages if p.rendered),
+        unrendered=sum(not p.rendered for p in pages),
     )
 
 

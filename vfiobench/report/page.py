@@ -27,6 +27,7 @@ class Page:
     checks: str | None = None
     verdicts: list[str] = field(default_factory=list)
     trace: Path | None = None  # the run's Perfetto trace beside the page (run pages with events)
+    rendered: bool = True  # False: listed on the index (its checks and lost events) without a page
 
     @property
     def ok(self) -> bool:
