@@ -218,9 +218,13 @@ def test_compare_never_pools_cells() -> None:
         "no-mask · kvm",
         "no-mask · tcg",
     ]
-    # each cell holds 3 probed runs per variant of 101 interrupts: its own, not the pool's
-    assert (ab["runs_baseline"] == 3).all() and (ab["n_baseline"] == 3 * 101).all()
-    masked = ab.set_index("cell").loc["mask-every-irq · tcg"]
+    # each cell holds its own probed runs of 101 interrupts (pba: 10 repetitions, pba-disable: 3),
+    # not the pool's
+    reps = [10, 10, 3, 3, 10, 10]
+    assert ab["runs_baseline"].tolist() == reps and ab["n_baseline"].tolist() == [r * 101 for r in reps]
+    by_cell = ab.set_index("cell")
+    masked = by_cell.loc["mask-every-irq · tcg"]
+    assert masked["ratio"] > 3 and masked["enough_runs"] and masked["significant"]
     # 3 runs a side: the estimate, and no interval or p-value until more repetitions are recorded
-    assert masked["ratio"] > 3 and not masked["enough_runs"] and not masked["significant"]
-    assert "too few runs for an interval (3 vs 3 runs" in masked["verdict"]
+    thin = by_cell.loc["mask-no-pba · tcg"]
+    assert not thin["enough_runs"] and "too few runs for an interval (3 vs 3 runs" in thin["verdict"]

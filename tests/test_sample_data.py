@@ -11,6 +11,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from kernel_skips import UNCOUNTED_SKIP_CHECKS
 
 from vfiobench.analysis import df_per_interrupt
 from vfiobench.analysis.runinfo import df_lost_events
@@ -38,11 +39,8 @@ def test_every_measured_run_of_the_experiments_is_there(runs):
 #: The one kind of check a sample run may fail, and it is shown on that run's page: Linux 6.1 (L1)
 #: skips an IRQ-context BPF program that fires while a QEMU uprobe program runs on the same CPU,
 #: without counting the skip (docs/metrics.md, "missed"), so irq_path sees one host IRQ fewer
-#: than L1's /proc/interrupts.
-SKIPPED_IRQ_CHECKS = {
-    "probe: irq_path host_irq == L1 vfio-msix interrupts",
-    "probe: irq_path eventfd_signal == host_irq",
-}
+#: than L1's /proc/interrupts (and, under KVM, one injection fewer: it runs inside that IRQ).
+SKIPPED_IRQ_CHECKS = UNCOUNTED_SKIP_CHECKS
 
 
 def test_ground_truth_holds_and_nothing_was_lost(runs):
@@ -50,7 +48,7 @@ def test_ground_truth_holds_and_nothing_was_lost(runs):
     assert [(rid, c.name) for rid, c in failed if c.name not in SKIPPED_IRQ_CHECKS] == []
     # a skipped program run loses one event: never more than one per run, in a handful of runs
     assert all(c.expected - c.observed == 1 for _, c in failed), failed
-    assert len({rid for rid, _ in failed}) <= 3, failed
+    assert len({rid for rid, _ in failed}) <= 5, failed  # a handful of 400+ runs
     assert all(r.meta.checks for r in runs)
     assert sum(r.meta.lost_events for r in runs) == 0
     # skipped program runs: L1 runs Linux 6.1, which skips without counting, so the pages show NA,
@@ -86,4 +84,4 @@ def test_counts_per_interrupt_are_what_each_variant_promises(runs):
 
 def test_small_enough_for_git(runs):
     size = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
-    assert size < 16 * 1024 * 1024
+    assert size < 25 * 1024 * 1024  # 10 repetitions of pba: ~20 MB
