@@ -118,7 +118,12 @@ def _fmt_p(p: float) -> str:
 
 
 def _fmt_value(x: float, floor: float) -> str:
-    return f"<{floor:g}" if floor > 0 and abs(x) < floor else f"{x:.3g}"
+    return f"<{floor:g}" if floor > 0 and abs(x) < floor else _g(x)
+
+
+def _g(x: float) -> str:
+    """Three significant digits, without exponents for thousands: 0.0213, 182, 2,656."""
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
 def _words(quantity: str) -> tuple[str, str]:
@@ -158,10 +163,10 @@ def _difference_verdict(c: RunComparison, name: str, quantity: str, floor: float
         return f"{name}: {quantity} {values}; {_too_few(c)}"
     d, lo, hi, p = c.estimate, _known(c.ci_low), _known(c.ci_high), _known(c.p_value)
     if not c.significant:
-        diff = f"difference {d:.3g} [{lo:.3g}, {hi:.3g}]"
+        diff = f"difference {_g(d)} [{_g(lo)}, {_g(hi)}]"
         return f"{name}: no significant difference in {quantity} ({values}; {diff}, {_fmt_p(p)})"
     word = fewer if d > 0 else more
-    size = f"{abs(d):.3g} [{min(abs(lo), abs(hi)):.3g}, {max(abs(lo), abs(hi)):.3g}] {word}"
+    size = f"{_g(abs(d))} [{_g(min(abs(lo), abs(hi)))}, {_g(max(abs(lo), abs(hi)))}] {word}"
     removed = floor > 0 and abs(c.center_b) < floor <= abs(c.center_a)
     return f"{name}: {'removed: ' if removed else ''}{quantity} {values} ({size}), {_fmt_p(p)}"
 

@@ -90,9 +90,15 @@ def fmt_vs_baseline(
         if math.isnan(baseline_value) or math.isnan(variant_value):
             return "–"
         values = f"{_value(baseline_value, floor)} → {_value(variant_value, floor)}"
+        if floor > 0 and abs(baseline_value) < floor and abs(variant_value) < floor:
+            return f"both <{floor:g}"  # nothing on either side to compare
         if not enough_runs:
             return f"{values} (too few runs)"
-        change = f"{-(baseline_value - variant_value):+,.3g} [{-diff_hi:+,.3g}, {-diff_lo:+,.3g}]"
+
+        def signed(x: float) -> str:
+            return f"{x:+.3g}" if abs(x) < 1000 else f"{x:+,.0f}"
+
+        change = f"{signed(variant_value - baseline_value)} [{signed(-diff_hi)}, {signed(-diff_lo)}]"
         return f"{values} ({change})" + ("" if significant else " (n.s.)")
     if math.isnan(ratio):
         return "–"
