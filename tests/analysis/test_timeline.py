@@ -416,10 +416,12 @@ def test_real_lab_runs_have_complete_timelines() -> None:
     bad = delivered[~delivered["complete"]]
     # One known exception, and only it: with -accel kvm and no masking the guest's delivery is seen
     # as L1's host IRQ count (KVM injects into the in-kernel LAPIC; RAM is never written, LAB-NOTES
-    # section 6), so KVM's own injection (kvm_msi, from the irqfd) can land after the "delivery"
-    # the workload saw. It must stay rare; every other interrupt has its whole path.
+    # section 6). /proc/interrupts counts the IRQ at its entry, so what the handler does next (the
+    # eventfd signal, KVM's injection from the irqfd) can land after the "delivery" the workload
+    # saw, more often on a loaded machine. It must stay rare; every other interrupt has its whole path.
     irqfd = (delivered["workload"] == "no-mask") & (delivered["accel"] == "kvm")
-    late_injection = (bad["workload"] == "no-mask") & (bad["accel"] == "kvm") & (bad["missing"] == "kvm_msi")
+    late = bad["missing"].isin(["kvm_msi", "eventfd, kvm_msi"])
+    late_injection = (bad["workload"] == "no-mask") & (bad["accel"] == "kvm") & late
     assert late_injection.all(), bad[["run_id", "irq", "missing"]].head().to_string()
     assert late_injection.sum() <= 0.02 * irqfd.sum()
     complete = delivered[delivered["complete"]]
@@ -453,7 +455,9 @@ def test_a_skipped_host_irq_leaves_exactly_that_interrupt_incomplete() -> None:
         tl = df_timeline(run)
         bad = tl[tl["delivered"] & ~tl["complete"]]
         assert len(bad) == check.expected - check.observed, run.run_id
-        assert set(bad["missing"]) <= {"host_irq, eventfd", "host_irq"}, bad["missing"].tolist()
+        # under KVM the skipped IRQ's injection runs inside it and is skipped with it
+        allowed = {"host_irq, eventfd", "host_irq", "host_irq, eventfd, kvm_msi"}
+        assert set(bad["missing"]) <= allowed, bad["missing"].tolist()
 
 
 def test_gantt_of_an_interrupt_with_a_lost_event() -> None:
