@@ -23,6 +23,18 @@ N = 37
 DELAY_US = 80_000  # each toggle sleeps 80 ms: ~3 s of calls, three refreshes or more
 
 
+def read_all(fd: int, into: list[bytes]) -> None:
+    """Append what the pty's master side yields until the other side has closed."""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        into.append(data)
+
+
 def test_the_live_table_refreshes_with_growing_counts_and_the_run_ends_exact(
     tmp_path: Path, standin_bin: Path, spawn: type[StandIn]
 ) -> None:
@@ -36,18 +48,7 @@ def test_the_live_table_refreshes_with_growing_counts_and_the_run_ends_exact(
     )  # fmt: skip
     os.close(slave)
     screen: list[bytes] = []
-
-    def read() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            screen.append(data)
-
-    reader = threading.Thread(target=read, daemon=True)
+    reader = threading.Thread(target=read_all, args=(master, screen), daemon=True)
     reader.start()
     deadline = time.monotonic() + 60
     while b"attached" not in b"".join(screen) and time.monotonic() < deadline:
@@ -80,15 +81,8 @@ def test_quiet_keeps_the_plain_output(tmp_path: Path, standin_bin: Path, spawn: 
     )  # fmt: skip
     os.close(slave)
     out, _ = proc.communicate(timeout=60)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    chunks: list[bytes] = []
+    read_all(master, chunks)
     os.close(master)
     assert proc.returncode == 0 and "stopped (duration)" in out
     assert "│" not in b"".join(chunks).decode("utf-8", "replace")  # no table
