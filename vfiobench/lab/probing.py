@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -62,6 +62,33 @@ def _npz_safe(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return out
 
 
+class _Drainer:
+    """A background thread that polls the probes every ``interval_s`` under ``lock`` until joined.
+
+    An exception in the thread is kept in :attr:`error` (raised by the owner after :meth:`join`).
+    """
+
+    def __init__(self, poll: Callable[[], object], lock: threading.Lock, interval_s: float) -> None:
+        self.error: BaseException | None = None
+        self._poll, self._lock, self._interval_s = poll, lock, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lab-probe-drain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self._interval_s):
+                with self._lock:
+                    self._poll()
+        except BaseException as e:
+            self.error = e
+
+    def join(self) -> None:
+        """Stop polling and wait for the thread (idempotent)."""
+        self._stop.set()
+        self._thread.join()
+
+
 class LabProbes:
     """Attach the lab probes to one L2 QEMU; a context manager.
 
@@ -76,8 +103,7 @@ class LabProbes:
 
         self.tracer = Tracer(pid=pid, qemu=cell["qemu"], probes=cell.get("probe_names") or LAB_PROBES)
         self.poll_interval_s = poll_interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._drainer: _Drainer | None = None
         self.error: BaseException | None = None
         self.attach_s = 0.0
         self._lock = threading.Lock()
@@ -86,23 +112,13 @@ class LabProbes:
         t0 = time.monotonic()
         self.tracer.__enter__()
         self.attach_s = time.monotonic() - t0
-        self._thread = threading.Thread(target=self._drain, name="lab-probe-drain", daemon=True)
-        self._thread.start()
+        self._drainer = _Drainer(self.tracer.poll, self._lock, self.poll_interval_s)
         return self
 
-    def _drain(self) -> None:
-        try:
-            while not self._stop.wait(self.poll_interval_s):
-                with self._lock:
-                    self.tracer.poll()
-        except BaseException as e:
-            self.error = e
-
     def _join(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._drainer is not None:
+            self._drainer.join()
+            self.error = self.error or self._drainer.error
 
     def finish(self, npz: Path) -> dict[str, dict[str, Any]]:
         """Detach, drain, write every table to ``npz``; returns per-probe stats for run.json."""
@@ -219,8 +235,7 @@ class SessionProbes:
         self.pid = pid
         self.attach_s = 0.0
         self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._drainer: _Drainer | None = None
         self._tracked = False
 
     def __enter__(self) -> Self:
@@ -229,23 +244,13 @@ class SessionProbes:
             self.session.track(self.pid)
         self._tracked = True
         self.attach_s = time.monotonic() - t0
-        self._thread = threading.Thread(target=self._drain, name="lab-probe-drain", daemon=True)
-        self._thread.start()
+        self._drainer = _Drainer(self.session.poll, self.lab.lock, self.lab.poll_interval_s)
         return self
 
-    def _drain(self) -> None:
-        try:
-            while not self._stop.wait(self.lab.poll_interval_s):
-                with self.lab.lock:
-                    self.session.poll()
-        except BaseException as e:
-            self.error = e
-
     def _join(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._drainer is not None:
+            self._drainer.join()
+            self.error = self.error or self._drainer.error
 
     def finish(self, npz: Path) -> dict[str, dict[str, Any]]:
         """Untrack the pid, write the cell's tables to ``npz``; returns per-probe stats for run.json."""
