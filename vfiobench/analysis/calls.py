@@ -73,7 +73,7 @@ def df_operation_latency(target: Run | RunSet) -> pd.DataFrame:
         ``[operation, variant, kind, count, mean_us, p50_us, p90_us, p99_us, p999_us, max_us]``
         (``kind`` only set for the interrupt latency rows).
     """
-    from vfiobench.analysis.latency import df_latency_summary
+    from vfiobench.analysis.latency import SUMMARY_COLUMNS, df_latency_summary
 
     runset = as_runset(target)
     parts = []
@@ -90,17 +90,6 @@ def df_operation_latency(target: Run | RunSet) -> pd.DataFrame:
         s = df_latency_summary(w, value="latency_ns", by=("variant", "kind"))
         s.insert(0, "operation", "interrupt latency (end to end)")
         parts.append(s)
-    cols = [
-        "operation",
-        "variant",
-        "kind",
-        "count",
-        "mean_ns",
-        "p50_ns",
-        "p90_ns",
-        "p99_ns",
-        "p999_ns",
-        "max_ns",
-    ]
+    cols = ["operation", "variant", "kind", *SUMMARY_COLUMNS]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     return in_us(out[cols])
