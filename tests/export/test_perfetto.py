@@ -126,6 +126,7 @@ def test_a_hand_built_run_round_trips_exactly(tmp_path: Path) -> None:
         ("vector 0 (guest interrupts)", "interrupt"): 2,
     }
     assert summary.slices["memory_region_transaction_commit"] == 4
+    assert summary.probe_calls == 3 + 3 + 4 + 6  # ioctls, toggles, commits, irq_path events
     # timestamps exactly as recorded, begin and end
     commits = run.table("transaction_commit")
     got = begins[begins["name"] == "memory_region_transaction_commit"]["timestamp"].sort_values().tolist()

@@ -70,6 +70,7 @@ class PerfettoSummary:
     path: Path
     slices: dict[str, int] = field(default_factory=dict)
     instants: int = 0
+    probe_calls: int = 0  # slices and instants from probe tables (0: nothing the probes timed)
     flows: int = 0
     counters: int = 0
     packets: int = 0
@@ -85,6 +86,7 @@ class _Event:
     name: str
     args: dict[str, Any]
     flow: int | None = None
+    probe: bool = False  # from a probe table (not the workload's interrupts or the run's metadata)
 
 
 class _Writer:
@@ -245,7 +247,7 @@ def _run_events(w: _Writer, run: Run, index: int) -> tuple[list[_Event], list[tu
                 track = cpus[cpu]
             else:
                 track = thread_track(int(tid[i]))
-            events.append(_Event(int(ts[i]), int(dur[i]), track, name, records[i], flows[i]))
+            events.append(_Event(int(ts[i]), int(dur[i]), track, name, records[i], flows[i], probe=True))
         bins = (ts - ts.min()) // RATE_BIN_NS
         rate = np.bincount(bins) * (1e9 / RATE_BIN_NS)
         ctrack = w.counter_track(f"{table} events/s", process)
@@ -323,6 +325,7 @@ def write_perfetto(runs: Iterable[Run], out: str | os.PathLike[str]) -> Perfetto
         w = _Writer(stream)
         for index, run in enumerate(runs):
             events, counters = _run_events(w, run, index)
+            summary.probe_calls += sum(e.probe for e in events)
             flows: set[int] = set()
             for ts, kind, e in _ordered(events):
                 p = w.packet()

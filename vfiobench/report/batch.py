@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vfiobench import schema
 from vfiobench.errors import ReportError, VfioBenchError
 from vfiobench.report.execute import COMPARE_NOTEBOOK, RUN_NOTEBOOK, execute, notebook_path
 from vfiobench.report.index import write_index
@@ -88,9 +87,11 @@ def _with_trace(page: Page, body: str) -> str:
         run = load_run(page.parameters["run_dir"])
     except VfioBenchError:
         return body
-    if not any(run.has_table(t) and "ts_ns" in run.table(t).columns for t in schema.PROBE_TABLES):
+    summary = write_perfetto([run], page.html.with_suffix(".pftrace"))
+    if not summary.probe_calls:  # nothing the probes timed: no trace worth a link
+        summary.path.unlink()
         return body
-    page.trace = write_perfetto([run], page.html.with_suffix(".pftrace")).path
+    page.trace = summary.path
     link = (
         f'<p class="vfb-trace"><a href="{page.trace.name}" download>Download this run as a Perfetto '
         "trace</a> (open it in ui.perfetto.dev: a slice per probe call, a flow per interrupt).</p>"
