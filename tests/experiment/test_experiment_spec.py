@@ -85,7 +85,7 @@ def test_shipped_pba_disable_spec_runs_its_guest_on_every_variant():
     assert [w.name for w in spec.workloads] == ["mask-no-pba"]  # x-pba-disable's guest reads no PBA
     # interleaved A B C A B C, each cell probed and probe-free, warm-up first
     plan = make_plan(spec)
-    assert len(plan) == (3 + 1) * 3 * 2 * 2
+    assert len(plan) == (10 + 1) * 3 * 2 * 2  # 10 repetitions and a warm-up, as the sample was recorded
     assert [r.variant.name for r in plan[:12:4]] == ["stock", "pba-disable", "pba-always-on"]
     assert {r.workload.param("cycles") for r in plan} == {101}
 
