@@ -110,9 +110,16 @@ class LogLinearBuckets:
             v = np.clip(arr, 0.0, ceiling).astype(np.int64)
         else:
             v = np.minimum(np.asarray(arr, dtype=np.uint64), np.uint64(top)).astype(np.int64)
-        msb = _msb_nonneg(v)
-        shift = np.maximum(msb - b, 0)
-        return np.asarray((shift << b) + (v >> shift), dtype=np.int64)
+        # in place from here (each branch made v a fresh array): at 10M samples every temporary
+        # costs page faults
+        v = np.atleast_1d(v)
+        shift = _msb_nonneg(v)
+        shift -= b
+        np.maximum(shift, 0, out=shift)
+        v >>= shift
+        shift <<= b
+        shift += v
+        return np.asarray(shift, dtype=np.int64).reshape(np.shape(arr))
 
     def lower(self, idx: npt.ArrayLike) -> IntArray:
         """Inclusive lower bound (ns) of each bucket index."""
@@ -147,7 +154,9 @@ class LogLinearBuckets:
 def _msb_nonneg(v: npt.NDArray[np.int64]) -> IntArray:
     """``msb`` of non-negative int64 values (``msb(0) = 0``), exact (see :func:`msb_u64`)."""
     flat = np.atleast_1d(v).ravel()
-    msb = (flat.astype(np.float64).view(np.int64) >> 52) - 1023
+    msb = flat.astype(np.float64).view(np.int64)
+    msb >>= 52
+    msb -= 1023
     np.maximum(msb, 0, out=msb)
     # float64 rounding can turn 2**k - small into 2**k: then v >> msb == 0, step back one bit.
     big = np.flatnonzero(msb >= 53)

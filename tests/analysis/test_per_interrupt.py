@@ -213,3 +213,18 @@ def test_a_run_whose_guest_never_masks_has_only_background(make_run):
     row = df_per_interrupt(load_runs(make_run("n1", "stock", tables))).iloc[0]
     assert row["path_us_per_irq"] == 0.0
     assert row["background_us_per_irq"] == pytest.approx(22 / 2)
+
+
+def test_cycle_of_equals_a_search_per_call_on_ascending_runs_and_any_order() -> None:
+    from vfiobench.analysis.per_interrupt import cycle_of
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        starts = np.sort(rng.integers(0, 1000, rng.integers(1, 30))).astype(np.int64)
+        n_parts = int(rng.integers(1, 5))
+        parts = [np.sort(rng.integers(-50, 1100, rng.integers(0, 200))) for _ in range(n_parts)]
+        ts = np.concatenate(parts).astype(np.int64)
+        if rng.random() < 0.2:  # many descending steps: the plain search
+            rng.shuffle(ts)
+        expected = np.searchsorted(starts, ts, side="right") - 1
+        np.testing.assert_array_equal(cycle_of(starts, ts), expected)

@@ -9,10 +9,11 @@ probed call.
 
 Method (exact for properly nested intervals, which per-thread entry/return pairing guarantees):
 sort calls per thread by (start, longer first); a call that starts after every earlier call ended
-has depth 0 (one running maximum finds them); any other call's depth is the number of earlier calls
-still open at its start (``position - #calls ended by its start``, a ``searchsorted``); its direct
-parent is the last earlier call of depth ``depth - 1`` (:func:`direct_parents`); children's durations
-are summed into parents with ``np.bincount``. Durations below 1 ns are treated as 1 ns for the ordering only.
+has depth 0 (one running maximum finds them); the same test on the remaining calls alone finds
+depth 1, and so on, each level a pass over the calls still nested (a shrinking minority); a call's
+direct parent is the last earlier call of the level above (:func:`direct_parents`); children's
+durations are summed into parents with ``np.bincount``. Durations below 1 ns are treated as 1 ns
+for the ordering only.
 """
 
 from __future__ import annotations
@@ -31,11 +32,39 @@ def _thread_codes(tid: npt.ArrayLike, n: int) -> I64:
     return np.asarray(codes, dtype=np.int64)
 
 
-def _start_order(start: I64, d1: I64) -> I64:
-    """Indices sorting calls by start, longer first among equal starts.
+def _thread_separated(ts: I64, d1: I64, tid: npt.ArrayLike) -> I64:
+    """Start times moved so that each thread's calls occupy their own, disjoint time range.
+
+    ``start = ts - min(ts) + code(thread) * span`` with ``span`` beyond every call's end, so one
+    sort orders calls by (thread, start). Integer thread ids whose range fits are used as codes
+    directly (Linux tids are below 2**22); anything else is factorised first.
+    """
+    start: I64 = ts - ts.min()
+    t = np.asarray(tid).ravel()
+    if t.size != ts.size:
+        raise ValueError("tid must have one entry per call")
+    lo, hi = t.min(), t.max()
+    if lo == hi:
+        return start
+    span = int(start.max()) + int(d1.max()) + 1
+    if t.dtype.kind in "iu" and (int(hi) - int(lo) + 1) * span < 2**62:
+        code = t.astype(np.int64)
+        code -= int(lo)
+    else:
+        code = _thread_codes(t, ts.size)
+        if (int(code.max()) + 1) * span >= 2**62:
+            raise ValueError("the calls span too long a time to be ordered by thread")
+    code *= span
+    start += code
+    return start
+
+
+def _start_order(start: I64, d1: I64) -> tuple[I64, I64]:
+    """Indices sorting calls by start, longer first among equal starts, and the sorted starts.
 
     A stable sort (fast on nearly sorted probe data) plus a fix-up of the rare tied runs: far
-    cheaper than ``np.lexsort`` over everything.
+    cheaper than ``np.lexsort`` over everything. The fix-up only reorders calls of equal start,
+    so the sorted starts hold for the final order too.
     """
     order = np.argsort(start, kind="stable")
     s = start[order]
@@ -44,7 +73,15 @@ def _start_order(start: I64, d1: I64) -> I64:
         pos = np.union1d(tied, tied + 1)
         sub = order[pos]
         order[pos] = sub[np.lexsort((-d1[sub], start[sub]))]
-    return np.asarray(order, dtype=np.int64)
+    return np.asarray(order, dtype=np.int64), s
+
+
+def _nested_in_set(start: I64, end: I64) -> npt.NDArray[np.bool_]:
+    """Per call (in start order), whether it starts before some earlier call of the set has ended."""
+    deeper = np.zeros(start.size, dtype=bool)
+    if start.size > 1:
+        np.less(start[1:], np.maximum.accumulate(end)[:-1], out=deeper[1:])
+    return deeper
 
 
 def direct_parents(ts_ns: npt.ArrayLike, dur_ns: npt.ArrayLike, tid: npt.ArrayLike) -> tuple[I64, I64]:
@@ -66,41 +103,31 @@ def direct_parents(ts_ns: npt.ArrayLike, dur_ns: npt.ArrayLike, tid: npt.ArrayLi
     if n == 0:
         return none, none
     # (in-place arithmetic below: at 10M calls every fresh temporary costs page faults)
-    tcode = _thread_codes(tid, n)
     d1 = np.maximum(dur, 1)
-    t0 = int(ts.min())
-    start = ts - t0
-    if tcode.max() > 0:
-        span = int((start + d1).max()) + 1
-        tcode *= span
-        start += tcode
-    del tcode
-    order = _start_order(start, d1)
-    s_start = start[order]
+    order, s_start = _start_order(_thread_separated(ts, d1, tid), d1)
     s_end = d1[order]
     s_end += s_start
-    del start, d1
-    # a call is nested iff it starts before every earlier call has ended; the rest have depth 0
-    running = np.maximum.accumulate(s_end)
-    nested = np.flatnonzero(np.less(s_start[1:], running[:-1])) + 1
-    del running
-    if nested.size == 0:
-        return none, none
-    ended = np.searchsorted(np.sort(s_end, kind="stable"), s_start[nested], side="right")
-    depth_nested = nested - ended
-    is_top = np.ones(n, dtype=bool)
-    is_top[nested] = False
-    above = np.flatnonzero(is_top)
+    del d1
+    # Peel the calls level by level. Among the calls of depth >= k (in start order), those of depth
+    # exactly k are the ones that start after every earlier call of the set has ended (one running
+    # maximum); the rest have depth > k. A depth-k call's direct parent is the last depth k-1 call
+    # that started before it. Each level works only on the calls still nested, so after the first
+    # pass over all calls the work shrinks to the nested minority: no sort of the end times, no
+    # search over all of them.
     children: list[I64] = []
     parents: list[I64] = []
-    for d in range(1, int(depth_nested.max()) + 1):
-        here = nested[depth_nested == d]
-        if here.size and above.size:
-            k = np.searchsorted(above, here, side="left") - 1
-            ok = k >= 0
-            children.append(here[ok])
-            parents.append(above[k[ok]])
-        above = here
+    deeper = _nested_in_set(s_start, s_end)
+    above = np.flatnonzero(~deeper)  # sorted positions of the depth-0 calls
+    rest = np.flatnonzero(deeper)  # ... and of the calls of depth >= k, k = 1, 2, ...
+    while rest.size:
+        deeper = _nested_in_set(s_start[rest], s_end[rest])
+        level = rest[~deeper]
+        k = np.searchsorted(above, level, side="left") - 1
+        ok = k >= 0
+        children.append(level[ok])
+        parents.append(above[k[ok]])
+        above = level
+        rest = rest[deeper]
     child = np.concatenate(children) if children else none
     parent = np.concatenate(parents) if parents else none
     return np.asarray(order[child], dtype=np.int64), np.asarray(order[parent], dtype=np.int64)
@@ -132,11 +159,9 @@ def union_ns(ts_ns: npt.ArrayLike, dur_ns: npt.ArrayLike, tid: npt.ArrayLike) ->
     dur = np.asarray(dur_ns, dtype=np.int64)
     if ts.size == 0:
         return 0
-    tcode = _thread_codes(tid, ts.size)
-    t0 = int(ts.min())
-    span = int((ts + np.maximum(dur, 0)).max()) - t0 + 1
-    start = (ts - t0) + tcode * span
-    end = start + np.maximum(dur, 0)
+    dur = np.maximum(dur, 0)
+    start = _thread_separated(ts, dur, tid)
+    end = start + dur
     order = np.argsort(start, kind="stable")
     s, e = start[order], end[order]
     prev_end = np.concatenate(([np.iinfo(np.int64).min], np.maximum.accumulate(e)[:-1]))
