@@ -249,3 +249,17 @@ def test_skipped_runs_are_counted_from_linux_6_7(release: str, counted: bool) ->
     from vfiobench.store import kernel_counts_misses
 
     assert kernel_counts_misses(release) is counted
+
+
+def test_kprobe_alternatives_take_the_first_symbol_the_kernel_has(tmp_path: Path) -> None:
+    """eventfd_signal on Linux 6.1; only eventfd_signal_mask on 6.8+ (the former became inline)."""
+    from vfiobench.probes.catalog import IRQ_PATH_PARTS
+    from vfiobench.probes.resolve import first_kernel_symbol
+
+    part = next(p for p in IRQ_PATH_PARTS if p.event == "eventfd_signal")
+    linux_6_1 = "ffffffff81400000 T eventfd_signal_mask\nffffffff81400100 T eventfd_signal\n"
+    linux_6_12 = "ffffffff81400000 T eventfd_signal_mask\nffffffff81400200 t eventfd_signal_allowed\n"
+    for text, expected in ((linux_6_1, "eventfd_signal"), (linux_6_12, "eventfd_signal_mask"), ("", None)):
+        kallsyms = tmp_path / "kallsyms"
+        kallsyms.write_text(text)
+        assert first_kernel_symbol(part.targets, kallsyms) == expected

@@ -62,7 +62,8 @@ class ProbePart:
         event: the event it records (one of :data:`IRQ_PATH_EVENTS`).
         kind: ``tracepoint``, ``kprobe`` or ``uprobe``.
         targets: tracepoints (``category:event``) attached to ``entry_fn`` then ``return_fn``; or
-            the kernel/QEMU function.
+            the QEMU function; or the kernel function, with alternatives after it (the first the
+            running kernel has is probed).
         entry_fn: BPF function at the entry (the first tracepoint).
         return_fn: BPF function at the return (the second tracepoint); ``None``: entry only.
         inlined_in: functions whose inlined copies of ``targets[0]`` also get ``inline_fn``.
@@ -103,7 +104,14 @@ IRQ_PATH_PARTS: tuple[ProbePart, ...] = (
         "vb_irq_entry",
         "vb_irq_exit",
     ),
-    ProbePart("eventfd_signal", "kprobe", ("eventfd_signal",), "vb_eventfd_signal", needs="host_irq"),
+    # eventfd_signal is an inline wrapper of eventfd_signal_mask since Linux 6.8
+    ProbePart(
+        "eventfd_signal",
+        "kprobe",
+        ("eventfd_signal", "eventfd_signal_mask"),
+        "vb_eventfd_signal",
+        needs="host_irq",
+    ),
     ProbePart("kvm_msi", "tracepoint", ("kvm:kvm_msi_set_irq",), "vb_kvm_msi", also=("kvm_signal_msi",)),
     ProbePart("qemu_irq", "uprobe", ("vfio_msi_interrupt",), "vb_qemu_irq_enter", "vb_qemu_irq_return"),
     ProbePart(

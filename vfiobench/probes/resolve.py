@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,12 +80,18 @@ def require_bcc() -> None:
         ) from None
 
 
-def require_kprobes(symbol: str) -> None:
-    """Check the kernel has kprobes and ``symbol`` is a probe-able kernel function.
+def require_kprobes(symbol: str, *alternatives: str) -> str:
+    """Check the kernel has kprobes and a probe-able function ``symbol`` (or one of ``alternatives``).
+
+    Alternatives cover renames across kernel releases: ``eventfd_signal`` is an inline wrapper
+    of ``eventfd_signal_mask`` since Linux 6.8, so only the latter can be probed there.
+
+    Returns:
+        The first of ``symbol, *alternatives`` the running kernel has.
 
     Raises:
         KprobesUnavailableError: ``<tracefs>/kprobe_events`` is absent (no ``CONFIG_KPROBES``).
-        MissingSymbolError: the kernel has no such function (module not loaded, inlined).
+        MissingSymbolError: the kernel has none of them (module not loaded, inlined).
     """
     tfs = tracefs()
     if not (tfs / "kprobe_events").exists():
@@ -92,11 +99,19 @@ def require_kprobes(symbol: str) -> None:
             f"this kernel has no kprobes ({tfs / 'kprobe_events'} is absent), so {symbol} cannot be probed",
             "run this probe where kprobes exist (the lab VM or a real host) or leave it out with --probe",
         )
-    if not kernel_has_symbol(symbol):
-        raise MissingSymbolError(
-            f"the running kernel has no function {symbol} in /proc/kallsyms",
-            "load its module first (modprobe vfio-pci) or check the kernel version",
-        )
+    found = first_kernel_symbol((symbol, *alternatives))
+    if found is not None:
+        return found
+    names = " or ".join((symbol, *alternatives))
+    raise MissingSymbolError(
+        f"the running kernel has no function {names} in /proc/kallsyms",
+        "load its module first (modprobe vfio-pci) or check the kernel version",
+    )
+
+
+def first_kernel_symbol(names: Sequence[str], kallsyms: Path = Path("/proc/kallsyms")) -> str | None:
+    """The first of ``names`` that is a text symbol in ``kallsyms`` (None: none is)."""
+    return next((name for name in names if kernel_has_symbol(name, kallsyms)), None)
 
 
 def kernel_has_symbol(symbol: str, kallsyms: Path = Path("/proc/kallsyms")) -> bool:
@@ -196,6 +211,8 @@ class PartTarget:
     Attributes:
         part: the catalog's part.
         uprobe: the resolved function (uprobe parts).
+        kernel_symbol: the kernel function probed (kprobe parts: the first of ``part.targets``
+            the running kernel has).
         inlined: ``(caller, offset, address)`` of each copy of the function inlined into
             ``part.inlined_in`` (offset from the caller's start, virtual address).
         note: what could not be found without skipping the part (e.g. no inlined copies).
@@ -204,6 +221,7 @@ class PartTarget:
 
     part: ProbePart
     uprobe: UprobeTarget | None = None
+    kernel_symbol: str | None = None
     inlined: list[tuple[str, int, int]] = field(default_factory=list)
     note: str = ""
     skipped: str | None = None
@@ -213,6 +231,8 @@ class PartTarget:
         if self.skipped is not None:
             return f"{self.part.event}=skipped ({self.skipped})"
         where = self.part.describe()
+        if self.kernel_symbol is not None and self.kernel_symbol != self.part.symbol:
+            where = f"{self.part.kind}:{self.kernel_symbol}"
         if self.uprobe is not None:
             t = self.uprobe
             where += f"+{t.offset:#x}" + (" (single-stepped)" if t.single_stepped else "")
@@ -335,7 +355,7 @@ def resolve_parts(spec: ProbeSpec, pid: int | None, qemu: str | os.PathLike[str]
                 for tp in part.targets:
                     require_tracepoint(tp, TRACEPOINT_OFFSETS[tp])
             elif part.kind == "kprobe":
-                require_kprobes(part.symbol)
+                t.kernel_symbol = require_kprobes(*part.targets)
             else:
                 if elf is None:
                     raise ProbeError(elf_error)

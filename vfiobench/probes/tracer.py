@@ -383,7 +383,8 @@ class Tracer:
                         b.attach_tracepoint(tp=tp.encode(), fn_name=_b(fn))
                         self._attached.append(("tracepoint", {"tp": tp.encode()}))
                 elif part.kind == "kprobe":
-                    event = _b(part.symbol)
+                    assert t.kernel_symbol is not None
+                    event = _b(t.kernel_symbol)
                     b.attach_kprobe(event=event, fn_name=_b(part.entry_fn))
                     self._attached.append(("kprobe", {"event": event}))
                 else:

@@ -23,7 +23,7 @@ int vb_pba_enter(struct pt_regs *ctx)
 	st->depth = d + 1;
 	if (d >= MAX_DEPTH)
 		return 0;
-	struct vb_frame *f = &st->f[d & (MAX_DEPTH - 1)];
+	struct vb_frame *f = VB_FRAME(st, d);
 	f->arg0 = PT_REGS_PARM1(ctx);
 	f->arg1 = PT_REGS_PARM2(ctx) & 0xff; /* bool */
 	f->ts = bpf_ktime_get_ns();
@@ -43,7 +43,7 @@ int vb_pba_return(struct pt_regs *ctx)
 		vb_count_lost(VB_PBA_TOGGLE);
 		return 0;
 	}
-	struct vb_frame *f = &st->f[d & (MAX_DEPTH - 1)];
+	struct vb_frame *f = VB_FRAME(st, d);
 #ifdef VB_HISTOGRAM
 	vb_hist_add(VB_PBA_TOGGLE, now - f->ts);
 #else

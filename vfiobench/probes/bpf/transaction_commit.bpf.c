@@ -22,7 +22,7 @@ int vb_commit_enter(struct pt_regs *ctx)
 	st->depth = d + 1;
 	if (d >= MAX_DEPTH)
 		return 0;
-	struct vb_frame *f = &st->f[d & (MAX_DEPTH - 1)];
+	struct vb_frame *f = VB_FRAME(st, d);
 	f->arg0 = d;
 	f->ts = bpf_ktime_get_ns();
 	return 0;
@@ -41,7 +41,7 @@ int vb_commit_return(struct pt_regs *ctx)
 		vb_count_lost(VB_TRANSACTION_COMMIT);
 		return 0;
 	}
-	struct vb_frame *f = &st->f[d & (MAX_DEPTH - 1)];
+	struct vb_frame *f = VB_FRAME(st, d);
 #ifdef VB_HISTOGRAM
 	vb_hist_add(VB_TRANSACTION_COMMIT, now - f->ts);
 #else

@@ -51,3 +51,8 @@ struct vb_stack {
 	u32 _pad;
 	struct vb_frame f[MAX_DEPTH];
 };
+
+/* The frame at depth d (d < MAX_DEPTH already checked). The empty asm hides d's value from the
+ * compiler: clang (LLVM 19, BCC 0.31 on trixie) otherwise drops the mask after the range check and
+ * the verifier rejects the access as unbounded; the mask itself keeps it provably in range. */
+#define VB_FRAME(st, d) ({ u32 _d = (d); asm volatile("" : "+r"(_d)); &(st)->f[_d & (MAX_DEPTH - 1)]; })
