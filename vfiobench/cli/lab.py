@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vfiobench.errors import LabError
+from vfiobench.lab.releases import DEFAULT_RELEASE, RELEASES
 from vfiobench.lab.workloads import WORKLOADS
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 EPILOG = """\
 examples:
   vfiobench lab build                                       build (or reuse) the L1 image (~2-3 min once)
+  vfiobench lab build --release trixie-backports            L1 on Linux 7.3 with QEMU 11.1 (backports)
   vfiobench lab run --accel kvm --workload mask-every-irq --cycles 1000 --out data/runs/kvm-mask
   vfiobench lab run --accel kvm --accel tcg --workload mask-every-irq --workload no-mask \\
       --cycles 1000 --no-probes --out data/runs/lab-baseline   one boot, four runs (one per cell)
@@ -47,6 +49,7 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
 
     b = sub.add_parser("build", help="build (or reuse) the cached L1 image")
+    _add_release(b)
     b.add_argument("--force", action="store_true", help="rebuild even when cached")
     b.add_argument("--keep-root", action="store_true", help="keep the unpacked root tree for inspection")
     b.set_defaults(func=cmd_build)
@@ -57,6 +60,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_release(r)
     r.add_argument(
         "--accel", action="append", choices=("kvm", "tcg"), help="L2 accelerator (repeatable; default kvm)"
     )
@@ -85,7 +89,17 @@ def register(subparsers: Any) -> None:
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("shell", help="boot L1 with an interactive shell on this terminal")
+    _add_release(s)
     s.set_defaults(func=cmd_shell)
+
+
+def _add_release(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--release",
+        choices=tuple(RELEASES),
+        default=DEFAULT_RELEASE,
+        help=f"Debian release of L1: its kernel, QEMU and BCC (default {DEFAULT_RELEASE})",
+    )
 
 
 def _sigterm_as_exit() -> None:
@@ -115,7 +129,9 @@ def build_with_console(
     if not force and (img := cached_image(recipe)) is not None:
         console.print(f"lab image: cached at {img.path} (kernel {img.kernel_release})")
         return img
-    console.print(f"lab image: building recipe {recipe.digest()} into {cache_root()} (about 3 minutes)")
+    console.print(
+        f"lab image: building {recipe.release} (recipe {recipe.digest()}) into {cache_root()} (about 3 min)"
+    )
     with RichProgress(
         SpinnerColumn(),
         TextColumn("[bold]{task.fields[step]:<16}"),
@@ -143,8 +159,10 @@ def build_with_console(
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``vfiobench lab build``."""
+    from vfiobench.lab.image import Recipe
+
     _sigterm_as_exit()
-    build_with_console(force=args.force, keep_root=args.keep_root)
+    build_with_console(Recipe.default(args.release), force=args.force, keep_root=args.keep_root)
     return 0
 
 
@@ -162,6 +180,7 @@ def _parse_vectors(text: str) -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``vfiobench lab run``: one boot, one run per cell; exits 1 when a check fails."""
+    from vfiobench.lab.image import Recipe
     from vfiobench.lab.runner import plan_cells, run_lab
     from vfiobench.lab.vm import VmConfig
     from vfiobench.store import load_run
@@ -183,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             qemu_args=args.qemu_arg,
             variant=args.variant,
         )
-    image = build_with_console()
+    image = build_with_console(Recipe.default(args.release))
     cfg = None
     if args.timeout is not None:
         cfg = VmConfig(timeout_s=args.timeout)
@@ -214,12 +233,13 @@ def cmd_shell(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
+    from vfiobench.lab.image import Recipe
     from vfiobench.lab.runner import prepare_share
     from vfiobench.lab.vm import L1VM, VmConfig
 
     if not sys.stdin.isatty():
         raise LabError("vfiobench lab shell needs a terminal", "run it from an interactive shell")
-    image = build_with_console()
+    image = build_with_console(Recipe.default(args.release))
     share = Path(tempfile.mkdtemp(prefix="vfiobench-shell-"))
     try:
         prepare_share(share, [], 4, interactive=True)

@@ -1,6 +1,7 @@
 """Build the L1 guest image of the emulated lab, cached by its recipe.
 
-The image is a Debian bookworm root made with ``debootstrap --variant=minbase``, packages installed
+The image is a Debian root (bookworm unless another release is asked for, see
+:mod:`vfiobench.lab.releases`) made with ``debootstrap --variant=minbase``, packages installed
 with ``apt-get`` inside a chroot (proc, sysfs and a fresh devpts mounted; no bind mount of the
 host's ``/dev``), the lab init (:file:`init-lab.sh`) installed as ``/sbin/init-lab`` and the tree
 packed into an ext4 file with ``mke2fs -d`` (no loop mount). The kernel and initramfs are copied
@@ -20,10 +21,10 @@ cached. A second build with the same recipe returns the cached image at once.
 
 Inside L1 there is Debian's python3 with ``python3-bpfcc``, ``python3-numpy``, ``python3-pandas`` and
 ``python3-pyelftools`` (the probes read the QEMU binary's symbols with it).
-Bookworm has no ``python3-pyarrow``; the recipe unpacks PyPI's pyarrow wheel (fetched with
-``pip download``) into ``/usr/local/lib/python3.11/dist-packages`` so every vfiobench module imports
-in L1 (the probes' tracer imports the run store). It is pinned to 21.0.0: later pyarrow wheels
-refuse bookworm's numpy 1.24. The job inside L1 still writes its tables as
+Debian has no ``python3-pyarrow`` (bookworm nor trixie); the recipe unpacks PyPI's pyarrow wheel
+(fetched with ``pip download``) into ``/usr/local/lib/python3.X/dist-packages`` so every vfiobench
+module imports in L1 (the probes' tracer imports the run store). It is pinned to 21.0.0: later
+pyarrow wheels refuse bookworm's numpy 1.24. The job inside L1 still writes its tables as
 ``.npz`` files into the 9p share and ``vfiobench lab run`` turns them into runs on the host (see
 :mod:`vfiobench.lab.results`): the host's pandas/pyarrow write every run, whatever L1 has.
 """
@@ -37,6 +38,7 @@ import hashlib
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vfiobench.errors import LabError
+from vfiobench.lab.releases import get_release
 
 #: Bump when the build steps change in a way the recipe fields do not capture.
 RECIPE_VERSION = 1
@@ -66,23 +69,34 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "procps",
 )
 
-#: PyPI wheels unpacked into the image (Debian bookworm has no python3-pyarrow).
-DEFAULT_WHEELS: tuple[str, ...] = ("pyarrow==21.0.0",)  # the last that accepts numpy 1.24
 WHEEL_PLATFORMS: tuple[str, ...] = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-L1_PYTHON = "3.11"
 
-#: Packages whose installed versions are recorded in ``image.json``.
+#: Packages whose installed versions are recorded in ``image.json`` (and each lab run's labels).
 VERSIONED_PACKAGES: tuple[str, ...] = (
     "linux-image-amd64",
+    "linux-headers-amd64",
     "qemu-system-x86",
+    "qemu-system-common",
+    "seabios",
     "python3-bpfcc",
+    "libbpfcc",
     "python3-numpy",
     "python3-pandas",
     "python3",
 )
 
+#: apt's ways of saying a package is not in the archive.
+_APT_MISSING = re.compile(
+    r"E: (?:Unable to locate package (\S+)|Package '?([^' ]+)'? has no installation candidate)"
+)
+
 #: Host tools the build needs.
 BUILD_TOOLS: tuple[str, ...] = ("debootstrap", "mke2fs", "chroot", "mount", "umount")
+
+
+#: Recipe fields added after the first images were cached, with their defaults: they enter the
+#: hash only when set, so a bookworm image built before them stays cached.
+_LATER_FIELDS: dict[str, Any] = {"release": "bookworm", "backports": "", "python": "3.11"}
 
 
 @dataclass(frozen=True)
@@ -93,26 +107,48 @@ class Recipe:
     mirror: str = "http://deb.debian.org/debian"
     security_mirror: str = "http://deb.debian.org/debian-security"
     packages: tuple[str, ...] = DEFAULT_PACKAGES
-    wheels: tuple[str, ...] = DEFAULT_WHEELS
+    wheels: tuple[str, ...] = ("pyarrow==21.0.0",)
     size: str = "3G"
     init_script: str = field(default="", repr=False)
+    release: str = "bookworm"
+    backports: str = ""
+    python: str = "3.11"
 
     @classmethod
-    def default(cls) -> Recipe:
-        """The lab's recipe, with the packaged init script."""
-        return cls(init_script=read_init_script())
+    def default(cls, release: str | None = None) -> Recipe:
+        """The lab's recipe for ``release`` (None: the default release), with the packaged init script.
+
+        Raises:
+            LabError: unknown release.
+        """
+        r = get_release(release)
+        return cls(
+            suite=r.suite,
+            packages=DEFAULT_PACKAGES + r.extra_packages,
+            wheels=r.wheels,
+            init_script=read_init_script(),
+            release=r.name,
+            backports=r.backports,
+            python=r.python,
+        )
 
     def sources_list(self) -> str:
         """The ``/etc/apt/sources.list`` of the image (same archive as the host, updates included)."""
-        return (
-            f"deb {self.mirror} {self.suite} main\n"
-            f"deb {self.mirror} {self.suite}-updates main\n"
-            f"deb {self.security_mirror} {self.suite}-security main\n"
-        )
+        lines = [
+            f"deb {self.mirror} {self.suite} main",
+            f"deb {self.mirror} {self.suite}-updates main",
+            f"deb {self.security_mirror} {self.suite}-security main",
+        ]
+        if self.backports:
+            lines.append(f"deb {self.mirror} {self.backports} main")
+        return "\n".join(lines) + "\n"
 
     def digest(self) -> str:
         """A short stable hash of the recipe (and of the build steps' version)."""
         data = dataclasses.asdict(self) | {"recipe_version": RECIPE_VERSION}
+        for name, default in _LATER_FIELDS.items():
+            if data[name] == default:
+                del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -148,6 +184,11 @@ class Image:
     def initrd(self) -> Path:
         """The guest initramfs (``-initrd``)."""
         return self.path / "initrd.img"
+
+    @property
+    def release(self) -> str:
+        """The Debian release the image was built from (images from before releases: bookworm)."""
+        return str(self.info.get("recipe", {}).get("release", "bookworm"))
 
     @property
     def kernel_release(self) -> str:
@@ -206,8 +247,20 @@ class _Builder:
         self.log.write(f"=== {text}\n")
         self.log.flush()
 
-    def run(self, cmd: Sequence[str], env: dict[str, str] | None = None) -> None:
-        """Run a command, streaming its output into the log and the progress callback."""
+    def run(
+        self,
+        cmd: Sequence[str],
+        env: dict[str, str] | None = None,
+        explain: Callable[[list[str]], LabError | None] | None = None,
+    ) -> None:
+        """Run a command, streaming its output into the log and the progress callback.
+
+        Args:
+            cmd: the command.
+            env: extra environment.
+            explain: given the output's last lines when the command fails, a more precise error
+                than "step failed" (or None to keep that).
+        """
         self.say("$ " + " ".join(cmd))
         full_env = os.environ | {"LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"} | (env or {})
         with subprocess.Popen(
@@ -228,6 +281,8 @@ class _Builder:
             rc = proc.wait()
         self.log.flush()
         if rc != 0:
+            if explain is not None and (better := explain(tail)) is not None:
+                raise better
             last = " | ".join(t for t in tail[-3:] if t)
             raise LabError(
                 f"lab image build step {self.step!r} failed (exit {rc}): {last}",
@@ -279,10 +334,25 @@ class _Builder:
                     "install",
                     "-y",
                     "--no-install-recommends",
+                    *(["-t", r.backports] if r.backports else []),
                     *r.packages,
-                ]
+                ],
+                explain=self._missing_package,
             )
             self.run(["chroot", str(self.root), "apt-get", "clean"])
+
+    def _missing_package(self, tail: list[str]) -> LabError | None:
+        """The one-line error naming the package, when a failed install says it is not in the archive."""
+        name = apt_missing_package(tail)
+        if name is None:
+            return None
+        r = self.recipe
+        where = r.suite + (f" + {r.backports}" if r.backports else "")
+        return LabError(
+            f"package {name} is not in Debian {where} ({r.mirror}): "
+            f"the {r.release} lab image cannot be built",
+            f"check the mirror, or build another release (--release); log: {self.log.name}",
+        )
 
     def wheels(self) -> None:
         """Download the recipe's wheels for L1's python and unpack them into its dist-packages."""
@@ -290,7 +360,7 @@ class _Builder:
             return
         dest = self.work / "wheels"
         plat = [arg for p in WHEEL_PLATFORMS for arg in ("--platform", p)]
-        abi = "cp" + L1_PYTHON.replace(".", "")
+        abi = "cp" + self.recipe.python.replace(".", "")
         self.run(
             [
                 sys.executable,
@@ -300,7 +370,7 @@ class _Builder:
                 "--no-deps",
                 "--only-binary=:all:",
                 "--python-version",
-                L1_PYTHON,
+                self.recipe.python,
                 "--implementation",
                 "cp",
                 "--abi",
@@ -311,7 +381,7 @@ class _Builder:
                 *self.recipe.wheels,
             ]
         )
-        site = self.root / "usr/local/lib" / f"python{L1_PYTHON}" / "dist-packages"
+        site = self.root / "usr/local/lib" / f"python{self.recipe.python}" / "dist-packages"
         site.mkdir(parents=True, exist_ok=True)
         for whl in sorted(dest.glob("*.whl")):
             self.say(f"unpacking {whl.name} into {site}")
@@ -369,6 +439,15 @@ class _Builder:
                 self.recipe.size,
             ]
         )
+
+
+def apt_missing_package(output: Sequence[str]) -> str | None:
+    """The package apt says it cannot find in ``output`` lines (None: no such complaint)."""
+    for line in output:
+        m = _APT_MISSING.search(line)
+        if m:
+            return m.group(1) or m.group(2)
+    return None
 
 
 def mounts_below(path: Path) -> list[Path]:

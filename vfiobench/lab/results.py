@@ -164,6 +164,8 @@ def cell_to_run(
             "workload": cell.workload.name,
             "cell": cell.id,
             "lab_image": image.info.get("recipe_hash", ""),
+            "lab_release": image.release,
+            "lab_packages": "; ".join(f"{k} {v}" for k, v in image.info.get("packages", {}).items()),
             "l1_qemu_cmdline": " ".join(l1_cmdline),
             "l0_kernel": l0.kernel_release,
             "l0_cpu": l0.cpu_model,
