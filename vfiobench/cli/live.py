@@ -3,7 +3,7 @@
 Per probe: events so far, events per second over the last interval, lost events, and the p50/p99
 of the calls' durations over the last interval and over the whole run. Where ``irq_path`` records
 host interrupts, SET_IRQS ioctls and PBA toggles per host interrupt too (the thread's symptom in two
-numbers). Durations go into log-linear histograms (:class:`vfiobench.buckets.LogLinearBuckets`), so
+numbers). Durations go into log-linear histograms (:class:`vfiobench.probes.histogram.DurationCounts`), so
 the view's memory stays bounded whatever the run's length, and the drain pays one ``bincount`` per
 batch (``python -m benchmarks live`` measures it).
 """
@@ -16,32 +16,7 @@ from typing import Any
 import numpy as np
 
 from vfiobench import schema
-from vfiobench.buckets import LogLinearBuckets
-
-_BUCKETS = LogLinearBuckets()
-
-
-class _Durations:
-    """Counts of durations in log-linear buckets, for percentiles."""
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(0, dtype=np.int64)
-
-    def add(self, dur_ns: np.ndarray[Any, Any]) -> None:
-        new = np.bincount(_BUCKETS.index(dur_ns))
-        if new.size > self.counts.size:
-            new[: self.counts.size] += self.counts
-            self.counts = new
-        else:
-            self.counts[: new.size] += new
-
-    def percentile(self, q: float) -> float | None:
-        """The value at quantile ``q`` (the bucket's midpoint), µs; None when empty."""
-        total = int(self.counts.sum())
-        if total == 0:
-            return None
-        i = int(np.searchsorted(np.cumsum(self.counts), q * total, side="left"))
-        return float((_BUCKETS.lower(i) + _BUCKETS.upper(i)) / 2) / 1e3
+from vfiobench.probes.histogram import DurationCounts as _Durations
 
 
 class LiveView:

@@ -212,6 +212,8 @@ class Tracer:
         irq_name_prefix: ``irq_path`` records host IRQ handlers whose name starts with this.
         pid_map: filter on a map of traced processes instead of ``pid`` (``-DVB_PID_MAP``; used by
             :class:`vfiobench.probes.session.TracerSession`, which fills the map).
+        store_rows: keep the drained rows (in the run, or in memory without a writer); False:
+            they only reach the :attr:`observers` (the flight recorder keeps its own bounded window).
 
     Raises:
         ProbeError: no probes, an unknown one, or ``irq_path`` in histogram mode.
@@ -232,6 +234,7 @@ class Tracer:
         run_version: bool | None = None,
         irq_name_prefix: str = DEFAULT_IRQ_NAME_PREFIX,
         pid_map: bool = False,
+        store_rows: bool = True,
     ) -> None:
         if not probes:
             raise ProbeError("no probes selected", "name at least one with --probe")
@@ -250,6 +253,7 @@ class Tracer:
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
         self.run_version = run_version
+        self.store_rows = store_rows
         self.program: Program = build_program(
             self.specs,
             pid=pid or 0,
@@ -489,9 +493,9 @@ class Tracer:
                 n += rows.size
                 for observe in self.observers:
                     observe(spec.name, rows)
-                if self.writer is None:
+                if self.store_rows and self.writer is None:
                     self._memory[spec.name].append(rows)
-                else:
+                elif self.store_rows:
                     self._pending[spec.name].append(rows)
                     self._pending_rows += rows.size
         if self._chunks is not None and (
@@ -576,6 +580,7 @@ class Tracer:
         on_tick: Callable[[Tracer], None] | None = None,
         tick_seconds: float = 0.5,
         ctrl_c_stops: bool = False,
+        after_poll: Callable[[int], str | None] | None = None,
     ) -> str:
         """Poll until ``duration`` elapses, the target exits, or Ctrl-C/SIGTERM.
 
@@ -592,9 +597,13 @@ class Tracer:
             ctrl_c_stops: Ctrl-C (SIGINT) is the way this recording is meant to end (no
                 ``duration``): it returns ``"Ctrl-C"`` instead of raising, so the run is complete.
                 SIGTERM still raises.
+            after_poll: Called after every poll with the ``CLOCK_MONOTONIC`` time (ns) at which
+                that poll began (every event that ended before then has been drained); a string
+                returned ends the recording, and is returned as the reason (the flight recorder).
 
         Returns:
-            Why it stopped: ``"duration"``, ``"target exited"`` or ``"Ctrl-C"``.
+            Why it stopped: ``"duration"``, ``"target exited"``, ``"Ctrl-C"``, or what
+            ``after_poll`` returned.
         """
         deadline = None if duration is None else time.monotonic() + duration
         next_tick = time.monotonic()
@@ -603,7 +612,10 @@ class Tracer:
                 if ctrl_c_stops and signals.signum == signal.SIGINT:
                     return "Ctrl-C"  # leaving the with block drains what is left, as at the duration
                 signals.raise_if_signalled()
+                began_ns = time.monotonic_ns()
                 got = self.poll()
+                if after_poll is not None and (why := after_poll(began_ns)) is not None:
+                    return why
                 now = time.monotonic()
                 if on_tick is not None and now >= next_tick:
                     on_tick(self)
@@ -664,7 +676,7 @@ class Tracer:
                         self._pending[name].append(table)
             if self._chunks is not None and self.writer is not None:
                 for spec in self.specs:  # a probe that saw nothing still leaves its (empty) table
-                    if not self.histogram and self.counts[spec.name] == 0:
+                    if not self.histogram and self.store_rows and self.counts[spec.name] == 0:
                         self._pending[spec.name].append(np.empty(0, dtype=spec.table_dtype))
                 self._flush()
                 if self.regions is not None and "pba_toggle" in self.counts and not self.histogram:
