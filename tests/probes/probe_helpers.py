@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,13 @@ def compile_c(src: Path, out: Path, *flags: str) -> Path:
 class StandIn:
     """One running stand-in process: ``ready`` → :meth:`go` → :meth:`wait_done` → :meth:`finish`."""
 
-    def __init__(self, binary: Path, mode: str, n: int, delay_us: int = 0, other: int = 0) -> None:
+    def __init__(
+        self, binary: Path, mode: str, n: int, delay_us: int = 0, other: int = 0, extra: Sequence[str] = ()
+    ) -> None:
+        """Start ``binary MODE N DELAY_US OTHER [EXTRA...]`` (the stand-in ignores ``extra``: a
+        QEMU-like command line for tests that read one, e.g. ``-name guest=vm1``)."""
         self.proc = subprocess.Popen(
-            [str(binary), mode, str(n), str(delay_us), str(other)],
+            [str(binary), mode, str(n), str(delay_us), str(other), *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -12,6 +12,13 @@
  *   both     toggle and ioctl, interleaved
  *   spin     N calls of memory_region_set_enabled with no delay (probe overhead benchmark)
  *   flood    N ioctls as fast as possible (ring buffer throughput)
+ *   mask     N interrupts of a guest that masks on every interrupt, in stock QEMU's order: SET_IRQS
+ *            (mask: vector release), memory_region_set_enabled(pba, 1) and msix_notify(dev) (the
+ *            interrupt arrives masked: pending), SET_IRQS (unmask: do_use), set_enabled(pba, 0),
+ *            msix_notify(dev) (delivery); plus OTHER msix_notify calls of another device (an emulated
+ *            one); DELAY_US sleep between interrupts. The PBA region's opaque is dev, as in QEMU.
+ *   nomask   N interrupts QEMU delivers without masking (msix_notify(dev) each, no ioctl, no toggle),
+ *            plus OTHER msix_notify calls of another device; DELAY_US sleep between interrupts
  * Protocol on stdio: prints "ready PID", waits for a line on stdin, runs, prints
  * "done CALLS ELAPSED_NS", waits for a line (or EOF) on stdin, exits 0.
  */
@@ -61,6 +68,8 @@ static uint64_t fake_device[8] = {0xdeadbeefcafef00dULL, 0x1122334455667788ULL};
 static MemoryRegion pba = {.klass = fake_class, .opaque = fake_device, .size = 4096};
 static MemoryRegion bar = {.klass = fake_class, .opaque = fake_device, .size = 1 << 20};
 
+static uint64_t other_device[8] = {0x0badc0de0badc0deULL};
+
 static unsigned delay_us;
 volatile unsigned long commits;
 
@@ -89,6 +98,14 @@ __attribute__((noinline)) void memory_region_set_enabled(MemoryRegion *mr, bool 
 	memory_region_transaction_commit();
 }
 
+/* QEMU's void msix_notify(PCIDevice *dev, unsigned vector): the device's pending bit or delivery */
+volatile unsigned long notified;
+__attribute__((noinline)) void msix_notify(void *dev, unsigned vector)
+{
+	listeners[vector % n_listeners]((unsigned long)dev);
+	notified++;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -108,7 +125,7 @@ int main(int argc, char **argv)
 {
 	char line[64];
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s toggle|ioctl|both|spin|flood N DELAY_US [OTHER]\n", argv[0]);
+		fprintf(stderr, "usage: %s toggle|ioctl|both|spin|flood|mask|nomask N DELAY_US [OTHER]\n", argv[0]);
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -147,6 +164,24 @@ int main(int argc, char **argv)
 		for (unsigned long i = 0; i < n; i++)
 			memory_region_set_enabled(&bar, !(i & 1)); /* never the fast path */
 		calls = n;
+	} else if (!strcmp(mode, "mask") || !strcmp(mode, "nomask")) {
+		bool masking = !strcmp(mode, "mask");
+		for (unsigned long i = 0; i < n; i++) {
+			unsigned vector = (unsigned)(i % 3);
+			if (masking) {
+				set_irqs(fd, 2 * vector + 1);               /* mask: the vector's release */
+				memory_region_set_enabled(&pba, true);      /* it fires masked: pending */
+				msix_notify(fake_device, vector);
+				set_irqs(fd, 2 * vector);                   /* unmask: do_use */
+				memory_region_set_enabled(&pba, false);
+			}
+			msix_notify(fake_device, vector);           /* delivery */
+			if (delay_us)
+				usleep(delay_us);
+			calls++;
+		}
+		for (unsigned long i = 0; i < other; i++)
+			msix_notify(other_device, 0);
 	} else if (!strcmp(mode, "flood")) {
 		for (unsigned long i = 0; i < n; i++)
 			set_irqs(fd, (unsigned)i);
