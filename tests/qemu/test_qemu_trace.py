@@ -41,6 +41,11 @@ def test_parse_line_with_and_without_timestamp() -> None:
     assert bare is not None and (bare.pid, bare.wall_ts_ns, bare.name) == (-1, -1, "vfio_msix_pba_enable")
     assert parse_line("qemu-system-x86_64: -device vfio-pci: warning: something") is None
     assert parse_line("") is None
+    # QEMU 10/11: -msg timestamp=on prefixes an ISO 8601 UTC time and no pid (seen in the lab's log)
+    iso = parse_line("2023-11-14T22:13:20.000123Z vfio_msix_vector_release  (0000:00:02.0) vector 0 released")
+    assert iso is not None
+    assert (iso.pid, iso.wall_ts_ns, iso.name) == (-1, 1_700_000_000_000_123_000, "vfio_msix_vector_release")
+    assert iso.args == "(0000:00:02.0) vector 0 released"
 
 
 def write_log(tmp_path: Path, cycles: int) -> tuple[Path, int, int]:

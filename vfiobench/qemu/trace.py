@@ -1,9 +1,10 @@
 """QEMU's own trace log (``-trace EVENT... -D FILE``, log backend): an independent count of events.
 
-Each line of the log backend is ``PID@SECONDS.MICROS:event_name args`` (or ``event_name args`` when
-QEMU prints no timestamps). QEMU flushes after every line, so the file's size at a moment is a
-clean cut: the lab records the size at each phase boundary and counts the events of a phase by
-byte range (:func:`count_events`, :func:`counts_by_phase`).
+Each line of the log backend is ``PID@SECONDS.MICROS:event_name args`` (QEMU 7.2 with ``-msg
+timestamp=on``), ``YYYY-MM-DDTHH:MM:SS.microsZ event_name args`` (QEMU 10 and 11: the message
+timestamp in UTC, no pid), or ``event_name args`` when QEMU prints no timestamps. QEMU flushes
+after every line, so the file's size at a moment is a clean cut: the lab records the size at each
+phase boundary and counts the events of a phase by byte range (:func:`count_events`, :func:`counts_by_phase`).
 
 The events the lab enables (:data:`LAB_TRACE_EVENTS`) and what one masked cycle produces on
 Debian's QEMU 7.2: ``vfio_msix_vector_release`` (mask), ``vfio_msi_interrupt`` (the interrupt
@@ -17,6 +18,7 @@ pandas when called.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections import Counter
@@ -35,7 +37,9 @@ LAB_TRACE_EVENTS: tuple[str, ...] = ("vfio_msix*", "vfio_msi_interrupt")
 TRACE_IRQ_VECTOR = re.compile(r"\bvector (\d+)\b")
 
 _LINE = re.compile(
-    r"^(?:(?P<pid>\d+)@(?P<sec>\d+)\.(?P<usec>\d{6}):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?: (?P<args>.*))?$"
+    r"^(?:(?P<pid>\d+)@(?P<sec>\d+)\.(?P<usec>\d{6}):"
+    r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(?P<iso_usec>\d{6})Z )?"
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?: (?P<args>.*))?$"
 )
 
 
@@ -74,7 +78,10 @@ def parse_line(line: str, offset: int = 0) -> TraceEvent | None:
     m = _LINE.match(line.rstrip("\n"))
     if m is None:
         return None
-    if m["pid"] is None:
+    if m["iso"] is not None:
+        when = dt.datetime.fromisoformat(m["iso"]).replace(tzinfo=dt.UTC)
+        pid, ts = -1, int(when.timestamp()) * 1_000_000_000 + int(m["iso_usec"]) * 1000
+    elif m["pid"] is None:
         pid, ts = -1, -1
     else:
         pid, ts = int(m["pid"]), int(m["sec"]) * 1_000_000_000 + int(m["usec"]) * 1000
