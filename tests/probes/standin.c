@@ -19,6 +19,10 @@
  *            one); DELAY_US sleep between interrupts. The PBA region's opaque is dev, as in QEMU.
  *   nomask   N interrupts QEMU delivers without masking (msix_notify(dev) each, no ioctl, no toggle),
  *            plus OTHER msix_notify calls of another device; DELAY_US sleep between interrupts
+ *   outlier  one slow PBA toggle among fast ones (the flight recorder): OUTLIER_FAR_BEFORE fast calls,
+ *            a pause of OUTLIER_GAP_US, N fast calls, one call that sleeps DELAY_US inside, OTHER fast
+ *            calls, the same pause, OUTLIER_FAR_AFTER fast calls (every call on "msix-pba", flipping
+ *            it, so none takes the fast path; the fast ones do not sleep)
  * Protocol on stdio: prints "ready PID", waits for a line on stdin, runs, prints
  * "done CALLS ELAPSED_NS", waits for a line (or EOF) on stdin, exits 0.
  */
@@ -73,6 +77,10 @@ static uint64_t other_device[8] = {0x0badc0de0badc0deULL};
 static unsigned delay_us;
 volatile unsigned long commits;
 
+#define OUTLIER_FAR_BEFORE 11
+#define OUTLIER_FAR_AFTER 13
+#define OUTLIER_GAP_US 1500000
+
 /* Memory listeners, called on every commit as QEMU does (it also keeps the function's prologue a
  * push, like QEMU's: a uprobe there is emulated, not single-stepped). */
 typedef void (*listener_fn)(unsigned long);
@@ -113,6 +121,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/* n PBA toggles, each flipping the region (never QEMU's fast path), sleeping delay inside */
+static unsigned long toggles(unsigned long n, unsigned delay)
+{
+	delay_us = delay;
+	for (unsigned long i = 0; i < n; i++)
+		memory_region_set_enabled(&pba, !pba.enabled);
+	delay_us = 0;
+	return n;
+}
+
 static void set_irqs(int fd, unsigned i)
 {
 	struct vfio_irq_set s = {.argsz = sizeof(s), .index = 2, .start = i, .count = 1};
@@ -125,7 +143,7 @@ int main(int argc, char **argv)
 {
 	char line[64];
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s toggle|ioctl|both|spin|flood|mask|nomask N DELAY_US [OTHER]\n", argv[0]);
+		fprintf(stderr, "usage: %s toggle|ioctl|both|spin|flood|mask|nomask|outlier N DELAY_US [OTHER]\n", argv[0]);
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -182,6 +200,15 @@ int main(int argc, char **argv)
 		}
 		for (unsigned long i = 0; i < other; i++)
 			msix_notify(other_device, 0);
+	} else if (!strcmp(mode, "outlier")) {
+		unsigned slow_us = delay_us;
+		calls += toggles(OUTLIER_FAR_BEFORE, 0);
+		usleep(OUTLIER_GAP_US);
+		calls += toggles(n, 0);
+		calls += toggles(1, slow_us);
+		calls += toggles(other, 0);
+		usleep(OUTLIER_GAP_US);
+		calls += toggles(OUTLIER_FAR_AFTER, 0);
 	} else if (!strcmp(mode, "flood")) {
 		for (unsigned long i = 0; i < n; i++)
 			set_irqs(fd, (unsigned)i);

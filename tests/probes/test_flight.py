@@ -10,17 +10,8 @@ import pytest
 
 from vfiobench import schema
 from vfiobench.errors import VfioBenchError
-from vfiobench.probes.flight import (
-    CHUNK_OVERHEAD,
-    SECOND,
-    Capture,
-    CaptureWriter,
-    EventRing,
-    FlightRecorder,
-    parse_duration,
-    parse_size,
-    parse_trigger,
-)
+from vfiobench.probes.flight import CHUNK_OVERHEAD, Capture, CaptureWriter, EventRing, FlightRecorder
+from vfiobench.probes.trigger import SECOND, parse_duration, parse_size, parse_trigger
 from vfiobench.store import RunMeta, load_run, load_runs
 
 MS = 1_000_000
@@ -59,6 +50,7 @@ def test_a_trigger_reads_probe_field_op_value() -> None:
     assert t.probe == schema.PBA_TOGGLE and len(t.clauses) == 1
     c = t.clauses[0]
     assert (c.column, c.op, c.value) == ("dur_ns", ">", 5 * MS)
+    assert parse_trigger("pba_toggle.dur>5 ms", PROBES).clauses == t.clauses  # spaces are free
     batch = rows(schema.PBA_TOGGLE, [1, 2, 3], dur_ns=[5 * MS, 5 * MS + 1, 10])
     assert t.mask(batch).tolist() == [False, True, False]
 
@@ -85,7 +77,8 @@ def test_prefixes_units_flags_and_conjunctions() -> None:
         ("nope.dur > 1ms", "not among the recorded probes"),
         ("set_vector_signal.dur > 1ms", "record it with --probe set_vector_signal"),
         ("pba_toggle.size > 1", "has no such column"),
-        ("pba_toggle.dur > 5 parsecs", "cannot read"),
+        ("pba_toggle.dur > 5 parsecs", "not a duration"),
+        ("pba_toggle.dur > 5 ms 3", "cannot read"),
         ("pba_toggle.dur > 5parsecs", "not a duration"),
         ("pba_toggle.is_pba == maybe", "not a flag"),
         ("pba_toggle.dur > 1ms and set_irqs_ioctl.dur > 1ms", "names both"),

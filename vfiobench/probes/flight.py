@@ -15,16 +15,7 @@ them together and hooks into the :class:`~vfiobench.probes.tracer.Tracer` (one o
     why = tracer.run(after_poll=recorder.after_poll)   # "1 trigger saved" once the window is complete
     recorder.finish()                                  # a window still open is saved, cut short
 
-Trigger syntax (one ``--trigger``; several are alternatives, any one fires)::
-
-    PROBE.FIELD OP VALUE [and PROBE.FIELD OP VALUE ...]     (every clause on the same probe)
-
-``PROBE`` is a probe name or an unambiguous prefix (``set_irqs`` for ``set_irqs_ioctl``); ``FIELD``
-a column of its table, ``dur`` and ``ts`` standing for ``dur_ns`` and ``ts_ns``; ``OP`` one of
-``> >= < <= == !=``; ``VALUE`` a number, with a unit (``ns``, ``us``/``µs``, ``ms``, ``s``) on
-``*_ns`` fields, ``true``/``false`` on flags, a word on ``irq_path.event``. Examples:
-``pba_toggle.dur > 5ms``, ``set_irqs_ioctl.dur >= 200us and set_irqs_ioctl.ret != 0``,
-``pba_toggle.dur > 1ms and pba_toggle.is_pba == true``.
+Trigger syntax: :mod:`vfiobench.probes.trigger`.
 
 Memory: the ring holds every probe's rows (table dtypes, 28-56 bytes an event) for at least
 ``before`` seconds (longer while a window is open), never more than ``max_bytes`` (rows plus a
@@ -38,13 +29,11 @@ from __future__ import annotations
 
 import copy
 import math
-import operator
 import queue
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +44,9 @@ from vfiobench import schema
 from vfiobench.buckets import DEFAULT_SUB_BUCKET_BITS
 from vfiobench.errors import VfioBenchError
 from vfiobench.probes.histogram import DurationCounts
+from vfiobench.probes.trigger import Trigger
 from vfiobench.store import ProbeStats, RunMeta, RunWriter, utc_from_epoch
 
-SECOND = 1_000_000_000
 #: A window is saved once the drain has passed its end by this much: calls that started inside the
 #: window and returned up to 20 ms after its end are in it.
 SETTLE_NS = 20_000_000
@@ -67,176 +56,6 @@ CHUNK_OVERHEAD = 256
 _COALESCE_BYTES = 64 << 10
 #: Lost-event counters are read at most this often (ns) to bound a window's losses.
 _LOST_EVERY_NS = 100_000_000
-
-_UNITS_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": SECOND}
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-               "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}  # fmt: skip
-_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    ">=": operator.ge,
-    "<=": operator.le,
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">": operator.gt,
-    "<": operator.lt,
-}
-_CLAUSE = re.compile(r"\s*([A-Za-z_][\w]*)\.([A-Za-z_]\w*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
-_QUANTITY = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*([a-zµ]*)", re.IGNORECASE)
-
-
-def parse_duration(text: str, what: str = "duration") -> int:
-    """``"2s"``, ``"500ms"``, ``"200us"``, ``"1.5"`` (seconds) → nanoseconds.
-
-    Raises:
-        VfioBenchError: not a non-negative number with one of the units ns, us, µs, ms, s.
-    """
-    m = _QUANTITY.fullmatch(text.strip())
-    unit = m.group(2).lower() if m else ""
-    if m is None or (unit and unit not in _UNITS_NS):
-        raise VfioBenchError(
-            f"{what} {text!r} is not a duration", "write a number with a unit: 2s, 500ms, 200us, 800ns"
-        )
-    value = float(m.group(1)) * _UNITS_NS[unit or "s"]
-    if value < 0 or not math.isfinite(value):
-        raise VfioBenchError(f"{what} {text!r} must not be negative")
-    return round(value)
-
-
-def parse_size(text: str, what: str = "size") -> int:
-    """``"128M"``, ``"1G"``, ``"65536"`` → bytes (K, M, G are powers of 1024).
-
-    Raises:
-        VfioBenchError: not a positive number with an optional K, M or G suffix.
-    """
-    m = _QUANTITY.fullmatch(text.strip())
-    unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _SIZE_UNITS or float(m.group(1)) <= 0:
-        raise VfioBenchError(f"{what} {text!r} is not a size", "write a positive number of bytes: 64M, 1G")
-    return round(float(m.group(1)) * _SIZE_UNITS[unit])
-
-
-# ---- triggers ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Clause:
-    """One comparison ``column OP value`` on a probe's table rows."""
-
-    column: str
-    op: str
-    value: Any
-
-    def mask(self, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """Which rows satisfy the clause."""
-        return np.asarray(_OPS[self.op](rows[self.column], self.value), dtype=bool)
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """A parsed ``--trigger`` expression: clauses, all on one probe, all of which must hold."""
-
-    text: str
-    probe: str
-    clauses: tuple[Clause, ...]
-
-    def mask(self, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """Which of the probe's rows match every clause."""
-        out = np.ones(rows.size, dtype=bool)
-        for clause in self.clauses:
-            out &= clause.mask(rows)
-        return out
-
-
-def _probe_named(name: str, recorded: Sequence[str]) -> str:
-    if name in schema.TABLE_DTYPES and name in recorded:
-        return name
-    matches = [p for p in recorded if p.startswith(name)]
-    if len(matches) == 1:
-        return matches[0]
-    known = ", ".join(recorded)
-    if not matches:
-        hint = (
-            f"record it with --probe {name}"
-            if name in schema.TABLE_DTYPES
-            else f"name one of the recorded probes: {known}"
-        )
-        raise VfioBenchError(f"trigger probe {name!r} is not among the recorded probes ({known})", hint)
-    raise VfioBenchError(f"trigger probe {name!r} is ambiguous: {', '.join(matches)}", "write it out")
-
-
-def _column_named(probe: str, name: str, dtype: np.dtype[Any]) -> str:
-    columns = dtype.names or ()
-    for candidate in (name, f"{name}_ns"):
-        if candidate in columns:
-            return candidate
-    raise VfioBenchError(
-        f"trigger field {probe}.{name}: {probe} has no such column",
-        f"use one of {', '.join(c.removesuffix('_ns') for c in columns)}",
-    )
-
-
-def _value_for(probe: str, column: str, kind: str, raw: str) -> Any:
-    where = f"{probe}.{column}"
-    if kind == "U":
-        word = raw.strip("'\"")
-        if column == "event" and word not in schema.IRQ_PATH_EVENTS:
-            raise VfioBenchError(
-                f"trigger value {raw!r} for {where} is not an event",
-                f"use one of {', '.join(schema.IRQ_PATH_EVENTS)}",
-            )
-        return word
-    if kind == "b":
-        if raw.lower() in ("true", "1"):
-            return True
-        if raw.lower() in ("false", "0"):
-            return False
-        raise VfioBenchError(f"trigger value {raw!r} for {where} is not a flag", "write true or false")
-    if column.endswith("_ns"):
-        return parse_duration(
-            raw if re.search(r"[a-zµ]$", raw, re.IGNORECASE) else f"{raw}ns", f"{where} value"
-        )
-    try:
-        return int(raw, 0)
-    except ValueError:
-        try:
-            return float(raw)
-        except ValueError:
-            raise VfioBenchError(f"trigger value {raw!r} for {where} is not a number") from None
-
-
-def parse_trigger(text: str, recorded: Sequence[str]) -> Trigger:
-    """Parse a ``--trigger`` expression (syntax in the module docstring) against the recorded probes.
-
-    Args:
-        text: e.g. ``"pba_toggle.dur > 5ms"``.
-        recorded: the probes being recorded.
-
-    Raises:
-        VfioBenchError: the expression is malformed, names a probe not recorded, a column its table
-            lacks, or a value of the wrong kind; the message says which part.
-    """
-    clauses: list[Clause] = []
-    probe = ""
-    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
-        m = _CLAUSE.match(part)
-        if m is None:
-            raise VfioBenchError(
-                f"trigger {text!r}: cannot read {part.strip()!r}",
-                "write PROBE.FIELD OP VALUE, e.g. 'pba_toggle.dur > 5ms' (OP: > >= < <= == !=; "
-                "join clauses with 'and')",
-            )
-        name = _probe_named(m.group(1), recorded)
-        if probe and name != probe:
-            raise VfioBenchError(
-                f"trigger {text!r} names both {probe} and {name}",
-                "one trigger matches one probe's events; give another --trigger for the other probe",
-            )
-        probe = name
-        dtype = schema.TABLE_DTYPES[probe]
-        column = _column_named(probe, m.group(2), dtype)
-        kind = dtype[column].kind
-        clauses.append(Clause(column, m.group(3), _value_for(probe, column, kind, m.group(4))))
-    return Trigger(text.strip(), probe, tuple(clauses))
-
 
 # ---- the ring ---------------------------------------------------------------------------------------
 
@@ -598,37 +417,41 @@ class CaptureWriter:
         base: the recording's metadata (read when each window is written).
         before_ns: the window's reach before the event (stored in the labels).
         after_ns: ... and after it.
+        run_id: the windows' run ids are ``<run_id>-trigger-<k>`` (default: ``base``'s run id).
     """
 
-    def __init__(self, out: str | Path, base: RunMeta, before_ns: int, after_ns: int) -> None:
+    def __init__(
+        self, out: str | Path, base: RunMeta, before_ns: int, after_ns: int, run_id: str | None = None
+    ) -> None:
         self.out = Path(out)
         self.base = base
+        self.run_id = run_id or base.run_id
         self.before_ns = before_ns
         self.after_ns = after_ns
         self.written: list[Path] = []
         self.error: BaseException | None = None
-        self._queue: queue.Queue[Capture | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Capture, RunMeta] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="vfiobench-flight", daemon=True)
         self._thread.start()
 
     def __call__(self, capture: Capture) -> None:
-        """Queue a closed window for writing (its tables are handed over)."""
+        """Queue a closed window for writing (its tables are handed over; the metadata copied now)."""
         handed = copy.copy(capture)
         handed.tables = dict(capture.tables)
-        self._queue.put(handed)
+        self._queue.put((handed, copy.deepcopy(self.base)))
 
     def _loop(self) -> None:
-        while (capture := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self.error is None:
                 try:
-                    self.written.append(self.write(capture))
+                    self.written.append(self.write(*item))
                 except BaseException as e:
                     self.error = e
 
-    def write(self, capture: Capture) -> Path:
-        """Write one window's run now; returns its directory."""
-        meta = copy.deepcopy(self.base)
-        meta.run_id = f"{self.base.run_id}-trigger-{capture.index}"
+    def write(self, capture: Capture, base: RunMeta | None = None) -> Path:
+        """Write one window's run now (metadata: ``base``, else the recording's); returns its directory."""
+        meta = copy.deepcopy(self.base) if base is None else base
+        meta.run_id = f"{self.run_id}-trigger-{capture.index}"
         meta.labels = {**meta.labels, **capture_labels(capture, self.before_ns, self.after_ns)}
         meta.started_utc = capture.started_utc or meta.started_utc
         meta.ended_utc = capture.ended_utc or None
@@ -638,7 +461,7 @@ class CaptureWriter:
         with RunWriter(dest, meta) as writer:
             for name, rows in capture.tables.items():
                 writer.append(name, rows)
-                target = self.base.probes[name].target if name in self.base.probes else name
+                target = meta.probes[name].target if name in meta.probes else name
                 meta.probes[name] = ProbeStats(target, int(rows.size), capture.lost.get(name, 0), "stream")
             writer.close("complete" if capture.complete else "partial")
         return dest
@@ -654,8 +477,3 @@ class CaptureWriter:
         if self.error is not None:
             raise self.error
         return list(self.written)
-
-
-def describe_triggers(triggers: Iterable[Trigger]) -> str:
-    """The triggers as one line (``a | b``)."""
-    return " | ".join(t.text for t in triggers)
