@@ -106,12 +106,14 @@ __attribute__((noinline)) void memory_region_set_enabled(MemoryRegion *mr, bool 
 	memory_region_transaction_commit();
 }
 
-/* QEMU's void msix_notify(PCIDevice *dev, unsigned vector): the device's pending bit or delivery */
+/* QEMU's void msix_notify(PCIDevice *dev, unsigned vector): the device's pending bit or delivery.
+ * It calls the listeners, so it saves registers first (a push: an emulated uprobe, as in QEMU). */
 volatile unsigned long notified;
 __attribute__((noinline)) void msix_notify(void *dev, unsigned vector)
 {
-	listeners[vector % n_listeners]((unsigned long)dev);
-	notified++;
+	for (unsigned i = 0; i < n_listeners; i++)
+		listeners[i](notified + vector);
+	notified += dev != NULL;
 }
 
 static uint64_t now_ns(void)
