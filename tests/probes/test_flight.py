@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vfiobench import schema
+from vfiobench.cli import main
 from vfiobench.errors import VfioBenchError
 from vfiobench.probes.flight import CHUNK_OVERHEAD, Capture, CaptureWriter, EventRing, FlightRecorder
 from vfiobench.probes.trigger import SECOND, parse_duration, parse_size, parse_trigger
@@ -192,7 +193,7 @@ def test_one_slow_call_saves_exactly_its_window_and_stops() -> None:
     assert why == "1 trigger saved"
     (cap,) = saved
     assert cap.event["dur_ns"] == 50 * MS and cap.complete and cap.matches == 1
-    assert cap.counts_around() == (23, 17)
+    assert (cap.events_before, cap.events_after) == (23, 17)
     assert cap.tables[schema.PBA_TOGGLE].size == 23 + 1 + 17
     assert rec.events[schema.PBA_TOGGLE] == 11 + 23 + 1 + 17 + 13
     assert rec.summary[schema.PBA_TOGGLE].total == 11 + 23 + 1 + 17 + 13  # the whole period
@@ -284,3 +285,26 @@ def test_a_capture_is_written_as_a_run_labelled_with_its_trigger(tmp_path: Path)
     assert run.meta.probes[schema.PBA_TOGGLE].events == len(run.table(schema.PBA_TOGGLE)) == 9
     assert run.meta.started_utc < run.meta.ended_utc  # type: ignore[operator]
     assert len(load_runs(tmp_path / "fr")) == 1
+
+
+# ---- the command line (errors before anything is attached) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--trigger", "pba_toggle.dur >> 5ms"], "cannot read 'pba_toggle.dur >> 5ms'"),
+        (["--trigger", "set_irqs_ioctl.dur > 5ms"], "not among the recorded probes"),
+        (["--trigger", "pba_toggle.dur > 5ms", "--window", "soon"], "--window 'soon' is not a duration"),
+        (["--trigger", "pba_toggle.dur > 5ms", "--ring-bytes", "lots"], "--ring-bytes 'lots' is not a size"),
+        (["--trigger", "pba_toggle.dur > 5ms", "--max-triggers", "-1"], "--max-triggers -1 must be 0"),
+    ],
+)
+def test_bad_flight_options_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    rc = main(["record", "--pid", "1", "--probe", "pba_toggle", "--out", str(tmp_path / "x"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and says in err
+    assert err.startswith("vfiobench: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x").exists()

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from vfiobench.errors import ProbeError, VfioBenchError
 
 if TYPE_CHECKING:
+    from vfiobench.probes.flight import CaptureWriter, FlightRecorder
     from vfiobench.probes.tracer import Tracer
-    from vfiobench.store import RunWriter
+    from vfiobench.store import RunMeta, RunWriter
 
 RECORD_EPILOG = """\
 examples:
@@ -26,6 +27,10 @@ examples:
   vfiobench record --pid 1234 --probe pba_toggle --duration 10 --out data/runs/r2 --variant stock
   vfiobench record --pid 1234 --histogram --duration 60 --out data/runs/r3    in-kernel histograms only
   vfiobench record --pid 1234 --print-bpf                                     show the program, load nothing
+  vfiobench record --pid 1234 --trigger 'pba_toggle.dur > 5ms' --out data/runs/slow
+        flight recorder: keep the last 2 s in memory; save the window around the first PBA toggle
+        slower than 5 ms (2 s before it, 1 s after) as data/runs/slow/trigger-1, then stop;
+        data/runs/slow/whole has the whole period's duration histograms
 
 probes: set_irqs_ioctl (VFIO_DEVICE_SET_IRQS ioctls), set_vector_signal (kernel
 vfio_msi_set_vector_signal; needs kprobes), pba_toggle (QEMU memory_region_set_enabled, PBA calls
@@ -35,6 +40,16 @@ msix_set_pending; parts this machine lacks are skipped and named). Default: set_
 pba_toggle, transaction_commit. Recording stops at --duration, when the process exits, or on
 Ctrl-C. Without --duration, Ctrl-C is the normal end and the run is complete; a recording cut
 short (Ctrl-C before --duration, SIGTERM) is kept as a loadable partial run.
+
+Flight recorder (--trigger EXPR): EXPR is PROBE.FIELD OP VALUE, clauses joined with 'and' (one
+probe per trigger; repeat --trigger for alternatives). FIELD is a column of the probe's table (dur
+and ts stand for dur_ns and ts_ns); OP is one of > >= < <= == !=; VALUE takes a unit on times (ns,
+us, ms, s), true/false on flags. E.g. 'set_irqs_ioctl.dur > 200us', 'pba_toggle.dur > 1ms and
+pba_toggle.is_pba == true', 'set_irqs_ioctl.ret != 0'. Events stream as usual but only a window
+stays in memory: at least --window seconds, never more than --ring-bytes (rows plus 256 bytes per
+stored chunk) nor --ring-events; past a bound the oldest go first, and a window that lost rows to
+it is saved as a partial run that says so. --max-triggers K saves up to K windows, re-arming after
+each (0: no limit; the recording then ends at --duration, exit or Ctrl-C).
 
 Uprobes are registered as bpftrace and perf register theirs (reference-counter offset 0), so they
 share a function with those tools; if another tracer holds a uprobe there in a way that cannot be
@@ -74,6 +89,24 @@ def register(subparsers: Any) -> None:
     r.add_argument("--run-id", help="run id (default: the name of --out)")
     r.add_argument("--print-bpf", action="store_true", help="print the BPF program and flags, then exit")
     r.add_argument("--quiet", "-q", action="store_true", help="no live counts")
+    f = r.add_argument_group("flight recorder (see below)")
+    f.add_argument(
+        "--trigger",
+        action="append",
+        metavar="EXPR",
+        help="save the window around the first event matching EXPR, e.g. 'pba_toggle.dur > 5ms' (repeatable)",
+    )
+    f.add_argument("--window", default="2s", help="time kept before the event (default: %(default)s)")
+    f.add_argument("--after", default="1s", help="time saved after the event's end (default: %(default)s)")
+    f.add_argument(
+        "--max-triggers",
+        type=int,
+        default=1,
+        metavar="K",
+        help="windows to save, then stop (0: no limit; default 1)",
+    )
+    f.add_argument("--ring-bytes", default="128M", help="memory bound of the window (default: %(default)s)")
+    f.add_argument("--ring-events", type=int, metavar="N", help="event bound of the window (default: none)")
     r.set_defaults(func=record)
 
     d = subparsers.add_parser(
@@ -191,20 +224,24 @@ def record(args: argparse.Namespace) -> int:
 
     from vfiobench.store import RunMeta, RunWriter
 
-    meta = RunMeta(run_id=args.run_id or args.out.name, variant=args.variant, source="host")
+    run_id = args.run_id or args.out.name
+    flight = _Flight.from_args(args, names, run_id) if args.trigger else None
+    meta = RunMeta(run_id=f"{run_id}-whole" if flight else run_id, variant=args.variant, source="host")
     tracer = Tracer(
         args.pid,
         args.qemu,
         names,
-        histogram=args.histogram,
+        histogram=args.histogram and flight is None,
         buffer_pages=args.buffer_pages,
         sub_bucket_bits=args.sub_bucket_bits,
+        store_rows=flight is None,
     )
     tracer.resolve()  # named errors before the run directory exists
     tty = sys.stderr.isatty() and not args.quiet
     live: _LiveLine | _LiveTable = _LiveTable(tracer, names) if tty else _LiveLine(sys.stderr, args.quiet)
+    run_dir = args.out / "whole" if flight else args.out
     try:
-        why = _record_into(RunWriter(args.out, meta), tracer, args, live)
+        why = _record_into(RunWriter(run_dir, meta), tracer, args, live, flight)
     except ProbeError:
         live.end()  # the terminal back to normal before the error line
         if not tracer.started_ns:  # nothing attached, nothing recorded: leave no failed run behind
@@ -218,28 +255,142 @@ def record(args: argparse.Namespace) -> int:
         print(f"{name:20} {stats.events:>12,} events  {stats.lost:>10,} lost  ({stats.target})")
     for part, reason in tracer.skipped_parts().items():
         print(f"{part.split('.')[0]}: skipped {part.split('.', 1)[1]}: {reason}")
-    print(f"vfiobench record: stopped ({why}); run {meta.status} in {args.out}")
+    if flight is not None:
+        flight.report(args.out)
+    print(f"vfiobench record: stopped ({why}); run {meta.status} in {run_dir}")
     return 0
 
 
 def _record_into(
-    run: RunWriter, tracer: Tracer, args: argparse.Namespace, live: _LiveLine | _LiveTable
+    run: RunWriter,
+    tracer: Tracer,
+    args: argparse.Namespace,
+    live: _LiveLine | _LiveTable,
+    flight: _Flight | None = None,
 ) -> str:
     """Attach, record until the stop condition, detach; returns why it stopped."""
     names = list(tracer.counts)
     with run as writer:
         tracer.writer = writer
+        if flight is not None:
+            flight.attach(tracer, writer.meta, args.out)
         try:
             with tracer:
+                what = f"; flight recorder armed: {flight.describe()}" if flight else ""
                 print(
                     f"vfiobench record: attached {', '.join(names)} to pid {args.pid}; recording to "
-                    f"{args.out} (Ctrl-C to stop)",
+                    f"{args.out}{what} (Ctrl-C to stop)",
                     file=sys.stderr,
                     flush=True,
                 )
-                return str(tracer.run(args.duration, on_tick=live, ctrl_c_stops=args.duration is None))
+                return str(
+                    tracer.run(
+                        args.duration,
+                        on_tick=live,
+                        ctrl_c_stops=args.duration is None,
+                        after_poll=flight.recorder.after_poll if flight else None,
+                    )
+                )
         finally:
             live.end()
+            if flight is not None:
+                flight.close(writer)
+
+
+class _Flight:
+    """``record --trigger``: the recorder on the tracer's stream, its windows' writer, the summary.
+
+    The recording's own run (``OUT/whole``) gets the whole period's duration histograms (histogram-
+    mode tables); each saved window is a run ``OUT/trigger-<k>`` (:class:`CaptureWriter`).
+    """
+
+    def __init__(self, recorder: FlightRecorder, run_id: str) -> None:
+        self.recorder = recorder
+        self.run_id = run_id
+        self.captures: CaptureWriter | None = None
+        self.written: list[Path] = []
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, names: list[str], run_id: str) -> _Flight:
+        """Parse and check every flight-recorder option (one-line errors before anything runs)."""
+        from vfiobench.probes.flight import FlightRecorder
+        from vfiobench.probes.trigger import parse_duration, parse_size, parse_trigger
+
+        triggers = [parse_trigger(t, names) for t in args.trigger]
+        if args.max_triggers < 0:
+            raise VfioBenchError(f"--max-triggers {args.max_triggers} must be 0 (no limit) or more")
+        if args.ring_events is not None and args.ring_events < 1:
+            raise VfioBenchError(f"--ring-events {args.ring_events} must be at least 1")
+        if args.out is not None and args.out.exists():
+            raise VfioBenchError(f"{args.out}: already exists", "choose another --out or remove it")
+        recorder = FlightRecorder(
+            triggers,
+            before_ns=parse_duration(args.window, "--window"),
+            after_ns=parse_duration(args.after, "--after"),
+            max_bytes=parse_size(args.ring_bytes, "--ring-bytes"),
+            max_events=args.ring_events,
+            max_triggers=args.max_triggers,
+            sub_bucket_bits=args.sub_bucket_bits,
+        )
+        return cls(recorder, run_id)
+
+    def describe(self) -> str:
+        """The triggers and the window, for the start line."""
+        from vfiobench.probes.trigger import describe_triggers
+
+        r = self.recorder
+        return (
+            f"{describe_triggers(r.triggers)} (window {r.before_ns / 1e9:g} s before, "
+            f"{r.after_ns / 1e9:g} s after; ring bound {r.ring.max_bytes / 2**20:g} MiB)"
+        )
+
+    def attach(self, tracer: Tracer, meta: RunMeta, out: Path) -> None:
+        """Observe the tracer's batches; windows are written into ``out`` with ``meta`` as their base."""
+        from vfiobench.probes.flight import CaptureWriter
+
+        r = self.recorder
+        self.captures = CaptureWriter(out, meta, r.before_ns, r.after_ns, run_id=self.run_id)
+        r.save = self.captures
+        r.lost = tracer.read_lost
+        tracer.observers.append(r.observe)
+
+    def close(self, writer: RunWriter) -> None:
+        """Save a window still open, wait for the windows, add the whole period's histograms."""
+        r = self.recorder
+        try:
+            r.finish()
+        finally:
+            if self.captures is not None:
+                self.written = self.captures.close()
+        meta = writer.meta
+        for name, table in r.summary_tables().items():
+            writer.append(name, table)
+            if name in meta.probes:
+                meta.probes[name].mode = "histogram"
+        meta.labels.update(
+            {
+                "trigger": [t.text for t in r.triggers],
+                "window_before_ns": r.before_ns,
+                "window_after_ns": r.after_ns,
+                "ring_bytes": r.ring.max_bytes,
+                "ring_events": r.ring.max_events,
+                "trigger_runs": [f"{self.run_id}-trigger-{c.index}" for c in r.saved],
+            }
+        )
+
+    def report(self, out: Path) -> None:
+        """One line per saved window."""
+        for c, path in zip(self.recorder.saved, self.written, strict=False):
+            dur = c.event.get("dur_ns", 0) / 1e6
+            state = "" if c.complete else f" (incomplete: {c.note})"
+            print(
+                f"trigger {c.index}: {c.trigger.text} matched a {c.probe} call of {dur:.3f} ms "
+                f"({c.matches} match{'es' * (c.matches != 1)} in the window); {c.events_before} {c.probe} "
+                f"events before it, {c.events_after} after, saved in {path}{state}"
+            )
+        if not self.recorder.saved:
+            print(f"no event matched {' | '.join(t.text for t in self.recorder.triggers)}")
+        print(f"whole period: duration histograms in {out / 'whole'}")
 
 
 # ---- doctor -------------------------------------------------------------------------------------

@@ -205,17 +205,20 @@ class Capture:
     note: str = ""
     started_utc: str = ""
     ended_utc: str = ""
+    #: The trigger probe's rows in the window that started before / after the matching event.
+    events_before: int = 0
+    events_after: int = 0
 
     @property
     def probe(self) -> str:
         """The probe whose event fired the trigger."""
         return self.trigger.probe
 
-    def counts_around(self) -> tuple[int, int]:
-        """The trigger probe's rows before and after the matching event (by start time)."""
+    def count_around(self) -> None:
+        """Set :attr:`events_before` and :attr:`events_after` from the window's rows."""
         ts = self.tables.get(self.probe, np.empty(0, dtype=schema.TABLE_DTYPES[self.probe]))["ts_ns"]
         t = self.event["ts_ns"]
-        return int(np.count_nonzero(ts < t)), int(np.count_nonzero(ts > t))
+        self.events_before, self.events_after = int(np.count_nonzero(ts < t)), int(np.count_nonzero(ts > t))
 
 
 class FlightRecorder:
@@ -355,6 +358,7 @@ class FlightRecorder:
         capture.lost = self._lost_since(capture.start_ns)
         capture.started_utc = _utc_of_monotonic(capture.start_ns)
         capture.ended_utc = _utc_of_monotonic(capture.end_ns)
+        capture.count_around()
         if self.ring.evicted_until_ns >= capture.start_ns:
             capture.complete = False
             kept = self.ring.evicted_until_ns
@@ -387,7 +391,6 @@ def _utc_of_monotonic(t_ns: int) -> str:
 
 def capture_labels(capture: Capture, before_ns: int, after_ns: int) -> dict[str, Any]:
     """The labels a window's run carries (``run.json`` ``labels``)."""
-    before, after = capture.counts_around()
     return {
         "trigger": capture.trigger.text,
         "trigger_index": capture.index,
@@ -399,8 +402,8 @@ def capture_labels(capture: Capture, before_ns: int, after_ns: int) -> dict[str,
         "window_before_ns": before_ns,
         "window_after_ns": after_ns,
         "window_complete": capture.complete,
-        "events_before_trigger": before,
-        "events_after_trigger": after,
+        "events_before_trigger": capture.events_before,
+        "events_after_trigger": capture.events_after,
     }
 
 
