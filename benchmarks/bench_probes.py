@@ -199,12 +199,21 @@ def overhead(binary: Path, n: int, rounds: int) -> list[tuple[str, float]]:
 
 
 def stream_rate(
-    binary: Path, n: int, producers: int, *, histogram: bool, out_dir: Path, live: bool = False
+    binary: Path,
+    n: int,
+    producers: int,
+    *,
+    histogram: bool,
+    out_dir: Path,
+    live: bool = False,
+    flight: bool = False,
 ) -> dict[str, float]:
     """Events/s of set_irqs_ioctl over ``producers`` flood processes, through the full record path.
 
     ``live``: with record's live view attached (its observer on every batch, the table rendered
-    every second into a string), to show what the view costs the drain.
+    every second into a string), to show what the view costs the drain. ``flight``: as
+    ``record --trigger`` runs it: rows kept only in the flight recorder's ring (2 s, 128 MiB), a
+    trigger that never fires, whole-period histograms, the poll hook after every poll.
     """
     from vfiobench.probes.tracer import Tracer
     from vfiobench.store import RunMeta, RunWriter
@@ -216,9 +225,28 @@ def stream_rate(
     with (
         RunWriter(run_dir, meta) as writer,
         Tracer(
-            None, probes=["set_irqs_ioctl"], writer=writer, histogram=histogram, buffer_pages=4096
+            None,
+            probes=["set_irqs_ioctl"],
+            writer=writer,
+            histogram=histogram,
+            buffer_pages=4096,
+            store_rows=not flight,
         ) as tracer,
     ):
+        after_poll = None
+        if flight:
+            from vfiobench.probes.flight import FlightRecorder
+            from vfiobench.probes.trigger import parse_trigger
+
+            recorder = FlightRecorder(
+                [parse_trigger("set_irqs_ioctl.dur > 10s", ["set_irqs_ioctl"])],
+                before_ns=2_000_000_000,
+                after_ns=1_000_000_000,
+                max_bytes=128 << 20,
+                lost=tracer.read_lost,
+            )
+            tracer.observers.append(recorder.observe)
+            after_poll = recorder.after_poll
         view, console = None, None
         if live:
             import io
@@ -240,7 +268,11 @@ def stream_rate(
         for th in threads:
             th.start()
         while any(th.is_alive() for th in threads):
-            if tracer.poll() < 1024:
+            began = time.monotonic_ns()
+            got = tracer.poll()
+            if after_poll is not None:
+                after_poll(began)
+            if got < 1024:
                 time.sleep(0.005)
             if view is not None and console is not None and time.monotonic() >= next_render:
                 next_render = time.monotonic() + 1.0
@@ -393,6 +425,13 @@ def main(argv: list[str] | None = None) -> int:
                     stream_rate(binary, n_flood, producers, histogram=False, out_dir=tmpdir, live=True),
                 )
             )
+        for producers in (1, 2):  # record --trigger: the flight recorder's ring instead of Parquet
+            rows.append(
+                (
+                    f"vfiobench stream + flight recorder, {producers} producer(s)",
+                    stream_rate(binary, n_flood, producers, histogram=False, out_dir=tmpdir, flight=True),
+                )
+            )
         for producers in (1, 2):
             rows.append(
                 (
@@ -406,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{int(r['lost']):8,} {r['cpu_us']:22.3f}"
             )
         lossless = [
-            r["rate"] for n, r in rows if "stream" in n and r["lost"] == 0 and r["recorded"] == r["sent"]
+            r["rate"]
+            for n, r in rows
+            if "stream" in n and "flight" not in n and r["lost"] == 0 and r["recorded"] == r["sent"]
         ]
         hist = [r["rate"] for n, r in rows if "histogram" in n and r["recorded"] == r["sent"]]
         cb = rows[2][1]
@@ -425,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"probe-side cost per SET_IRQS event ({label}): "
                 f"{1e6 / by[key]['rate'] - free:.3f} µs on top of the {free:.3f} µs ioctl"
             )
-        stream_cpu = min(r["cpu_us"] for n, r in rows if "stream" in n)
+        stream_cpu = min(r["cpu_us"] for n, r in rows if "stream" in n and "flight" not in n)
         print(
             f"consumer capacity of the streaming path: {1e6 / stream_cpu:,.0f} events/s per core "
             f"({stream_cpu:.3f} µs CPU per event: ring read, decode, Parquet); BCC callback: "
