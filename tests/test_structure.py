@@ -38,7 +38,7 @@ def test_cli_help_loads_no_heavy_layer() -> None:
         "    main(['--help'])\n"
     )
     assert loaded_after(code) == []
-    for command in ("record", "doctor", "report", "run", "lab", "qemu"):
+    for command in ("record", "doctor", "report", "run", "lab", "qemu", "exporter", "query"):
         sub = code.replace("['--help']", f"[{command!r}, '--help']")
         assert loaded_after(sub) == [], command
 
@@ -100,8 +100,24 @@ def test_no_import_cycles() -> None:
     [
         ("vfiobench.schema", ("vfiobench.",)),
         ("vfiobench.analysis", ("vfiobench.probes", "vfiobench.lab", "vfiobench.report", "vfiobench.plots")),
-        ("vfiobench.store", ("vfiobench.probes", "vfiobench.lab", "vfiobench.analysis", "vfiobench.report")),
-        ("vfiobench.probes", ("vfiobench.analysis", "vfiobench.report", "vfiobench.plots", "vfiobench.api")),
+        (
+            "vfiobench.store",
+            (
+                "vfiobench.probes",
+                "vfiobench.lab",
+                "vfiobench.analysis",
+                "vfiobench.report",
+                "vfiobench.fleet",
+            ),
+        ),
+        (
+            "vfiobench.probes",
+            ("vfiobench.analysis", "vfiobench.report", "vfiobench.plots", "vfiobench.api", "vfiobench.fleet"),
+        ),
+        (
+            "vfiobench.fleet",
+            ("vfiobench.analysis", "vfiobench.report", "vfiobench.plots", "vfiobench.lab", "vfiobench.api"),
+        ),
         ("vfiobench.plots", ("vfiobench.report", "vfiobench.probes", "vfiobench.lab")),
     ],
 )

@@ -1,4 +1,4 @@
-"""The ``vfiobench`` command: ``doctor · record · run · report · lab · qemu · export``.
+"""The ``vfiobench`` command: ``doctor · record · run · report · lab · qemu · export · exporter · query``.
 
 Each subcommand lives in a small module of this package exposing ``register(subparsers)``; those modules
 import nothing heavy at load time (no bcc, no papermill) so ``vfiobench --help`` stays fast.
@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vfiobench.cli.qemu",
     "vfiobench.cli.experiment",
     "vfiobench.cli.export",
+    "vfiobench.cli.fleet",
 )
 
 EPILOG = """\
