@@ -79,7 +79,7 @@ def test_cells_stop_where_the_rule_says(tmp_path):
     assert [len(b) for b in backend.batches] == [12] * 10 + [6] * 3
     assert all("-tcg-" in i for b in backend.batches[10:] for i in b)
     by_cell = {c.label: c for c in state.cells}
-    kvm, tcg = by_cell["mask-every-irq · kvm"], by_cell["mask-every-irq · tcg"]
+    kvm, tcg = by_cell["bookworm · mask-every-irq · kvm"], by_cell["bookworm · mask-every-irq · tcg"]
     assert (kvm.repetitions, kvm.reason) == (9, "target reached")
     assert (tcg.repetitions, tcg.reason) == (12, "max reached")
     assert kvm.half_width == pytest.approx(expected_width(0.11, 9), abs=1e-5)
@@ -94,8 +94,8 @@ def test_metadata_records_rule_widths_and_reasons(tmp_path):
     assert reps["rule"] == {"min": 6, "max": 12, "target": 0.10, "metrics": ["latency_ns"]}
     assert "within ±10%" in reps["description"]
     cells = {c["cell"]: c for c in reps["cells"]}
-    assert list(cells) == ["mask-every-irq · kvm", "mask-every-irq · tcg"]
-    kvm = cells["mask-every-irq · kvm"]
+    assert list(cells) == ["bookworm · mask-every-irq · kvm", "bookworm · mask-every-irq · tcg"]
+    kvm = cells["bookworm · mask-every-irq · kvm"]
     assert (kvm["status"], kvm["reason"], kvm["repetitions"]) == ("stopped", "target reached", 9)
     widths = {w["variant"]: w for w in kvm["widths"]}
     assert set(widths) == {"B", "C"}
@@ -103,12 +103,12 @@ def test_metadata_records_rule_widths_and_reasons(tmp_path):
     assert widths["C"]["half_width"] == pytest.approx(expected_width(0.11, 9), abs=1e-5)
     assert widths["B"]["kind"] == "ratio" and widths["B"]["runs_variant"] == 9
     assert widths["B"]["estimate"] == pytest.approx(2.0, rel=1e-2)
-    tcg = cells["mask-every-irq · tcg"]
+    tcg = cells["bookworm · mask-every-irq · tcg"]
     assert (tcg["status"], tcg["reason"], tcg["repetitions"]) == ("stopped", "max reached", 12)
     # every planned run is in the manifest, and on disk, and follows from the recorded counts
     assert len(data["runs"]) == 12 + 9 * 12 + 3 * 6
     assert sorted(data["runs"]) == sorted(r.run_id for r in load_runs(tmp_path / "runs"))
-    counts = {(c["workload"], c["accel"]): c["repetitions"] for c in reps["cells"]}
+    counts = {(c["workload"], c["accel"], c["release"]): c["repetitions"] for c in reps["cells"]}
     assert [r.run_id for r in recorded_plan(spec, counts)] == data["runs"]
 
 
@@ -170,7 +170,7 @@ def test_interrupted_adaptive_experiment_resumes_to_the_same_runs(tmp_path, fail
 def test_round_runs_keep_their_place_in_the_full_plan():
     spec = parse_spec(ADAPTIVE_SPEC)
     full = round_runs(spec, 9)
-    tcg = round_runs(spec, 9, only=[("mask-every-irq", "tcg")])
+    tcg = round_runs(spec, 9, only=[("mask-every-irq", "tcg", "bookworm")])
     assert [r.run_id for r in tcg] == [r.run_id for r in full if r.accel == "tcg"]
     assert [r.index for r in tcg] == [r.index for r in full if r.accel == "tcg"]
     assert full[0].index == (1 + 9) * 12  # after the warm-up and 9 rounds of 12 runs
@@ -180,7 +180,9 @@ def test_round_runs_keep_their_place_in_the_full_plan():
 def test_fixed_repetitions_record_a_fixed_rule(tmp_path):
     spec = parse_spec(SPEC)
     state = run_experiment(spec, tmp_path, RecordingBackend(), progress=False)
-    assert [(c.label, c.repetitions, c.reason) for c in state.cells] == [("mask-every-irq · tcg", 2, "fixed")]
+    assert [(c.label, c.repetitions, c.reason) for c in state.cells] == [
+        ("bookworm · mask-every-irq · tcg", 2, "fixed")
+    ]
     reps = json.loads((tmp_path / "experiment.json").read_text())["repetitions"]
     assert reps["rule"] == {"min": 2, "max": 2, "target": None, "metrics": ["us_per_irq"]}
     assert len(run_statuses(make_plan(spec), tmp_path / "runs")) == 18
@@ -207,8 +209,10 @@ def test_dry_run_prints_the_plan_up_to_min_and_the_rule(tmp_path, capsys):
     assert main(["run", str(spec_path), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     tail = capsys.readouterr().out.splitlines()[12 * 7 + 2 :]
     assert tail[0] == "already on disk beyond r5: 54 runs"  # kvm r6..r8, tcg r6..r11
-    assert tail[1].startswith("  mask-every-irq · kvm: 9 repetitions, widest ±9.3%: target reached")
-    assert tail[2].startswith("  mask-every-irq · tcg: 12 repetitions, widest ±22.0%: max reached")
+    assert tail[1].startswith(
+        "  bookworm · mask-every-irq · kvm: 9 repetitions, widest ±9.3%: target reached"
+    )
+    assert tail[2].startswith("  bookworm · mask-every-irq · tcg: 12 repetitions, widest ±22.0%: max reached")
 
 
 def test_the_ab_page_shows_the_rule_and_where_each_cell_stopped(tmp_path):
@@ -220,7 +224,7 @@ def test_the_ab_page_shows_the_rule_and_where_each_cell_stopped(tmp_path):
     cmp = make_comparison(load_runs(tmp_path / "runs"), baseline="A")
     rows = df_stopping(cmp)
     lat = rows[rows["metric"] == "latency_ns"].set_index("group")
-    assert list(lat.index) == ["mask-every-irq · kvm", "mask-every-irq · tcg"]
+    assert list(lat.index) == ["bookworm · mask-every-irq · kvm", "bookworm · mask-every-irq · tcg"]
     assert list(lat["reason"]) == ["target reached", "max reached"]
     assert list(lat["repetitions"]) == [9, 12]
     # the page's own intervals are the rule's: same runs, same statistics
@@ -231,8 +235,14 @@ def test_the_ab_page_shows_the_rule_and_where_each_cell_stopped(tmp_path):
         "cell", "repetitions", "stopped", "rule's widest ± when it stopped",
         "widest ± interrupt latency (median)",
     ]  # fmt: skip
-    assert view.iloc[0].tolist() == ["mask-every-irq · kvm", "9", "target reached", "±9.3%", "±9.3% (C)"]
-    assert view.iloc[1].tolist()[:4] == ["mask-every-irq · tcg", "12", "max reached", "±22.0%"]
+    assert view.iloc[0].tolist() == [
+        "bookworm · mask-every-irq · kvm",
+        "9",
+        "target reached",
+        "±9.3%",
+        "±9.3% (C)",
+    ]
+    assert view.iloc[1].tolist()[:4] == ["bookworm · mask-every-irq · tcg", "12", "max reached", "±22.0%"]
     html = nbk.stopping_html(cmp)
     assert "6 to 12 repetitions a cell: stop once every variant&#x27;s 95% interval of latency_ns" in html
     assert "target reached" in html and "max reached" in html
@@ -256,7 +266,7 @@ def test_the_ab_page_shows_a_fixed_count_as_fixed(tmp_path):
     assert not spec.repetitions.adaptive
     run_experiment(spec, tmp_path, ValueBackend(values()), progress=False)
     view = nbk.stopping_view(make_comparison(load_runs(tmp_path / "runs"), baseline="A"))
-    assert view.iloc[0].tolist() == ["mask-every-irq · kvm", "6", "fixed", "–", "±13.5% (C)"]
+    assert view.iloc[0].tolist() == ["bookworm · mask-every-irq · kvm", "6", "fixed", "–", "±13.5% (C)"]
     assert "6 repetitions a cell (fixed)" in nbk.stopping_html(
         make_comparison(load_runs(tmp_path / "runs"), baseline="A")
     )

@@ -182,7 +182,7 @@ def test_second_build_reuses_the_cached_image(
     img = image.build_image(image.Recipe.default(release))
     assert img.path.name == image.Recipe.default(release).digest()
     labels = lab_runs["kvm-no-mask"].meta.labels
-    assert labels["lab_image"] == img.path.name and labels["lab_release"] == release
+    assert labels["lab_image"] == img.path.name and labels["release"] == release
     assert f"qemu-system-x86 {img.info['packages']['qemu-system-x86']}" in labels["lab_packages"]
     assert img.info["kernel_release"] == lab_runs["kvm-no-mask"].meta.host.kernel_release
 

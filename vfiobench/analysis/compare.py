@@ -1,13 +1,15 @@
-"""Comparable sets of runs: runs grouped by workload × accel (never pooled), warm-ups set aside.
+"""Comparable sets of runs: runs grouped by release × workload × accel (never pooled), warm-ups set aside.
 
 An experiment such as ``pba.toml`` measures every variant in several **groups** of comparable runs
-(one workload under one accelerator; the pages call them the experiment's *cells*). A variant's
+(one workload under one accelerator on one lab release; the pages call them the experiment's
+*cells*). A variant's
 numbers only mean something against the baseline *in the same group*: ``no-mask`` under KVM and
 ``mask-every-irq`` under TCG differ by orders of magnitude, so pooling them would compare the mix of
-groups, not the variants. :func:`make_comparison` groups the runs by ``group_by`` (default
-``workload`` × ``accel``: ``meta.workload.name`` and ``meta.labels["accel"]``; a run without the key,
-such as a synthetic run without ``accel``, falls in one group for that key) and drops warm-up runs
-(``labels.warmup``) unless asked to keep them.
+groups, not the variants; so would pooling QEMU 7.2 on Linux 6.1 with QEMU 11.1 on Linux 7.3.
+:func:`make_comparison` groups the runs by ``group_by`` (default ``release`` × ``workload`` ×
+``accel``: ``meta.labels["release"]``, ``meta.workload.name`` and ``meta.labels["accel"]``; a run
+without the key, such as a host run without ``release``, falls in one group for that key) and drops
+warm-up runs (``labels.warmup``) unless asked to keep them.
 
 The :class:`Comparison` it returns caches the per-interrupt accounting and the A/B tables, so each is
 computed once however many tables (:mod:`~vfiobench.analysis.headline`,
@@ -31,8 +33,9 @@ import pandas as pd
 from vfiobench.errors import AnalysisError
 from vfiobench.store import Run, RunSet
 
-#: Default grouping of a comparison: one group per workload and accelerator.
-DEFAULT_GROUP_BY: tuple[str, ...] = ("workload", "accel")
+#: Default grouping of a comparison: one group per lab release, workload and accelerator (runs
+#: without a ``release`` label, e.g. from a real host, group by workload and accelerator alone).
+DEFAULT_GROUP_BY: tuple[str, ...] = ("release", "workload", "accel")
 
 #: Run attributes a grouping key may name besides ``workload`` and the run's labels.
 META_KEYS: tuple[str, ...] = ("variant", "kind", "status", "source")

@@ -5,8 +5,10 @@ is the distribution's ``qemu-system-x86_64``, ``build`` is ``vfiobench qemu buil
 variant's patches (cached), anything else is a path. Device properties reach every ``vfio-pci``
 device as ``-global vfio-pci.KEY=VALUE``, so neither backend edits a command line it did not write.
 
-- :class:`LabBackend` runs one L1 boot per repetition, holding every variant's cells in plan order
-  (so the interleaving survives inside the boot), and names each run by its planned run id.
+- :class:`LabBackend` runs one L1 boot per repetition and release (the release's own L1 image and,
+  for ``build`` variants, QEMU built from that release's source), holding every variant's cells in
+  plan order (so the interleaving survives inside the boot), and names each run by its planned run
+  id.
 - :class:`HostBackend` launches the spec's QEMU command line per run, attaches the probes to that
   process (probed runs), runs the workload command to completion, then stops QEMU. Placeholders in
   both command lines: ``{pid}`` (QEMU's pid; workload only), ``{props}`` (``,key=value...``),
@@ -45,22 +47,27 @@ class BinaryResolver:
 
     def __init__(self, show: Show = print) -> None:
         self.show = show
-        self._cache: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self._cache: dict[tuple[str, tuple[str, ...], str], str | None] = {}
 
-    def __call__(self, variant: Variant, *, system: str | None = None) -> str | None:
-        """The binary path for ``variant``; ``system`` (or None) is what ``qemu = "system"`` means."""
-        key = (variant.qemu, variant.patches)
+    def __call__(self, variant: Variant, *, system: str | None = None, release: str = "") -> str | None:
+        """The binary path for ``variant``; ``system`` (or None) is what ``qemu = "system"`` means.
+
+        ``release``: the lab release the binary runs in (``build`` variants are built from that
+        release's QEMU source; "" is the build host's own, bookworm's).
+        """
+        key = (variant.qemu, variant.patches, release)
         if key not in self._cache:
-            self._cache[key] = self._resolve(variant, system)
+            self._cache[key] = self._resolve(variant, system, release)
         return self._cache[key]
 
-    def _resolve(self, variant: Variant, system: str | None) -> str | None:
+    def _resolve(self, variant: Variant, system: str | None, release: str) -> str | None:
         if variant.qemu == "system":
             return system
         if variant.qemu == "build":
             from vfiobench.qemu.build import build_qemu
 
-            result = build_qemu(list(variant.patches), progress=self.show)
+            per_release: dict[str, Any] = {} if release in ("", "bookworm") else {"release": release}
+            result = build_qemu(list(variant.patches), progress=self.show, **per_release)
             return str(result.binary)
         path = Path(variant.qemu)
         if not path.is_file():
@@ -77,8 +84,8 @@ class LabBackend:
         self.binary = BinaryResolver(show)
 
     def batch_key(self, run: PlannedRun) -> Hashable:
-        """One boot per repetition (warm-ups apart)."""
-        return (run.warmup, run.repetition)
+        """One boot per repetition and release (warm-ups apart)."""
+        return (run.warmup, run.repetition, run.release)
 
     def cell(self, run: PlannedRun) -> Any:
         """The lab cell of one planned run."""
@@ -99,7 +106,7 @@ class LabBackend:
             accel=run.accel,
             workload=params,
             probes=run.probed,
-            qemu=self.binary(variant),
+            qemu=self.binary(variant, release=run.release),
             qemu_args=[*global_props(variant), *variant.extra_args],
             variant=variant.name,
             name=run.run_id,
@@ -109,14 +116,16 @@ class LabBackend:
 
     def execute(self, runs: Sequence[PlannedRun], runs_dir: Path, done: RunDone) -> None:
         """Boot L1 once for ``runs``; a failed boot leaves its runs to be redone on resume."""
+        from vfiobench.lab.image import Recipe, build_image
         from vfiobench.lab.runner import run_lab
         from vfiobench.qemu.build import heavy_lock
 
         cells = [self.cell(r) for r in runs]  # builds missing QEMU variants first (their own lock)
         out = runs_dir / runs[0].run_id if len(runs) == 1 else runs_dir
         try:
+            image = build_image(Recipe.default(runs[0].release or None))
             with heavy_lock(progress=self.show):  # one VM at a time on a 2-core machine
-                run_lab(cells, out, show=self.show)
+                run_lab(cells, out, image=image, show=self.show)
         except VfioBenchError as e:
             self.show(f"lab: batch of {len(runs)} runs failed: {e}")
         for run in runs:

@@ -23,8 +23,9 @@ from typing import Any
 from vfiobench.experiment.spec import ExperimentSpec, Variant, Workload
 from vfiobench.store import Kind
 
-#: A cell of an experiment: ``(workload name, accel)``; every variant runs in every cell.
-Cell = tuple[str, str]
+#: A cell of an experiment: ``(workload name, accel, release)`` (release "" on the host backend);
+#: every variant runs in every cell, and cells never pool releases.
+Cell = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,12 @@ class PlannedRun:
     repetition: int
     warmup: bool
     kind: Kind
+    release: str = ""
 
     @property
     def cell(self) -> Cell:
-        """The ``(workload, accel)`` cell this run belongs to."""
-        return (self.workload.name, self.accel)
+        """The ``(workload, accel, release)`` cell this run belongs to."""
+        return (self.workload.name, self.accel, self.release)
 
     @property
     def probed(self) -> bool:
@@ -52,18 +54,27 @@ class PlannedRun:
 
     def labels(self, experiment: str) -> dict[str, Any]:
         """The run.json ``labels`` identifying this run's place in the experiment."""
-        return {
+        labels: dict[str, Any] = {
             "experiment": experiment,
             "accel": self.accel,
             "repetition": self.repetition,
             "warmup": self.warmup,
             "order": self.index,
         }
+        if self.release:
+            labels["release"] = self.release
+        return labels
 
 
 def cells(spec: ExperimentSpec) -> list[Cell]:
     """The spec's cells, in plan order."""
-    return [(w.name, a) for w in spec.workloads for a in spec.accels]
+    return [(w.name, a, r) for r in spec.releases for w in spec.workloads for a in spec.accels]
+
+
+def cell_label(cell: Cell) -> str:
+    """``release · workload · accel`` (no release on the host), as the A/B page names its groups."""
+    workload, accel, release = cell
+    return " · ".join(p for p in (release, workload, accel) if p)
 
 
 def _kinds(spec: ExperimentSpec) -> tuple[Kind, ...]:
@@ -72,7 +83,7 @@ def _kinds(spec: ExperimentSpec) -> tuple[Kind, ...]:
 
 def round_size(spec: ExperimentSpec) -> int:
     """Runs in one full round (every variant, cell and kind once)."""
-    return len(spec.variants) * len(spec.workloads) * len(spec.accels) * len(_kinds(spec))
+    return len(spec.variants) * len(cells(spec)) * len(_kinds(spec))
 
 
 def round_runs(
@@ -88,16 +99,22 @@ def round_runs(
     tag = f"w{repetition}" if warmup else f"r{repetition}"
     out: list[PlannedRun] = []
     position = start
-    for variant in spec.variants:
-        for workload in spec.workloads:
-            for accel in spec.accels:
-                for kind in kinds:
-                    index, position = position, position + 1
-                    if only is not None and (workload.name, accel) not in only:
-                        continue
-                    short = "p" if kind == "probed" else "f"
-                    run_id = f"{spec.name}-{variant.name}-{workload.name}-{accel}-{tag}-{short}"
-                    out.append(PlannedRun(index, run_id, variant, workload, accel, repetition, warmup, kind))
+    for release in spec.releases:  # one L1 boot per release and round: releases outermost
+        for variant in spec.variants:
+            for workload in spec.workloads:
+                for accel in spec.accels:
+                    for kind in kinds:
+                        index, position = position, position + 1
+                        if only is not None and (workload.name, accel, release) not in only:
+                            continue
+                        short = "p" if kind == "probed" else "f"
+                        where = f"{release}-" if spec.release_axis else ""
+                        run_id = f"{spec.name}-{where}{variant.name}-{workload.name}-{accel}-{tag}-{short}"
+                        out.append(
+                            PlannedRun(
+                                index, run_id, variant, workload, accel, repetition, warmup, kind, release
+                            )
+                        )
     return out
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vfiobench.errors import ExperimentError, RunStoreError
-from vfiobench.experiment.plan import PlannedRun, cells, make_plan, round_runs
+from vfiobench.experiment.plan import Cell, PlannedRun, cells, make_plan, round_runs
 from vfiobench.experiment.spec import ExperimentSpec
 from vfiobench.experiment.stopping import CellState, StoppingRule, fixed_state
 from vfiobench.store import load_run, recover_interrupted, utc_now
@@ -238,7 +238,7 @@ def run_experiment(
             return state
         judge = StoppingRule(spec, runs_dir)
         running = cells(spec)
-        decided: dict[tuple[str, str], CellState] = {}
+        decided: dict[Cell, CellState] = {}
         for rounds in range(rule.min, rule.max + 1):
             for cell in running:
                 decided[cell] = judge.evaluate(cell, rounds)

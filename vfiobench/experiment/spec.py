@@ -13,6 +13,8 @@ and load by name (:func:`load_spec`)::
     probe_free = true        # pair every probed run with a probe-free run of the same cell
     cycles = 301             # default workload length
     accels = ["kvm", "tcg"]
+    releases = ["bookworm", "trixie-backports"]   # lab only: L1's Debian release (kernel, QEMU,
+    #                          # BCC); default bookworm. Cells never pool releases.
 
     [[variants]]
     name = "stock"           # the baseline the report compares against
@@ -131,13 +133,20 @@ class Repetitions:
 
 @dataclass(frozen=True)
 class ExperimentSpec:
-    """A parsed and validated experiment spec."""
+    """A parsed and validated experiment spec.
+
+    ``releases`` are the lab releases (:mod:`vfiobench.lab.releases`) every cell runs on (``("",)``
+    for the host backend: the host is what it is); ``release_axis`` is True when the spec names
+    them, and then run ids carry the release.
+    """
 
     name: str
     backend: Backend
     variants: tuple[Variant, ...]
     workloads: tuple[Workload, ...]
     accels: tuple[str, ...] = ("kvm", "tcg")
+    releases: tuple[str, ...] = ("",)
+    release_axis: bool = False
     repetitions: Repetitions = Repetitions(3, 3)
     warmup: int = 1
     probe_free: bool = True
@@ -238,6 +247,7 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
     accels = tuple(exp.get("accels", ["kvm", "tcg"]))
     for a in accels:
         _require(a in KNOWN_ACCELS, where, f"accel {a!r} is not one of {', '.join(KNOWN_ACCELS)}")
+    releases = _releases(exp, backend, where)
     defaults = {k: exp[k] for k in ("cycles", "vectors", "burst", "duration_s") if k in exp}
 
     variants = []
@@ -295,6 +305,8 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
         variants=tuple(variants),
         workloads=tuple(workloads),
         accels=accels,
+        releases=releases,
+        release_axis="releases" in exp,
         repetitions=reps,
         warmup=warmup,
         probe_free=bool(exp.get("probe_free", True)),
@@ -302,6 +314,25 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
         source_text=text,
         path=where,
     )
+
+
+def _releases(exp: dict[str, Any], backend: str, where: str) -> tuple[str, ...]:
+    """``experiment.releases``: lab releases (default the lab's default); host runs have none ("")."""
+    from vfiobench.lab.releases import DEFAULT_RELEASE, RELEASES
+
+    if backend != "lab":
+        _require("releases" not in exp, where, "experiment.releases is for backend 'lab' only")
+        return ("",)
+    releases = exp.get("releases", [DEFAULT_RELEASE])
+    _require(
+        isinstance(releases, list) and bool(releases) and all(isinstance(r, str) for r in releases),
+        where,
+        "experiment.releases must be a non-empty list of release names",
+    )
+    for r in releases:
+        _require(r in RELEASES, where, f"release {r!r} is not one of {', '.join(RELEASES)}")
+    _require(len(set(releases)) == len(releases), where, f"duplicate releases in {releases}")
+    return tuple(releases)
 
 
 def _shipped() -> Traversable:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vfiobench.experiment.plan import Cell, round_runs
+from vfiobench.experiment.plan import Cell, cell_label, round_runs
 from vfiobench.experiment.spec import ExperimentSpec
 from vfiobench.store import Run, RunSet, load_run
 
@@ -36,7 +36,7 @@ class CellState:
     """Where one cell stands against the rule.
 
     Attributes:
-        cell: ``(workload, accel)``.
+        cell: ``(workload, accel, release)``.
         repetitions: measured rounds the cell has (complete and evaluated).
         status: ``"running"`` (more rounds follow) or ``"stopped"``.
         reason: why it stopped (``target reached``, ``max reached``, ``fixed``), None while running.
@@ -54,8 +54,8 @@ class CellState:
 
     @property
     def label(self) -> str:
-        """``workload · accel``, as the A/B page names the cell."""
-        return " · ".join(self.cell)
+        """``release · workload · accel``, as the A/B page names the cell (see :func:`cell_label`)."""
+        return cell_label(self.cell)
 
     def to_dict(self) -> dict[str, Any]:
         """The cell's entry in ``experiment.json`` (NaN written as null)."""
@@ -67,6 +67,7 @@ class CellState:
             "cell": self.label,
             "workload": self.cell[0],
             "accel": self.cell[1],
+            "release": self.cell[2],
             "repetitions": self.repetitions,
             "status": self.status,
             "reason": self.reason,

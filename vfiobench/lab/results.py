@@ -164,7 +164,7 @@ def cell_to_run(
             "workload": cell.workload.name,
             "cell": cell.id,
             "lab_image": image.info.get("recipe_hash", ""),
-            "lab_release": image.release,
+            "release": image.release,
             "lab_packages": "; ".join(f"{k} {v}" for k, v in image.info.get("packages", {}).items()),
             "l1_qemu_cmdline": " ".join(l1_cmdline),
             "l0_kernel": l0.kernel_release,
