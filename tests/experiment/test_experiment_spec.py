@@ -90,6 +90,18 @@ def test_shipped_pba_disable_spec_runs_its_guest_on_every_variant():
     assert {r.workload.param("cycles") for r in plan} == {101}
 
 
+def test_shipped_stack_spec_runs_every_variant_on_every_release():
+    from vfiobench.experiment.plan import cells
+    from vfiobench.lab.releases import RELEASES
+
+    spec = load_spec("stack")
+    assert spec.releases == tuple(RELEASES) and spec.release_axis
+    assert [v.name for v in spec.variants] == ["stock", "pba-always-on", "pba-always-on+fd-cache"]
+    assert all(v.qemu == "build" for v in spec.variants)  # each release's own source, same recipe
+    assert len(cells(spec)) == 3 * 2 * 2
+    assert len(make_plan(spec)) == (10 + 1) * 3 * 12 * 2
+
+
 def test_shipped_specs_are_package_resources():
-    assert builtin_specs() == ["pba", "pba-disable"]
+    assert builtin_specs() == ["pba", "pba-disable", "stack"]
     assert load_spec("pba").path == "vfiobench/experiment/specs/pba.toml"
