@@ -4,7 +4,7 @@ Tests that need root, BPF, the lab VM, a QEMU build, Chromium or a notebook kern
 printed reason where the machine lacks it (a laptop, a container). In CI they must run, so a
 missing prerequisite must not pass silently as a skip. Set::
 
-    VFIOBENCH_TEST_REQUIRE=bpf,lab,qemu,browser,notebook,root   # these categories may not skip
+    VFIOBENCH_TEST_REQUIRE=bpf,lab,qemu,browser,notebook,prometheus,root   # may not skip
     VFIOBENCH_TEST_REQUIRE=all                                  # no test may skip
 
 and every skip of a test in a required category (by its marker, see ``pyproject.toml``) becomes a
@@ -30,6 +30,7 @@ CATEGORIES: dict[str, frozenset[str]] = {
     "qemu": frozenset({"qemubuild"}),
     "browser": frozenset({"browser"}),
     "notebook": frozenset({"notebook"}),
+    "prometheus": frozenset({"prometheus"}),
 }
 
 
