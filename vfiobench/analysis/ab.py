@@ -338,6 +338,12 @@ def _per_run(samples: pd.DataFrame, variant: str) -> list[F64]:
     return [g["value"].to_numpy(dtype=np.float64) for _, g in s.groupby("run_id", sort=False)]
 
 
+def per_run_values(samples: pd.DataFrame, variant: str, statistic: Statistic) -> F64:
+    """One value per run of ``variant`` (its samples' median or mean), as the A/B tests use them."""
+    fn = _stat_fn(statistic)
+    return np.array([fn(v) for v in _per_run(samples, variant)], dtype=np.float64)
+
+
 #: Columns of :func:`df_ab`.
 AB_COLUMNS: list[str] = [
     "variant", "baseline", "metric", "quantity", "statistic", "stat_baseline", "stat_variant", "kind",

@@ -170,3 +170,42 @@ def compare_runs(
         chosen, estimate, lo, hi, p, bool(p < alpha), center_a, center_b, int(xa.size), int(xb.size),
         df, alpha, method,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunLevel:
+    """One variant's level on one metric, from one value per run.
+
+    Attributes:
+        center: geometric mean of the per-run values when all are positive, else their mean.
+        ci_low, ci_high: the ``1 - alpha`` t-interval (on the log scale for a geometric mean);
+            None with fewer than :data:`MIN_RUNS` runs.
+        runs: number of runs.
+        geometric: whether ``center`` is a geometric mean.
+    """
+
+    center: float
+    ci_low: float | None
+    ci_high: float | None
+    runs: int
+    geometric: bool
+
+
+def run_level(values: npt.ArrayLike, *, alpha: float = 0.05) -> RunLevel:
+    """The level of one side (the same scale :func:`compare_runs` uses for a ratio), with its interval.
+
+    Raises:
+        ValueError: no finite value.
+    """
+    x = _clean(values)
+    if x.size == 0:
+        raise ValueError("no per-run values")
+    geometric = bool((x > 0).all())
+    v = np.log(x) if geometric else x
+    back = math.exp if geometric else float
+    center = back(float(v.mean()))
+    if x.size < MIN_RUNS:
+        return RunLevel(center, None, None, int(x.size), geometric)
+    half = float(stats.t.ppf(1.0 - alpha / 2.0, x.size - 1)) * float(v.std(ddof=1)) / math.sqrt(x.size)
+    mean = float(v.mean())
+    return RunLevel(center, back(mean - half), back(mean + half), int(x.size), geometric)

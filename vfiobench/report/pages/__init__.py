@@ -76,6 +76,7 @@ from vfiobench.report.pages.precision import (
     stopping_html,
     stopping_view,
 )
+from vfiobench.report.pages.releases import cross_release_html, cross_release_view, show_cross_release
 from vfiobench.report.pages.runinfo import (
     SYNTHETIC_BANNER,
     checks_html,
@@ -119,6 +120,8 @@ __all__ = [
     "builds_html",
     "checks_html",
     "compared_groups_html",
+    "cross_release_html",
+    "cross_release_view",
     "error_html",
     "failed_checks_html",
     "fmt_number",
@@ -144,6 +147,7 @@ __all__ = [
     "show_checks",
     "show_compared_groups",
     "show_cost_breakdown",
+    "show_cross_release",
     "show_failed_checks",
     "show_group_checks",
     "show_group_latency",
