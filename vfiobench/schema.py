@@ -12,6 +12,7 @@ entry time, ``dur_ns`` entry to return)::
     pba_toggle         ts_ns, dur_ns, tid, mr, enabled, is_pba
     transaction_commit ts_ns, dur_ns, tid, depth
     irq_path           ts_ns, event, vector, dur_ns, tid, cpu, arg0, arg1
+    kvm_ioctls         ts_ns, dur_ns, pid, tid, fd, ret, cmd, arg_ok, arg0, arg1, arg2, arg3
     pba_regions        mr, name, name_offset, is_pba      (beside pba_toggle: MemoryRegion names)
     workload           cycle, vector, triggers, trigger_ts_ns, delivered_ts_ns, latency_ns,
                        mask_rtt_ns, unmask_rtt_ns, pba_polls, pba_seen, delivered, unmask_ts_ns
@@ -38,11 +39,12 @@ SET_VECTOR_SIGNAL = "set_vector_signal"
 PBA_TOGGLE = "pba_toggle"
 COMMIT = "transaction_commit"
 IRQ_PATH = "irq_path"
+KVM_IOCTLS = "kvm_ioctls"
 PBA_REGIONS = "pba_regions"
 WORKLOAD = "workload"
 
 #: Probe tables timed per call, in call-nesting order (outer operations first within each thread).
-PROBE_TABLES: tuple[str, ...] = (SET_IRQS, SET_VECTOR_SIGNAL, PBA_TOGGLE, COMMIT)
+PROBE_TABLES: tuple[str, ...] = (SET_IRQS, SET_VECTOR_SIGNAL, PBA_TOGGLE, COMMIT, KVM_IOCTLS)
 
 #: ``irq_path`` event names by code (``VB_EV_*`` in ``events.bpf.h``); the timeline's names.
 IRQ_PATH_EVENTS: tuple[str, ...] = (
@@ -61,6 +63,26 @@ TABLE_LABELS: dict[str, str] = {
     SET_VECTOR_SIGNAL: "vfio_msi_set_vector_signal",
     PBA_TOGGLE: "PBA toggle (memory_region_set_enabled)",
     COMMIT: "memory transaction commit",
+    KVM_IOCTLS: "KVM ioctls (GSI routing, irqfd, MSI)",
+}
+
+# ---- KVM ioctls ---------------------------------------------------------------------------------------
+
+#: ``KVM_SET_GSI_ROUTING`` = ``_IOW(KVMIO, 0x6a, struct kvm_irq_routing)`` (``kvm_irqchip_commit_routes``).
+KVM_SET_GSI_ROUTING = 0x4008AE6A
+#: ``KVM_IRQFD`` = ``_IOW(KVMIO, 0x76, struct kvm_irqfd)`` (an irqfd assigned or, flag 1, deassigned).
+KVM_IRQFD = 0x4020AE76
+#: ``KVM_SIGNAL_MSI`` = ``_IOW(KVMIO, 0xa5, struct kvm_msi)`` (QEMU injecting an MSI itself).
+KVM_SIGNAL_MSI = 0x4020AEA5
+#: ``kvm_irqfd.flags`` bit of a deassign.
+KVM_IRQFD_FLAG_DEASSIGN = 1
+
+#: The ioctls of the ``kvm_ioctls`` probe: ``cmd`` -> (operation, ioctl name, what ``arg0..arg3`` hold:
+#: the first four 32-bit words of the struct passed).
+KVM_IOCTL_CMDS: dict[int, tuple[str, str, tuple[str, str, str, str]]] = {
+    KVM_SET_GSI_ROUTING: ("gsi_routing", "KVM_SET_GSI_ROUTING", ("nr", "flags", "gsi0", "type0")),
+    KVM_IRQFD: ("irqfd", "KVM_IRQFD", ("eventfd", "gsi", "flags", "resamplefd")),
+    KVM_SIGNAL_MSI: ("signal_msi", "KVM_SIGNAL_MSI", ("address_lo", "address_hi", "data", "flags")),
 }
 
 # ---- event records, as the kernel writes them (C structs in probes/bpf/events.bpf.h) ---------------
@@ -72,6 +94,7 @@ EVENT_STRUCTS: dict[str, str] = {
     PBA_TOGGLE: "vb_pba_toggle_event",
     COMMIT: "vb_transaction_commit_event",
     IRQ_PATH: "vb_irq_path_event",
+    KVM_IOCTLS: "vb_kvm_ioctl_event",
 }
 
 EVENT_DTYPES: dict[str, np.dtype[Any]] = {
@@ -117,6 +140,22 @@ EVENT_DTYPES: dict[str, np.dtype[Any]] = {
             ("cpu", "<u4"),
             ("vector", "<i4"),
             ("event", "<u4"),
+        ]
+    ),
+    KVM_IOCTLS: np.dtype(
+        [
+            ("ts_ns", "<u8"),
+            ("dur_ns", "<u8"),
+            ("pid", "<u4"),
+            ("tid", "<u4"),
+            ("fd", "<i4"),
+            ("ret", "<i4"),
+            ("cmd", "<u4"),
+            ("arg_ok", "<u4"),
+            ("arg0", "<u4"),
+            ("arg1", "<u4"),
+            ("arg2", "<u4"),
+            ("arg3", "<u4"),
         ]
     ),
 }
@@ -173,6 +212,22 @@ TABLE_DTYPES: dict[str, np.dtype[Any]] = {
             ("arg1", "<u8"),
         ]
     ),
+    KVM_IOCTLS: np.dtype(
+        [
+            ("ts_ns", "<i8"),
+            ("dur_ns", "<i8"),
+            ("pid", "<i4"),
+            ("tid", "<i4"),
+            ("fd", "<i4"),
+            ("ret", "<i4"),
+            ("cmd", "<u4"),
+            ("arg_ok", "?"),
+            ("arg0", "<u4"),
+            ("arg1", "<u4"),
+            ("arg2", "<u4"),
+            ("arg3", "<u4"),
+        ]
+    ),
     PBA_REGIONS: np.dtype([("mr", "<u8"), ("name", object), ("name_offset", "<i8"), ("is_pba", "?")]),
     #: One row per interrupt (burst: per mask window), written by the lab's guest workload.
     WORKLOAD: np.dtype(
@@ -199,19 +254,31 @@ HIST_DTYPE = np.dtype([("bucket", "<i8"), ("count", "<u8"), ("lo_ns", "<i8"), ("
 # ---- operations --------------------------------------------------------------------------------------
 
 #: Operations of the per-interrupt accounting, in stacking order, with the table each is read from
-#: (``region_toggle``: the ``pba_toggle`` calls on regions other than the PBA).
+#: (``region_toggle``: the ``pba_toggle`` calls on regions other than the PBA; ``gsi_routing``,
+#: ``irqfd``, ``signal_msi``: the ``kvm_ioctls`` rows of each ``cmd``, :data:`KVM_IOCTL_CMDS`).
 OPERATIONS: tuple[tuple[str, str], ...] = (
     ("set_irqs", SET_IRQS),
     ("set_vector_signal", SET_VECTOR_SIGNAL),
     ("pba_toggle", PBA_TOGGLE),
     ("region_toggle", PBA_TOGGLE),
     ("commit", COMMIT),
+    ("gsi_routing", KVM_IOCTLS),
+    ("irqfd", KVM_IOCTLS),
+    ("signal_msi", KVM_IOCTLS),
 )
 
 #: Operations the guest's mask/unmask or a masked interrupt runs directly: the threads that run
 #: them serve the interrupt, and only calls on those threads count as its path (the rest, e.g.
-#: commits QEMU's RCU thread runs later, are background work, reported apart).
-PATH_OPERATIONS: tuple[str, ...] = ("set_irqs", "set_vector_signal", "pba_toggle")
+#: commits QEMU's RCU thread runs later, are background work, reported apart). The KVM ioctls are
+#: issued by the unmask (the route commit), the bypass switch (irqfd) and QEMU's own MSI delivery.
+PATH_OPERATIONS: tuple[str, ...] = (
+    "set_irqs",
+    "set_vector_signal",
+    "pba_toggle",
+    "gsi_routing",
+    "irqfd",
+    "signal_msi",
+)
 
 #: Count column stem per operation (``<stem>_per_irq``).
 OPERATION_COUNT_NAMES: dict[str, str] = {
@@ -220,6 +287,9 @@ OPERATION_COUNT_NAMES: dict[str, str] = {
     "pba_toggle": "pba_toggles",
     "region_toggle": "region_toggles",
     "commit": "commits",
+    "gsi_routing": "gsi_routing",
+    "irqfd": "irqfd",
+    "signal_msi": "signal_msi",
 }
 
 #: Display name per operation.
@@ -229,6 +299,9 @@ OPERATION_LABELS: dict[str, str] = {
     "pba_toggle": "PBA toggle",
     "region_toggle": "other region toggles",
     "commit": "memory transaction commit",
+    "gsi_routing": "KVM_SET_GSI_ROUTING",
+    "irqfd": "KVM_IRQFD",
+    "signal_msi": "KVM_SIGNAL_MSI",
 }
 
 #: Names the run-set object's ``latency``/``histogram``/``cdf`` accept, and the table each reads.
@@ -240,6 +313,7 @@ OPERATION_TABLES: dict[str, str] = {
     PBA_TOGGLE: PBA_TOGGLE,
     "commit": COMMIT,
     COMMIT: COMMIT,
+    KVM_IOCTLS: KVM_IOCTLS,
 }
 
 #: run.json ``workload.params`` keys tried, in order, for the delivered-interrupt count when a run

@@ -1,4 +1,4 @@
-"""Per delivered interrupt: how many ioctls, set_vector_signal calls, PBA toggles and commits, and their cost.
+"""Per delivered interrupt: how many ioctls, set_vector_signal calls, PBA toggles, commits; their cost.
 
 Delivered interrupts come from the run's ``workload`` table (one row per cycle; rows with
 ``delivered`` false are not counted) or, for a run without one, from ``run.json``
@@ -22,8 +22,18 @@ exclusive (nested calls subtracted, see :mod:`vfiobench.analysis.nesting`), and 
 histogram mode contributes counts and inclusive time from bucket midpoints (no nesting there, so
 ``total_us_per_irq`` counts a histogram-mode call nested in another probed call twice); a
 ``pba_toggle`` histogram cannot tell the PBA from other regions, so its calls count as
-``region_toggles`` and ``pba_toggles_per_irq`` is NaN. Per-cycle values of histogram-mode
+``region_toggles`` and ``pba_toggles_per_irq`` is NaN. A ``kvm_ioctls`` histogram pools its three
+ioctls and cannot be split among ``gsi_routing``, ``irqfd`` and ``signal_msi``: it is left out (the
+three are NaN, and ``total_us_per_irq`` does not include it). Per-cycle values of histogram-mode
 operations are NaN.
+
+KVM ioctls (the ``kvm_ioctls`` table, one operation per ``cmd``): ``gsi_routing`` counts
+``KVM_SET_GSI_ROUTING`` (QEMU's ``kvm_irqchip_commit_routes``: one per unmask of a vector with a KVM
+route), ``irqfd`` ``KVM_IRQFD`` (assign and deassign alike), ``signal_msi`` ``KVM_SIGNAL_MSI``. They
+are operations of the interrupt's path (:data:`~vfiobench.schema.PATH_OPERATIONS`): the threads that
+issue them serve the interrupt. They are system calls of their own, so nothing else probed nests in
+them, and they nest in no other probed call of QEMU (a PBA toggle's commit issues memory-slot
+ioctls, not these).
 
 Probe-free runs (no probe tables) get NaN for every probe column, not zero; a probed run whose table
 exists but is empty gets 0.
@@ -239,6 +249,14 @@ def path_threads(tid: npt.ArrayLike, op: npt.ArrayLike) -> npt.NDArray[np.int64]
     return np.sort(pd.unique(t[np.isin(np.asarray(op, dtype=np.int64), codes)]))
 
 
+def kvm_ioctl_ops(cmd: npt.NDArray[np.int64], op_index: Mapping[str, int]) -> npt.NDArray[np.int64]:
+    """Operation code of each ``kvm_ioctls`` row from its ``cmd`` (-1 for a cmd of no operation)."""
+    ops = np.full(cmd.size, -1, dtype=np.int64)
+    for value, (name, _, _) in schema.KVM_IOCTL_CMDS.items():
+        ops[cmd == value] = op_index[name]
+    return ops
+
+
 def _run_calls(
     run: Run,
 ) -> tuple[dict[str, npt.NDArray[np.int64]], dict[str, bool], pd.DataFrame, set[str]]:
@@ -260,7 +278,14 @@ def _run_calls(
         if not run.has_table(table):
             continue
         df = run.table(table)
-        if table == schema.PBA_TOGGLE:
+        histogram = "bucket" in df.columns and "count" in df.columns and "ts_ns" not in df.columns
+        if table == schema.KVM_IOCTLS:
+            if histogram:  # the three ioctls share one histogram: not split, left out
+                for name, t in OPERATIONS:
+                    probed[name] = probed[name] and t != table
+                continue
+            ops = kvm_ioctl_ops(df["cmd"].to_numpy(dtype=np.int64), op_index)
+        elif table == schema.PBA_TOGGLE:
             if "is_pba" in df.columns:
                 is_pba = df["is_pba"].astype(bool).to_numpy()
             else:  # histogram mode: the kernel cannot tell the PBA from other regions
@@ -269,7 +294,7 @@ def _run_calls(
             ops = np.where(is_pba, op_index["pba_toggle"], op_index["region_toggle"])
         else:
             ops = np.full(len(df), next(op_index[n] for n, t in OPERATIONS if t == table))
-        if "bucket" in df.columns and "count" in df.columns and "ts_ns" not in df.columns:
+        if histogram:
             idx = df["bucket"].to_numpy(dtype=np.int64)
             layout = infer_layout(df) or buckets
             mid = (layout.lower(idx) + layout.upper(idx) - 1) / 2.0
@@ -279,14 +304,15 @@ def _run_calls(
             hist_ops |= {n for n, t in OPERATIONS if t == table}
             continue
         tid = df["tid"].to_numpy(dtype=np.int64) if "tid" in df.columns else np.zeros(len(df), dtype=np.int64)
-        frames.append(
-            {
-                "ts_ns": df["ts_ns"].to_numpy(dtype=np.int64),
-                "dur_ns": df["dur_ns"].to_numpy(dtype=np.int64),
-                "tid": tid,
-                "op": ops.astype(np.int64),
-            }
-        )
+        frame = {
+            "ts_ns": df["ts_ns"].to_numpy(dtype=np.int64),
+            "dur_ns": df["dur_ns"].to_numpy(dtype=np.int64),
+            "tid": tid,
+            "op": ops.astype(np.int64),
+        }
+        if table == schema.KVM_IOCTLS and not (keep := ops >= 0).all():
+            frame = {c: v[keep] for c, v in frame.items()}  # a cmd of no operation: not billed
+        frames.append(frame)
     calls = {
         c: np.concatenate([f[c] for f in frames]) if frames else np.zeros(0, dtype=np.int64)
         for c in ("ts_ns", "dur_ns", "tid", "op")
@@ -384,9 +410,10 @@ def df_per_interrupt(runset: RunSet, *, window: str = "workload") -> pd.DataFram
     Returns:
         Columns ``run_id, variant, kind, interrupts, interrupts_source``, counts per interrupt
         ``set_irqs_per_irq, set_vector_signal_per_irq, pba_toggles_per_irq, region_toggles_per_irq,
-        commits_per_irq``, inclusive µs per interrupt ``set_irqs_us_per_irq,
-        set_vector_signal_us_per_irq, pba_toggle_us_per_irq, region_toggle_us_per_irq,
-        commit_us_per_irq``, exclusive µs per interrupt (same names with ``_excl_us_per_irq``),
+        commits_per_irq, gsi_routing_per_irq, irqfd_per_irq, signal_msi_per_irq``, inclusive µs
+        per interrupt ``set_irqs_us_per_irq, set_vector_signal_us_per_irq, pba_toggle_us_per_irq,
+        region_toggle_us_per_irq, commit_us_per_irq, gsi_routing_us_per_irq, irqfd_us_per_irq,
+        signal_msi_us_per_irq``, exclusive µs per interrupt (same names with ``_excl_us_per_irq``),
         ``total_us_per_irq`` (sum of the exclusive ones), ``events_outside`` (calls outside the
         window), ``lost_events`` (from run.json), and the run's labels (``repetition``...).
     """
@@ -414,8 +441,9 @@ def df_per_cycle(runset: RunSet) -> pd.DataFrame:
 
     Returns:
         ``[run_id, variant, kind, cycle, delivered, latency_ns, set_irqs, set_vector_signal,
-        pba_toggles, region_toggles, commits, set_irqs_us, set_vector_signal_us, pba_toggle_us,
-        region_toggle_us, commit_us, total_us]``: counts and inclusive µs per operation (NaN when
+        pba_toggles, region_toggles, commits, gsi_routing, irqfd, signal_msi, set_irqs_us,
+        set_vector_signal_us, pba_toggle_us, region_toggle_us, commit_us, gsi_routing_us, irqfd_us,
+        signal_msi_us, total_us, path_us, background_us]``: counts and inclusive µs per operation (NaN when
         the operation was not probed) and ``total_us``, the exclusive time in probed calls.
     """
     parts = []

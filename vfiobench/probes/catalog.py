@@ -17,7 +17,14 @@ probe                         attaches to                                  table
 ``irq_path``                  several parts (:data:`IRQ_PATH_PARTS`): irq  ts_ns, event, vector,
                               tracepoints, kprobe ``eventfd_signal``,      dur_ns, tid, cpu, arg0,
                               ``kvm:kvm_msi_set_irq``, QEMU uprobes        arg1
+``kvm_ioctls``                tracepoints ``syscalls:sys_{enter,exit}_ioctl``  ts_ns, dur_ns, pid, tid,
+                              with cmd ``KVM_SET_GSI_ROUTING``,            fd, ret, cmd, arg_ok,
+                              ``KVM_IRQFD`` or ``KVM_SIGNAL_MSI``          arg0, arg1, arg2, arg3
 ============================  ===========================================  ==========================
+
+``kvm_ioctls`` keeps the first four 32-bit words of each ioctl's argument struct (what they are per
+``cmd``: :data:`vfiobench.schema.KVM_IOCTL_CMDS`); in histogram mode its three ioctls share one
+histogram.
 
 ``irq_path`` is one ring of events of several kinds (``event``: :data:`IRQ_PATH_EVENTS`, the table
 :mod:`vfiobench.analysis.timeline` reads; ``kvm_signal_msi``, QEMU delivering an MSI through KVM
@@ -42,7 +49,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vfiobench.schema import EVENT_DTYPES, EVENT_STRUCTS, IRQ_PATH_EVENTS, TABLE_DTYPES
+from vfiobench.schema import (
+    EVENT_DTYPES,
+    EVENT_STRUCTS,
+    IRQ_PATH_EVENTS,
+    KVM_IOCTL_CMDS,
+    TABLE_DTYPES,
+)
 
 #: ``VFIO_DEVICE_SET_IRQS`` = ``_IO(';', 100 + 10)``.
 VFIO_DEVICE_SET_IRQS = 0x3B6E
@@ -237,6 +250,17 @@ PROBES: dict[str, ProbeSpec] = {
             None,
             "; ".join(f"{p.event}={p.describe()}" for p in IRQ_PATH_PARTS),
             IRQ_PATH_PARTS,
+        ),
+        ProbeSpec(
+            "kvm_ioctls",
+            5,
+            "tracepoint",
+            "kvm_ioctls.bpf.c",
+            None,
+            "vb_kvm_ioctl_enter",
+            "vb_kvm_ioctl_exit",
+            "tracepoint:syscalls:sys_enter_ioctl+sys_exit_ioctl cmd="
+            + ",".join(f"{cmd:#x}" for cmd in KVM_IOCTL_CMDS),
         ),
     )
 }

@@ -32,7 +32,7 @@ from vfiobench.qemu.binary import ElfFile, Symbol, is_emulated, probe_offset
 
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 
-#: Field offsets the set_irqs_ioctl program assumes (struct vb_sys_{enter,exit}_ioctl_args).
+#: Field offsets the ioctl programs assume (struct vb_sys_{enter,exit}_ioctl_args in vfiobench.bpf.h).
 IOCTL_ENTER_OFFSETS = {"fd": 16, "cmd": 24, "arg": 32}
 IOCTL_EXIT_OFFSETS = {"ret": 16}
 
@@ -150,7 +150,7 @@ def require_ioctl_tracepoints() -> None:
         if wrong:
             raise ProbeError(
                 f"tracepoint syscalls:{event} has fields at unexpected offsets {wrong} (expected {expected})",
-                "update struct vb_sys_*_ioctl_args in set_irqs_ioctl.bpf.c for this kernel",
+                "update struct vb_sys_*_ioctl_args in vfiobench.bpf.h for this kernel",
             )
 
 

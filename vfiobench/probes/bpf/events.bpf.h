@@ -23,6 +23,26 @@ struct vb_set_irqs_event {
 	u32 hdr_ok;  /* 1 when the header could be read */
 };
 
+/* kvm_ioctls: one KVM_SET_GSI_ROUTING, KVM_IRQFD or KVM_SIGNAL_MSI ioctl (on the VM fd), with the
+ * first four 32-bit words of the struct it passed:
+ *   KVM_SET_GSI_ROUTING  struct kvm_irq_routing: nr, flags, entries[0].gsi, entries[0].type
+ *   KVM_IRQFD            struct kvm_irqfd: fd (the eventfd), gsi, flags (1 = DEASSIGN), resamplefd
+ *   KVM_SIGNAL_MSI       struct kvm_msi: address_lo, address_hi, data, flags */
+struct vb_kvm_ioctl_event {
+	u64 ts_ns;   /* sys_enter_ioctl */
+	u64 dur_ns;  /* sys_exit_ioctl - sys_enter_ioctl */
+	u32 pid;
+	u32 tid;
+	s32 fd;
+	s32 ret;     /* the syscall's return value (-errno on failure) */
+	u32 cmd;     /* the ioctl number */
+	u32 arg_ok;  /* 1 when the words below could be read from the user pointer */
+	u32 arg0;
+	u32 arg1;
+	u32 arg2;
+	u32 arg3;
+};
+
 /* set_vector_signal: one call of the kernel's vfio_msi_set_vector_signal(). */
 struct vb_set_vector_signal_event {
 	u64 ts_ns;

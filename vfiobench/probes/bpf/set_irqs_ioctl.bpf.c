@@ -1,11 +1,7 @@
 /* set_irqs_ioctl: VFIO_DEVICE_SET_IRQS ioctls of the target process.
  * sys_enter_ioctl filtered on cmd == SET_IRQS_CMD and the target tgid, paired with sys_exit_ioctl
- * through a per-thread map (the exit tracepoint has no cmd).
- *
- * The tracepoint records are declared here rather than by BCC's TRACEPOINT_PROBE (which only works in
- * the main file); vfiobench/probes/resolve.py checks these offsets against the events' format files
- * in tracefs before loading (syscall tracepoints: 8-byte common header, __syscall_nr, then one
- * 8-byte slot per argument). */
+ * through a per-thread map (the exit tracepoint has no cmd). The tracepoint records are
+ * struct vb_sys_{enter,exit}_ioctl_args (vfiobench.bpf.h), shared with kvm_ioctls.bpf.c. */
 #ifndef SET_IRQS_CMD
 #define SET_IRQS_CMD 0x3b6e
 #endif
@@ -18,20 +14,6 @@ struct vb_set_irqs_start {
 	u32 hdr_ok;
 	u32 hdr[5]; /* struct vfio_irq_set: argsz, flags, index, start, count */
 	u32 _pad;
-};
-
-struct vb_sys_enter_ioctl_args {
-	u64 common;       /* common_type, common_flags, common_preempt_count, common_pid */
-	s64 syscall_nr;
-	u64 fd;           /* offset 16 */
-	u64 cmd;          /* offset 24 */
-	u64 arg;          /* offset 32 */
-};
-
-struct vb_sys_exit_ioctl_args {
-	u64 common;
-	s64 syscall_nr;
-	s64 ret;          /* offset 16 */
 };
 
 BPF_HASH(set_irqs_inflight, u32, struct vb_set_irqs_start, 4096);

@@ -36,7 +36,27 @@
 #define VB_PBA_TOGGLE 2
 #define VB_TRANSACTION_COMMIT 3
 #define VB_IRQ_PATH 4
-#define VB_NPROBES 5
+#define VB_KVM_IOCTLS 5
+#define VB_NPROBES 6
+
+/* The records of the syscalls:sys_{enter,exit}_ioctl tracepoints (set_irqs_ioctl, kvm_ioctls),
+ * declared here rather than by BCC's TRACEPOINT_PROBE (which only works in the main file);
+ * vfiobench/probes/resolve.py checks these offsets against the events' format files in tracefs
+ * before loading (syscall tracepoints: 8-byte common header, __syscall_nr, then one 8-byte slot per
+ * argument). */
+struct vb_sys_enter_ioctl_args {
+	u64 common;       /* common_type, common_flags, common_preempt_count, common_pid */
+	s64 syscall_nr;
+	u64 fd;           /* offset 16 */
+	u64 cmd;          /* offset 24 */
+	u64 arg;          /* offset 32 */
+};
+
+struct vb_sys_exit_ioctl_args {
+	u64 common;
+	s64 syscall_nr;
+	s64 ret;          /* offset 16 */
+};
 
 /* Per-thread call stack for uprobe/uretprobe pairing: nested (and tail-chained) calls return in
  * LIFO order, so a stack of entry frames pairs each return with its own entry. */
