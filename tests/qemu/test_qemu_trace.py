@@ -100,6 +100,8 @@ def test_trace_args() -> None:
         "vfio_msix*",
         "-trace",
         "vfio_msi_interrupt",
+        "-trace",
+        "kvm_irqchip_commit_routes",
         "-D",
         "/tmp/t.log",
         "-msg",

@@ -20,7 +20,12 @@ must agree with them, exactly, over the measure phase:
   ``msix_set_pending`` (each interrupt QEMU handles notifies once, and an unmask delivers the
   pending bit through ``msix_notify`` again), and ``kvm_msi`` (KVM irqfd injections) = the
   triggers when KVM delivers them (KVM, KVM route, no masking), else 0 (QEMU delivers: the lab's
-  MSI address is RAM, so QEMU's delivery is a plain store, never a KVM injection).
+  MSI address is RAM, so QEMU's delivery is a plain store, never a KVM injection);
+- ``kvm_ioctls`` (when the probe's per-ioctl counts are given): ``KVM_SET_GSI_ROUTING`` =
+  ``kvm_irqchip_commit_routes`` trace events (QEMU traces every route commit just before its ioctl),
+  checked when the trace log has that event at all (a KVM L2 commits its routes at start-up, so a
+  release whose QEMU has the event shows it; :data:`vfiobench.qemu.trace.LAB_TRACE_EVENTS` enables
+  it); under TCG no KVM ioctl at all.
 
 Burst windows coalesce triggers at several levels (eventfd counters), so for ``burst`` the checks
 that depend on the number of interrupts are bounds, not equalities.
@@ -35,7 +40,7 @@ must still see its pending bit; with x-pba-disable every masked interrupt is a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from vfiobench.lab.device import DeviceConfig
 from vfiobench.lab.workloads import READS_PBA
@@ -50,6 +55,9 @@ TRACE_PBA_OFF = "vfio_msix_pba_disable"
 TRACE_IRQ = "vfio_msi_interrupt"
 TRACE_FD_CACHE_HIT = "vfio_msix_fd_cache_hit"
 TRACE_PBA_SKIP = "vfio_msix_pba_skip"
+TRACE_COMMIT_ROUTES = "kvm_irqchip_commit_routes"
+#: The ``kvm_ioctls`` operations (:data:`vfiobench.schema.KVM_IOCTL_CMDS`), ``kvm_ioctls.<op>`` in ``probes``.
+KVM_IOCTL_OPS = ("gsi_routing", "irqfd", "signal_msi")
 PBA_PROPERTY = {"toggle": "stock", "always-on": "x-pba-always-on", "disabled": "x-pba-disable"}
 
 
@@ -72,6 +80,7 @@ def lab_checks(
     irq_delta: int | None,
     probes: Mapping[str, int] | None,
     device: DeviceConfig | None = None,
+    traced: Collection[str] | None = None,
 ) -> list[Check]:
     """The checks of one lab cell's measure phase.
 
@@ -83,9 +92,11 @@ def lab_checks(
         trace: QEMU trace-log event counts in the measure phase.
         irq_delta: L1 ``vfio-msix`` interrupts during the measure phase (None if unknown).
         probes: Probe event counts in the measure phase (None for a probe-free run), keyed
-            ``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle`` and ``irq_path.<event>``
-            for each ``irq_path`` part that attached.
+            ``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle``, ``irq_path.<event>``
+            for each ``irq_path`` part that attached, and ``kvm_ioctls.<op>`` for each of
+            :data:`KVM_IOCTL_OPS` when ``kvm_ioctls`` was attached.
         device: The L2 device's configuration (default: stock, KVM route iff ``accel == "kvm"``).
+        traced: Every event the whole trace log holds (any phase); None: only what ``trace`` shows.
 
     Returns:
         The checks, each with what was expected and what was observed.
@@ -193,6 +204,31 @@ def lab_checks(
         )
         kvm_injects = accel == "kvm" and dev.kvm_route and not masked
         out += _irq_path_checks(workload, kvm_injects, masked, c, t[TRACE_IRQ], irq_delta, probes)
+        out += _kvm_ioctl_checks(accel, trace, set(traced or ()) | set(trace), probes)
+    return out
+
+
+def _kvm_ioctl_checks(
+    accel: str, trace: Mapping[str, int], traced: Collection[str], probes: Mapping[str, int]
+) -> list[Check]:
+    """Checks of the ``kvm_ioctls`` probe's per-ioctl counts (``kvm_ioctls.<op>`` keys), if given."""
+    if not all(f"kvm_ioctls.{op}" in probes for op in KVM_IOCTL_OPS):
+        return []
+    n = {op: int(probes[f"kvm_ioctls.{op}"]) for op in KVM_IOCTL_OPS}
+    out = []
+    if accel == "tcg":
+        out.append(
+            _eq("probe: no KVM ioctls under TCG", 0, sum(n.values()), "KVM_SET_GSI_ROUTING/IRQFD/SIGNAL_MSI")
+        )
+    if TRACE_COMMIT_ROUTES in traced:
+        out.append(
+            _eq(
+                "probe: kvm_ioctls gsi_routing == trace",
+                int(trace.get(TRACE_COMMIT_ROUTES, 0)),
+                n["gsi_routing"],
+                f"{TRACE_COMMIT_ROUTES} (one KVM_SET_GSI_ROUTING each)",
+            )
+        )
     return out
 
 

@@ -7,9 +7,11 @@ saves every probe table to one ``.npz`` (no pyarrow needed here; the host writes
 
 Probes: ``set_irqs_ioctl`` (SET_IRQS tracepoints), ``set_vector_signal`` (kprobe in L1's vfio-pci),
 ``pba_toggle`` (uprobe on L2's ``memory_region_set_enabled``, ``is_pba`` from the region name),
-``transaction_commit`` and ``irq_path`` (L1's ``vfio-msix`` hard IRQs, ``eventfd_signal`` inside
-them, KVM MSI injections, L2's ``vfio_msi_interrupt``/``msix_notify``/``msix_set_pending``). All
-but the interrupt-context parts of ``irq_path`` are filtered to the L2 QEMU's pid.
+``transaction_commit``, ``irq_path`` (L1's ``vfio-msix`` hard IRQs, ``eventfd_signal`` inside
+them, KVM MSI injections, L2's ``vfio_msi_interrupt``/``msix_notify``/``msix_set_pending``) and
+``kvm_ioctls`` (L2's KVM_SET_GSI_ROUTING, KVM_IRQFD and KVM_SIGNAL_MSI ioctls, on the same syscall
+tracepoints as ``set_irqs_ioctl``). All but the interrupt-context parts of ``irq_path`` are filtered
+to the L2 QEMU's pid.
 
 Two ways to attach, chosen per cell (``probe_mode`` in ``job.json``):
 
@@ -41,6 +43,7 @@ LAB_PROBES: tuple[str, ...] = (
     "pba_toggle",
     "transaction_commit",
     "irq_path",
+    "kvm_ioctls",
 )
 
 

@@ -10,7 +10,9 @@ The events the lab enables (:data:`LAB_TRACE_EVENTS`) and what one masked cycle 
 Debian's QEMU 7.2: ``vfio_msix_vector_release`` (mask), ``vfio_msi_interrupt`` (the interrupt
 arrives while masked), ``vfio_msix_pba_enable``, ``vfio_msix_vector_do_use`` (unmask),
 ``vfio_msix_pba_disable``; one ``vfio_msi_interrupt`` per unmasked interrupt under TCG, none under
-KVM (the irqfd bypasses QEMU).
+KVM (the irqfd bypasses QEMU). ``kvm_irqchip_commit_routes`` marks each ``KVM_SET_GSI_ROUTING``
+ioctl (under KVM: the routes committed at start-up, and one per unmask of a vector with a KVM
+route); QEMU only warns about an event its build lacks.
 
 Only the standard library is needed (it runs inside the lab VM); :func:`df_trace_events` imports
 pandas when called.
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: ``-trace`` patterns the lab enables.
-LAB_TRACE_EVENTS: tuple[str, ...] = ("vfio_msix*", "vfio_msi_interrupt")
+LAB_TRACE_EVENTS: tuple[str, ...] = ("vfio_msix*", "vfio_msi_interrupt", "kvm_irqchip_commit_routes")
 
 #: The vector number in a ``vfio_msi_interrupt`` line's arguments (``(BDF) vector 3 0x.../0x...``).
 TRACE_IRQ_VECTOR = re.compile(r"\bvector (\d+)\b")
