@@ -10,6 +10,8 @@ pandas, pyarrow, bokeh nor bcc; the names below import their layer when first us
 * :func:`load` → :class:`Runs`, the one interactive way in (filter, latency, per_interrupt,
   compare, timeline, plots);
 * :func:`load_run` → :class:`Run`, one run directory (run.json and its tables);
+* :func:`record` / :class:`Recording` → a :class:`Run` recorded from a notebook, its figure updated
+  in place while recording;
 * :class:`VfioBenchError`, the base of every expected failure.
 
 Example:
@@ -29,6 +31,7 @@ from vfiobench.errors import VfioBenchError
 
 if TYPE_CHECKING:
     from vfiobench.api import Runs, load
+    from vfiobench.recording import Recording, record
     from vfiobench.store import Run, load_run
 
 try:
@@ -42,12 +45,14 @@ _LAZY: dict[str, str] = {
     "Runs": "vfiobench.api",
     "load_run": "vfiobench.store",
     "Run": "vfiobench.store",
+    "record": "vfiobench.recording",
+    "Recording": "vfiobench.recording",
 }
 
 #: Subpackages reachable as attributes (``vb.api.show``, ``vb.analysis.df_ab``), imported on first use.
 _SUBMODULES: tuple[str, ...] = ("analysis", "api", "plots", "schema", "store")
 
-__all__ = ["Run", "Runs", "VfioBenchError", "__version__", "load", "load_run"]
+__all__ = ["Recording", "Run", "Runs", "VfioBenchError", "__version__", "load", "load_run", "record"]
 
 
 def __getattr__(name: str) -> Any:

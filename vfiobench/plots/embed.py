@@ -75,6 +75,17 @@ class InlineEmbedder:
         Raises:
             ReportError: the object needs a resource only available by URL.
         """
+        return "".join(self.parts(obj))
+
+    def parts(self, obj: Any) -> tuple[str, str]:
+        """:meth:`html` in two pieces: the BokehJS still needed, and the object's div and script.
+
+        A display updated in place (the notebook live view) shows the first piece once and
+        replaces only the second, so the page keeps BokehJS whatever the last update was.
+
+        Raises:
+            ReportError: the object needs a resource only available by URL.
+        """
         from jinja2 import Template
 
         resources, plot = _file_html(obj, "vfiobench", Template(_FRAGMENT)).split(_PLOT_MARK, 1)
@@ -85,7 +96,7 @@ class InlineEmbedder:
             if key not in self._emitted:
                 self._emitted.add(key)
                 kept.append(m.group(0))
-        return "".join(kept) + plot
+        return "".join(kept), plot
 
 
 #: The embedder of this process (a kernel renders one page).
@@ -95,6 +106,11 @@ _EMBEDDER = InlineEmbedder()
 def bokeh_html(obj: Any) -> str:
     """:meth:`InlineEmbedder.html` with this process's embedder (BokehJS once per kernel)."""
     return _EMBEDDER.html(obj)
+
+
+def bokeh_parts(obj: Any) -> tuple[str, str]:
+    """:meth:`InlineEmbedder.parts` with this process's embedder: (BokehJS still needed, the plot)."""
+    return _EMBEDDER.parts(obj)
 
 
 def reset() -> None:
