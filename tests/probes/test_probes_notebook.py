@@ -9,6 +9,7 @@ display id of the figure the notebook first displayed, and checked again in the 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,30 @@ def test_the_notebook_figure_updates_in_place_and_the_run_is_exact(
     run = load_run(out)
     assert run.meta.status == "complete" and run.meta.probes["pba_toggle"].events == N
     assert len(run.table("pba_toggle")) == N
+
+
+def test_a_recording_started_and_stopped_from_cells_keeps_every_event(
+    tmp_path: Path, standin_bin: Path, spawn: type[StandIn]
+) -> None:
+    import vfiobench as vb
+
+    target = spawn(standin_bin, "toggle", N, 20_000, 0)
+    rec = vb.Recording(target.pid, ["pba_toggle"], tmp_path / "cells", interval=0.2, display=False)
+    assert rec.start() is rec and rec.running
+    target.go()  # meanwhile the notebook's other cells would run
+    target.wait_done()
+    time.sleep(0.5)
+    run = rec.stop()
+    assert not rec.running and rec.why == "stopped" and run.meta.status == "complete"
+    assert run.meta.probes["pba_toggle"].events == len(run.table("pba_toggle")) == N
+    assert sum(r * s for r, s in zip(rec.series.rates["pba_toggle"], rec.series.span_s, strict=True)) == (
+        pytest.approx(N)
+    )  # the figure's rates add up to the events
+    assert len(rec.series.t_s) >= 3
+
+
+def test_a_recording_of_no_process_says_so() -> None:
+    import vfiobench as vb
+
+    with pytest.raises(vb.VfioBenchError, match="pid 0 is not a process"):
+        vb.Recording(0)
