@@ -104,6 +104,11 @@ def register(subparsers: Any) -> None:
         "--buffer-pages", type=int, default=128, help="ring-buffer pages per streamed probe and process"
     )
     e.add_argument("--sub-bucket-bits", type=int, default=1, help="histogram buckets per power of two: 2**N")
+    e.add_argument(
+        "--print-unit",
+        action="store_true",
+        help="print the systemd unit that runs this command (this vfiobench, these options) and exit",
+    )
     e.set_defaults(func=exporter)
 
     q = subparsers.add_parser(
@@ -151,6 +156,9 @@ def exporter(args: argparse.Namespace) -> int:
         sub_bucket_bits=args.sub_bucket_bits,
         buffer_pages=args.buffer_pages,
     )
+    if args.print_unit:
+        print(systemd_unit(_command_line(args)), end="")
+        return 0
     exp = Exporter(config)
     server = _serve(exp, host, port, args.listen)
     stop = threading.Event()
@@ -164,6 +172,43 @@ def exporter(args: argparse.Namespace) -> int:
         server.server_close()
     log.info("exporter stopped; probes detached")
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> list[str]:
+    """The ``vfiobench exporter`` arguments that reproduce ``args`` (every option spelled out)."""
+    out = ["exporter", "--listen", args.listen]
+    out += (
+        ["--all-qemu", "--exe-pattern", args.exe_pattern] if args.all_qemu else ["--pid", *map(str, args.pid)]
+    )
+    for name in args.probe or ():
+        out += ["--probe", name]
+    for opt in (
+        "interval",
+        "keep_exited",
+        "masking_window",
+        "masking_threshold",
+        "masking_min_events",
+        "buffer_pages",
+        "sub_bucket_bits",
+    ):
+        out += [f"--{opt.replace('_', '-')}", f"{getattr(args, opt):g}"]
+    return out
+
+
+def systemd_unit(argv: list[str]) -> str:
+    """The shipped unit (``vfiobench/fleet/vfiobench-exporter.service``) running ``vfiobench ARGV``.
+
+    ExecStart runs it with this Python (``python -m vfiobench``), so a virtualenv install works as
+    a system one.
+    """
+    import shlex
+    from importlib import resources
+
+    text = (resources.files("vfiobench.fleet") / "vfiobench-exporter.service").read_text(encoding="utf-8")
+    # systemd expands % specifiers and $ variables in ExecStart: doubled, they stay literal
+    command = shlex.join([sys.executable, "-m", "vfiobench", *argv]).replace("%", "%%").replace("$", "$$")
+    lines = [f"ExecStart={command}" if ln.startswith("ExecStart=") else ln for ln in text.splitlines()]
+    return "\n".join(lines) + "\n"
 
 
 def _serve(exp: Any, host: str, port: int, listen: str) -> Any:
