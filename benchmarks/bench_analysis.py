@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from vfiobench.analysis.latency import df_histogram, histogram_percentiles
-from vfiobench.analysis.per_interrupt import OPERATIONS, account_events, df_per_interrupt, path_threads
+from vfiobench.analysis.per_interrupt import OPERATIONS, account_events, background_calls, df_per_interrupt
 
 QS = (0.5, 0.9, 0.99, 0.999, 1.0)
 CALLS_PER_CYCLE = 20
@@ -143,7 +143,7 @@ def run_vfiobench(c: dict[str, Any]) -> dict[str, Any]:
     t_pct, pct = timed(lambda: histogram_percentiles(hist, QS))
 
     def accounting() -> Any:  # as df_per_interrupt does it: the path / background split included
-        background = ~np.isin(c["tid"], path_threads(c["tid"], c["op"]))
+        background = background_calls(c["tid"], c["op"])
         return account_events(
             c["ts"], c["dur"], c["tid"], c["op"], c["starts"], c["end"], len(OPERATIONS), None, background
         )

@@ -244,9 +244,15 @@ def path_threads(tid: npt.ArrayLike, op: npt.ArrayLike) -> npt.NDArray[np.int64]
     the PBA toggles are), one on any other thread (QEMU's RCU thread catching up on deferred
     FlatView work, a timer) is background work, reported apart.
     """
-    codes = [i for i, (name, _) in enumerate(OPERATIONS) if name in schema.PATH_OPERATIONS]
+    on_path = np.array([name in schema.PATH_OPERATIONS for name, _ in OPERATIONS])
     t = np.asarray(tid, dtype=np.int64)
-    return np.sort(pd.unique(t[np.isin(np.asarray(op, dtype=np.int64), codes)]))
+    return np.sort(pd.unique(t[on_path[np.asarray(op, dtype=np.int64)]]))
+
+
+def background_calls(tid: npt.ArrayLike, op: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Per call, True when it ran on none of the :func:`path_threads` (background work)."""
+    t = np.asarray(tid, dtype=np.int64)
+    return ~np.isin(t, path_threads(t, op))
 
 
 def kvm_ioctl_ops(cmd: npt.NDArray[np.int64], op_index: Mapping[str, int]) -> npt.NDArray[np.int64]:
@@ -334,7 +340,7 @@ def _run_cycles(run: Run, window: str) -> tuple[pd.DataFrame | None, dict[str, f
     phases = run.meta.workload.params.get("phases")
     measure = phases.get("measure") if isinstance(phases, Mapping) else None
     windows = cycle_windows(run.table(schema.WORKLOAD), measure) if run.has_table(schema.WORKLOAD) else None
-    background = ~np.isin(calls["tid"], path_threads(calls["tid"], calls["op"]))
+    background = background_calls(calls["tid"], calls["op"])
     if windows is not None and window == "workload":
         counts, incl, excl, bg, outside = account_events(
             calls["ts_ns"],
