@@ -49,7 +49,9 @@ pba_toggle.is_pba == true', 'set_irqs_ioctl.ret != 0'. Events stream as usual bu
 stays in memory: at least --window seconds, never more than --ring-bytes (rows plus 256 bytes per
 stored chunk) nor --ring-events; past a bound the oldest go first, and a window that lost rows to
 it is saved as a partial run that says so. --max-triggers K saves up to K windows, re-arming after
-each (0: no limit; the recording then ends at --duration, exit or Ctrl-C).
+each (0: no limit; the recording then ends at --duration, exit or Ctrl-C). The whole period is
+summarised in OUT/whole as duration histograms (what --histogram writes; with --trigger the events
+stream and --histogram adds nothing).
 
 Uprobes are registered as bpftrace and perf register theirs (reference-counter offset 0), so they
 share a function with those tools; if another tracer holds a uprobe there in a way that cannot be
@@ -210,7 +212,7 @@ def record(args: argparse.Namespace) -> int:
             [get_probe(n) for n in names],
             pid=args.pid,
             ringbuf_pages=args.buffer_pages,
-            histogram=args.histogram,
+            histogram=args.histogram and not args.trigger,  # the flight recorder streams
             sub_bucket_bits=args.sub_bucket_bits,
         )
         print(program.describe())
