@@ -10,18 +10,30 @@ import sys
 
 EPILOG = """\
 examples:
-  vfiobench qemu build --list                          the patches and the property each adds
+  vfiobench qemu build --list                          the patches, the property each adds, QEMU versions
   vfiobench qemu build                                 Debian's QEMU source, unpatched (same recipe)
   vfiobench qemu build --patch pba-always-on           one property; prints the binary's path
   vfiobench qemu build --patch pba-always-on --patch msix-fd-cache --check
+  vfiobench qemu build --release trixie --patch pba-always-on    trixie's QEMU 10.0, in a trixie chroot
   vfiobench qemu build --patch ./my-change.patch       a patch file of your own (cached by content)
   flock /tmp/vfiobench-heavy.lock vfiobench qemu build --patch pba-disable   (lock seen as held)
   vfiobench qemu prune --dry-run                        what other Debian versions left in the cache
 
-The first build fetches `apt-get source qemu` and compiles x86_64-softmmu (~6 min on 2 cores);
+The first build fetches `apt-get source qemu` and compiles x86_64-softmmu (~4 min on 2 cores);
 a different patch set rebuilds incrementally (seconds); an unchanged one is a cache hit.
-Cache: ~/.cache/vfiobench/qemu/ (VFIOBENCH_CACHE overrides ~/.cache/vfiobench).
+--release: bookworm (QEMU 7.2) builds on this machine; trixie (10.0) and trixie-backports (11.1)
+build in a chroot of that release (made once, ~3 min), so the binary runs in that release's lab L1.
+Cache: ~/.cache/vfiobench/qemu/, other releases in ~/.cache/vfiobench/qemu/<release>/
+(VFIOBENCH_CACHE overrides ~/.cache/vfiobench).
 """
+
+
+def _add_release(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--release",
+        metavar="R",
+        help="the lab release whose Debian QEMU source to use: bookworm (default), trixie, trixie-backports",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     qemu = subparsers.add_parser(
         "qemu",
         help="build patched QEMU variants (x-pba-always-on, x-pba-disable, x-msix-fd-cache)",
-        description="Patched QEMU variants built from Debian bookworm's QEMU source.",
+        description="Patched QEMU variants built from each lab release's Debian QEMU source.",
     )
     sub = qemu.add_subparsers(dest="qemu_command", metavar="SUBCOMMAND", required=True)
     build = sub.add_parser(
@@ -47,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME",
         help="a patch to apply: a name from --list or a path to a .patch file (repeatable)",
     )
+    _add_release(build)
     build.add_argument("--list", action="store_true", help="list the shipped patches and exit")
     build.add_argument(
         "--check",
@@ -68,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "`apt-get source qemu` fetches now (or --keep): about 900 MB per version. Every build of the "
         "kept version stays.",
     )
+    _add_release(prune)
     prune.add_argument("--keep", metavar="VERSION", help="the source version to keep (default: apt's)")
     prune.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     prune.set_defaults(func=run_prune)
@@ -79,25 +93,28 @@ def run_build(args: argparse.Namespace) -> int:
 
     from vfiobench.errors import QemuError
     from vfiobench.qemu import build as qb
-    from vfiobench.qemu.patchset import available_patches
+    from vfiobench.qemu.patchset import available_patches, patch_majors
 
     if args.list:
         for p in available_patches():
             names = ", ".join(p.properties) or "-"
-            print(f"{p.name:<16} {names:<20} {p.subject}")
+            majors = "QEMU " + ",".join(str(m) for m in patch_majors(p.name))
+            print(f"{p.name:<16} {names:<20} {majors:<12} {p.subject}")
         return 0
-    result = qb.build_qemu(args.patch, lock=not args.no_lock, progress=qb.main_progress)
+    result = qb.build_qemu(args.patch, release=args.release, lock=not args.no_lock, progress=qb.main_progress)
     if result.cached:
         qb.main_progress(
             f"cached build {result.build_dir.name} (patches: {', '.join(result.patches) or 'none'})"
         )
     if args.check:
-        props = qb.device_properties(result.binary)
+        props = qb.device_properties(result.binary, release=result.release)
         for name in result.properties:
             if name not in props:
                 raise QemuError(f"{result.binary} does not list vfio-pci property {name}")
             qb.main_progress(f"vfio-pci {name}={props[name]}")
-        log = qb.run_qtests(args.patch, lock=not args.no_lock, progress=qb.main_progress)
+        log = qb.run_qtests(
+            args.patch, release=args.release, lock=not args.no_lock, progress=qb.main_progress
+        )
         qb.main_progress(f"qtests passed; log {log}")
     if args.json:
         print(json.dumps(result.meta, indent=2))
@@ -110,10 +127,10 @@ def run_build(args: argparse.Namespace) -> int:
 def run_prune(args: argparse.Namespace) -> int:
     """Handle ``vfiobench qemu prune``."""
     from vfiobench.qemu import build as qb
-    from vfiobench.qemu.debsource import source_version
 
-    root = qb.cache_root()
-    keep = args.keep or source_version(root)
+    site = qb.build_site(args.release)
+    root = site.base
+    keep = args.keep or site.version()
     removed = qb.prune_cache(keep, root, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for path, size in removed:

@@ -1,11 +1,12 @@
-"""Build patched QEMU variants from Debian bookworm's own QEMU source, cached by patch content.
+"""Build patched QEMU variants from each lab release's own Debian QEMU source, cached by patch content.
 
 One cohesive engine (over 500 lines): the recipe, the cache key, the build steps and the heavy-jobs
 lock describe one build and change together.
 
-The variants compared by vfiobench are Debian's QEMU 7.2 rebuilt with the project's patches
-(``vfiobench/qemu/patches/*.patch``, package data), each adding one ``vfio-pci`` property that
-defaults to today's behaviour:
+The variants compared by vfiobench are Debian's QEMU rebuilt with the project's patches
+(``vfiobench/qemu/patches/<major>/*.patch``, package data, chosen by the source's QEMU major
+version, see :mod:`.patchset`), each adding one ``vfio-pci`` property that defaults to today's
+behaviour:
 
 =====================  =====================  ==================================================
 patch                  property               effect when ``=on``
@@ -17,7 +18,14 @@ patch                  property               effect when ``=on``
 =====================  =====================  ==================================================
 
 The patches share no lines, so any subset applies in any order; they are applied in
-:data:`SERIES` order (the documented order) with ``patch --fuzz=0`` (:mod:`.patchset`). A recipe:
+:data:`SERIES` order (the documented order) with ``patch --fuzz=0`` (:mod:`.patchset`).
+
+Releases (``release=``, ``vfiobench qemu build --release R``; :mod:`vfiobench.lab.releases`): the
+release this machine runs (bookworm, QEMU 7.2) builds here, in ``~/.cache/vfiobench/qemu/``
+itself, with this machine's apt sources; the others (trixie, QEMU 10.0; trixie-backports, QEMU
+11.1) build in a chroot of that release (:mod:`.buildroot`), made once, so the binary links the
+libraries the release's L1 has, and their trees live in ``~/.cache/vfiobench/qemu/<release>/``.
+Each step below then runs in the chroot. A recipe:
 
 1. ``apt-get source qemu`` (needs a ``deb-src`` line, added by :mod:`.debsource` when root)
    then ``dpkg-source -x`` (Debian's own patch series applied) into
@@ -26,11 +34,12 @@ The patches share no lines, so any subset applies in any order; they are applied
    copies of the pristine files they touch, and only files whose content differs are written, so
    ninja rebuilds only what a patch change affects (seconds instead of minutes);
 3. ``configure --target-list=x86_64-softmmu`` with debug info, not stripped, no modules, only the
-   features the lab needs (so the binary runs in the lab's Debian bookworm L1 with Debian's
-   libraries and firmware);
+   features the lab needs (so the binary runs in the release's L1 with Debian's libraries and
+   firmware; :func:`configure_args`: QEMU 9+ also needs ``--enable-pixman``, which 7.2 always had);
 4. the binary lands in ``build-<version>-<key>/bin/qemu-system-x86_64`` where ``key`` hashes the
    recipe, the source version and the selected patches' names and contents: a cache hit returns
    it without building; any change to a patch file gives a new key and an (incremental) rebuild.
+   Bookworm's keys and paths are those of the builds before releases existed.
 
 Firmware: QEMU 7.2 rewrites every configured directory under its prefix relative to the
 executable (``get_relocated_path``), so a copy of a ``--prefix=/usr`` binary outside ``/usr/bin``
@@ -63,8 +72,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from vfiobench.errors import QemuError
+from vfiobench.lab.releases import get_release
+from vfiobench.qemu.buildroot import BuildRoot, builds_on_host
 from vfiobench.qemu.debsource import (
+    HOST,
     Progress,
+    Shell,
     ensure_build_deps,
     ensure_deb_src,
     fetch_source,
@@ -73,7 +86,7 @@ from vfiobench.qemu.debsource import (
     safe_version,
     source_version,
 )
-from vfiobench.qemu.patchset import SERIES, Patch, resolve_patches, sync_work_tree
+from vfiobench.qemu.patchset import DEFAULT_MAJOR, SERIES, Patch, qemu_major, resolve_patches, sync_work_tree
 
 __all__ = ["SERIES", "BuildResult", "build_qemu", "device_properties", "run_qtests"]
 
@@ -119,6 +132,17 @@ CONFIGURE_ARGS: tuple[str, ...] = (
 )
 
 
+#: configure arguments QEMU 9 and later need on top of :data:`CONFIGURE_ARGS`: pixman became an
+#: optional feature (off under ``--without-default-features``), and without it the VGA devices
+#: and the VNC/SDL displays are not built (7.2 always linked it).
+CONFIGURE_ARGS_9: tuple[str, ...] = ("--enable-pixman",)
+
+
+def configure_args(source_version: str) -> tuple[str, ...]:
+    """The configure arguments for a Debian source version (its QEMU major version decides)."""
+    return CONFIGURE_ARGS + (CONFIGURE_ARGS_9 if qemu_major(source_version) >= 9 else ())
+
+
 #: QEMU's own qtests closest to this patch set that run without VFIO hardware (tests/qtest has no
 #: vfio test): ivshmem (the lab's device: ``/ivshmem/server`` drives MSI-X vectors through an
 #: ivshmem server and reads the pending bits, hw/pci/msix.c), device introspection (lists every
@@ -146,13 +170,14 @@ _NINJA_RE = re.compile(r"^\[(\d+)/(\d+)\]")
 def build_key(source_version: str, patches: Sequence[Patch]) -> str:
     """The cache key of a build: 16 hex digits of SHA-256.
 
-    It covers the recipe (:data:`RECIPE_VERSION`, :data:`CONFIGURE_ARGS`), the Debian source
-    version, and each patch's name and exact content in application order: the same inputs give
-    the same key, a one-byte change in any patch gives another.
+    It covers the recipe (:data:`RECIPE_VERSION`, :func:`configure_args`), the Debian source
+    version (which names the release: ``+deb12u18`` bookworm, ``+deb13u1`` trixie, ``~bpo13+1``
+    trixie-backports), and each patch's name and exact content in application order: the same
+    inputs give the same key, a one-byte change in any patch gives another.
     """
     h = hashlib.sha256()
     h.update(f"vfiobench-qemu-recipe-{RECIPE_VERSION}\0".encode())
-    h.update("\0".join(CONFIGURE_ARGS).encode() + b"\0\0")
+    h.update("\0".join(configure_args(source_version)).encode() + b"\0\0")
     h.update(source_version.encode() + b"\0\0")
     for p in patches:
         h.update(p.name.encode() + b"\0" + p.sha256.encode() + b"\0")
@@ -163,6 +188,53 @@ def cache_root() -> Path:
     """``$VFIOBENCH_CACHE/qemu`` (default ``~/.cache/vfiobench/qemu``)."""
     base = os.environ.get("VFIOBENCH_CACHE") or str(Path.home() / ".cache" / "vfiobench")
     return Path(base).expanduser() / "qemu"
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a release's QEMU is built: this machine, or the release's chroot.
+
+    Attributes:
+        release: The lab release's name.
+        base: The cache directory of its trees and builds (``qemu/`` itself on this machine's
+            release, ``qemu/<release>/`` otherwise).
+        root: The chroot, or None on this machine.
+    """
+
+    release: str
+    base: Path
+    root: BuildRoot | None = None
+
+    @property
+    def shell(self) -> Shell:
+        """Where commands run (:data:`~vfiobench.qemu.debsource.HOST` on this machine)."""
+        return self.root.shell() if self.root is not None else HOST
+
+    def session(self) -> contextlib.AbstractContextManager[Shell]:
+        """The chroot's mounts while commands run (nothing on this machine)."""
+        return self.root.session() if self.root is not None else contextlib.nullcontext(HOST)
+
+    def version(self) -> str:
+        """The Debian source version apt would fetch for the release (:func:`source_version`)."""
+        return source_version(self.base, self.shell)
+
+
+def build_site(release: str | None = None, root: Path | None = None) -> Site:
+    """The :class:`Site` of ``release`` (None: the lab's default, bookworm).
+
+    Args:
+        release: A lab release name (:data:`vfiobench.lab.releases.RELEASES`).
+        root: The QEMU cache directory (default :func:`cache_root`).
+
+    Raises:
+        LabError: Unknown release (the message lists the known ones).
+    """
+    r = get_release(release)
+    cache = root or cache_root()
+    if builds_on_host(r):
+        return Site(r.name, cache)
+    broot = BuildRoot(r, cache)
+    return Site(r.name, broot.tree, broot)
 
 
 @dataclass
@@ -180,6 +252,8 @@ class BuildResult:
         cached: True when returned from the cache without building.
         seconds: Wall time of this call's build (0.0 when cached).
         log: The build log.
+        meta: ``build.json``.
+        release: The lab release whose source and libraries it was built from.
     """
 
     binary: Path
@@ -192,6 +266,7 @@ class BuildResult:
     seconds: float
     log: Path
     meta: dict[str, Any] = field(default_factory=dict)
+    release: str = "bookworm"
 
 
 def build_dir_for(source_version: str, key: str, root: Path | None = None) -> Path:
@@ -216,11 +291,12 @@ def _cached_result(bdir: Path) -> BuildResult | None:
         seconds=0.0,
         log=bdir / "build.log",
         meta=meta,
+        release=str(meta.get("release", "bookworm")),  # builds from before releases: bookworm
     )
 
 
 def list_builds(root: Path | None = None) -> list[BuildResult]:
-    """Every complete build in the cache, oldest first."""
+    """Every complete build in a cache directory (:attr:`Site.base`), oldest first."""
     base = root or cache_root()
     found = [r for d in sorted(base.glob("build-*")) if (r := _cached_result(d)) is not None]
     return sorted(found, key=lambda r: str(r.meta.get("built_at", "")))
@@ -313,22 +389,26 @@ def _pkgversion(version: str) -> str:
     return f"Debian {version}, vfiobench"
 
 
-def _configure(work: Path, version: str, log: IO[str], progress: Progress | None) -> Path:
+def _configure(work: Path, version: str, log: IO[str], progress: Progress | None, site: Site) -> Path:
     bdir = work / "build"
-    args = [*CONFIGURE_ARGS, f"--with-pkgversion={_pkgversion(version)}"]
+    args = [*configure_args(version), f"--with-pkgversion={_pkgversion(version)}"]
+    # a chroot's recipe is part of the stamp: a remade root reconfigures (this machine's stays as it was)
+    stamp_value: list[str] = args + ([f"#root {site.root.digest()}"] if site.root is not None else [])
     stamp = bdir / ".vfiobench-configure.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == args and (bdir / "build.ninja").is_file():
+    if stamp.is_file() and json.loads(stamp.read_text()) == stamp_value and (bdir / "build.ninja").is_file():
         return bdir
     if progress:
         progress("configuring (x86_64-softmmu, debug info, not stripped)")
     shutil.rmtree(bdir, ignore_errors=True)
     bdir.mkdir()
-    run_logged(["../configure", *args], log, cwd=bdir, what="configure QEMU")
-    stamp.write_text(json.dumps(args))
+    site.shell.run(["../configure", *args], log, cwd=bdir, what="configure QEMU")
+    stamp.write_text(json.dumps(stamp_value))
     return bdir
 
 
-def _ninja(bdir: Path, targets: Sequence[str], log: IO[str], progress: Progress | None, what: str) -> None:
+def _ninja(
+    bdir: Path, targets: Sequence[str], log: IO[str], progress: Progress | None, what: str, shell: Shell
+) -> None:
     state = {"shown": -1}
 
     def on_line(line: str) -> None:
@@ -342,7 +422,7 @@ def _ninja(bdir: Path, targets: Sequence[str], log: IO[str], progress: Progress 
             progress(f"{what}: {done}/{total} steps ({pct}%)")
 
     jobs = str(os.cpu_count() or 2)
-    run_logged(["ninja", "-j", jobs, *targets], log, cwd=bdir, what=what, on_line=on_line)
+    shell.run(["ninja", "-j", jobs, *targets], log, cwd=bdir, what=what, on_line=on_line)
 
 
 def _link_firmware(root: Path) -> None:
@@ -368,6 +448,7 @@ def _install(
     patches: Sequence[Patch],
     seconds: float,
     log_path: Path,
+    site: Site,
 ) -> BuildResult:
     tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -380,9 +461,11 @@ def _install(
     meta: dict[str, Any] = {
         "source_package": "qemu",
         "source_version": version,
+        "release": site.release,
+        "built_in": "chroot" if site.root is not None else "host",
         "key": key,
         "recipe_version": RECIPE_VERSION,
-        "configure_args": [*CONFIGURE_ARGS, f"--with-pkgversion={_pkgversion(version)}"],
+        "configure_args": [*configure_args(version), f"--with-pkgversion={_pkgversion(version)}"],
         "patches": [
             {"name": p.name, "origin": p.origin, "sha256": p.sha256, "properties": list(p.properties)}
             for p in patches
@@ -392,6 +475,8 @@ def _install(
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_seconds": round(seconds, 1),
     }
+    if site.root is not None:
+        meta["build_root"] = {k: v for k, v in site.root.info().items() if k != "updated_utc"}
     (tmp / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
     shutil.copyfile(log_path, tmp / "build.log")
     if dest.exists():
@@ -408,12 +493,44 @@ def _install(
         seconds=seconds,
         log=dest / "build.log",
         meta=meta,
+        release=site.release,
     )
+
+
+def _known_version(site: Site) -> str | None:
+    """The source version a cache lookup can use before any heavy step.
+
+    None when the release's chroot is not made yet (so nothing of it is built either).
+    """
+    if site.root is not None and not site.root.ready():
+        return None
+    return site.version()
+
+
+#: A release's chroot runs ``apt-get update`` before a build that misses the cache when its lists
+#: are older than this (so builds fetch the release's current source without a network round trip
+#: on every incremental rebuild).
+REFRESH_AFTER_S = 24 * 3600.0
+
+
+def _prepare_root(root: BuildRoot, progress: Progress | None) -> None:
+    """Make the chroot, or refresh it when its package lists are stale (caller holds the lock)."""
+    if not root.ready():
+        root.ensure(progress)
+        return
+    stamp = root.info().get("updated_utc", "")
+    try:
+        age = time.time() - dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        age = REFRESH_AFTER_S
+    if age >= REFRESH_AFTER_S:
+        root.refresh(progress)
 
 
 def build_qemu(
     selection: Sequence[str] = (),
     *,
+    release: str | None = None,
     root: Path | None = None,
     lock: bool = True,
     progress: Progress | None = None,
@@ -423,7 +540,9 @@ def build_qemu(
     Args:
         selection: Patch names or patch file paths (see :func:`resolve_patches`); empty builds the
             unpatched Debian source with the same recipe (the fair "stock" baseline).
-        root: Cache directory (default :func:`cache_root`).
+        release: The lab release whose Debian QEMU source is built (None: bookworm), on this
+            machine or in the release's chroot (module doc).
+        root: QEMU cache directory (default :func:`cache_root`).
         lock: Take ``/tmp/vfiobench-heavy.lock`` around the heavy part (False when the caller
             already holds it).
         progress: Called with one-line progress messages.
@@ -432,52 +551,67 @@ def build_qemu(
         The build; ``cached`` tells whether it came from the cache without building.
 
     Raises:
-        QemuError: No deb-src and not root, missing build dependencies, a patch that does not
-            apply, or a failing configure/compile (the log path is in the hint).
+        QemuError: No deb-src and not root, missing build dependencies, a package or source the
+            release's archive lacks (named), a patch that does not apply, or a failing
+            configure/compile (the log path is in the hint).
+        LabError: Unknown release.
     """
-    base = root or cache_root()
-    patches = resolve_patches(selection)
-    if not has_qemu_source() and os.geteuid() == 0:
+    site = build_site(release, root)
+    if site.root is None and not has_qemu_source() and os.geteuid() == 0:
         ensure_deb_src(progress)
-    version = source_version(base)
-    key = build_key(version, patches)
-    dest = build_dir_for(version, key, base)
-    hit = _cached_result(dest)
-    if hit is not None:
-        return hit
-    logs = base / "logs"
-    try:
-        logs.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise QemuError(
-            f"cannot create the QEMU build cache {base}: {e.strerror}",
-            "set VFIOBENCH_CACHE to a writable directory",
-        ) from None
-    log_path = logs / f"build-{safe_version(version)}-{key}.log"
+    known = _known_version(site)
+    patches = resolve_patches(selection, known or DEFAULT_MAJOR)  # unknown names fail here
+    if known is not None:
+        hit = _cached_result(build_dir_for(known, build_key(known, patches), site.base))
+        if hit is not None:
+            return hit
     with heavy_lock(lock, progress):
+        if site.root is not None:
+            _prepare_root(site.root, progress)
+        version = site.version()
+        patches = resolve_patches(selection, version)
+        key = build_key(version, patches)
+        dest = build_dir_for(version, key, site.base)
         hit = _cached_result(dest)  # built by someone else while we waited
         if hit is not None:
             return hit
+        logs = site.base / "logs"
+        try:
+            logs.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise QemuError(
+                f"cannot create the QEMU build cache {site.base}: {e.strerror}",
+                "set VFIOBENCH_CACHE to a writable directory",
+            ) from None
+        log_path = logs / f"build-{safe_version(version)}-{key}.log"
         start = time.monotonic()
-        with open(log_path, "w") as log:
+        with site.session() as shell, open(log_path, "w") as log:
             log.write(
-                f"vfiobench qemu build: source {version}, key {key}, patches {[p.name for p in patches]}\n"
+                f"vfiobench qemu build: {site.release}, source {version}, key {key}, "
+                f"patches {[p.name for p in patches]}\n"
             )
             if progress:
-                progress(
-                    f"building QEMU {version} with [{', '.join(p.name for p in patches)}]; log {log_path}"
-                )
-            ensure_build_deps(log, progress)
-            pristine = fetch_source(version, log, base, progress)
-            work = _work_tree(pristine, version, base, log, progress)
+                names = ", ".join(p.name for p in patches)
+                progress(f"building {site.release}'s QEMU {version} with [{names}]; log {log_path}")
+            if site.root is None:
+                ensure_build_deps(log, progress)
+            pristine = fetch_source(version, log, site.base, progress, shell)
+            work = _work_tree(pristine, version, site.base, log, progress)
             written = sync_work_tree(pristine, work, patches)
             log.write(f"work tree files rewritten: {written}\n")
-            bdir = _configure(work, version, log, progress)
-            _ninja(bdir, [BINARY_NAME], log, progress, "compiling")
+            bdir = _configure(work, version, log, progress, site)
+            _ninja(bdir, [BINARY_NAME], log, progress, "compiling", shell)
             seconds = time.monotonic() - start
             log.write(f"build finished in {seconds:.1f} s\n")
         result = _install(
-            bdir, dest, version=version, key=key, patches=patches, seconds=seconds, log_path=log_path
+            bdir,
+            dest,
+            version=version,
+            key=key,
+            patches=patches,
+            seconds=seconds,
+            log_path=log_path,
+            site=site,
         )
     if progress:
         progress(f"built in {seconds:.0f} s: {result.binary}")
@@ -528,8 +662,54 @@ def prune_cache(
     return out
 
 
-def device_properties(binary: Path | str, device: str = "vfio-pci") -> dict[str, str]:
+def run_binary(
+    binary: Path | str,
+    args: Sequence[str],
+    *,
+    release: str | None = None,
+    root: Path | None = None,
+    timeout: float = 60,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a QEMU binary where ``release``'s libraries are: here, or in the release's chroot.
+
+    Args:
+        binary: The binary: on this machine's release any path; otherwise a build of the release
+            (below its cache directory) or a path inside its chroot (its Debian binary).
+        args: Arguments.
+        release: The lab release (None: bookworm).
+        root: QEMU cache directory (default :func:`cache_root`).
+        timeout: Seconds before the binary is killed.
+        input_text: Standard input (none when None).
+
+    Raises:
+        QemuError: The binary cannot be started.
+    """
+    site = build_site(release, root)
+    with site.session() as shell:
+        cmd = shell.argv([shell.path(Path(binary)), *args])
+        try:
+            return subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                input=input_text,
+                stdin=subprocess.DEVNULL if input_text is None else None,
+            )
+        except (FileNotFoundError, PermissionError) as e:
+            raise QemuError(f"cannot run {binary}: {e.strerror}") from None
+
+
+def device_properties(
+    binary: Path | str, device: str = "vfio-pci", *, release: str | None = None
+) -> dict[str, str]:
     """Properties of ``device`` as the binary lists them (``-device DEVICE,help``).
+
+    Args:
+        binary: The QEMU binary.
+        device: The device whose properties are listed.
+        release: The lab release the binary belongs to (:func:`run_binary`).
 
     Returns:
         Property name → the rest of its help line (type and ``(default: ...)``).
@@ -537,16 +717,7 @@ def device_properties(binary: Path | str, device: str = "vfio-pci") -> dict[str,
     Raises:
         QemuError: The binary does not run or does not know the device.
     """
-    try:
-        r = subprocess.run(
-            [str(binary), "-nodefaults", "-machine", "none", "-device", f"{device},help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
-    except (FileNotFoundError, PermissionError) as e:
-        raise QemuError(f"cannot run {binary}: {e.strerror}") from None
+    r = run_binary(binary, ["-nodefaults", "-machine", "none", "-device", f"{device},help"], release=release)
     if r.returncode != 0:
         raise QemuError(f"{binary} -device {device},help failed: {r.stderr.strip()[:200]}")
     props: dict[str, str] = {}
@@ -567,6 +738,7 @@ def run_qtests(
     selection: Sequence[str] = (),
     tests: Sequence[str] = QTESTS,
     *,
+    release: str | None = None,
     root: Path | None = None,
     lock: bool = True,
     progress: Progress | None = None,
@@ -574,7 +746,7 @@ def run_qtests(
     """Build the variant, then run QEMU's own qtests ``tests`` against it (``meson test``).
 
     The work tree is synced to the selection first, so the qtests exercise exactly the patched
-    source of this variant.
+    source of this variant; for a release built in a chroot they run there too.
 
     Returns:
         The log file (also holds meson's per-test summary).
@@ -582,28 +754,30 @@ def run_qtests(
     Raises:
         QemuError: A qtest failed (the hint names the log).
     """
-    base = root or cache_root()
-    result = build_qemu(selection, root=base, lock=lock, progress=progress)
+    site = build_site(release, root)
+    result = build_qemu(selection, release=release, root=root, lock=lock, progress=progress)
     version = result.source_version
-    pristine = base / f"src-{safe_version(version)}"
-    work = base / f"work-{safe_version(version)}"
-    log_path = base / "logs" / f"qtest-{safe_version(version)}-{result.key}.log"
-    with heavy_lock(lock, progress), open(log_path, "w") as log:
-        sync_work_tree(pristine, work, resolve_patches(selection))
-        bdir = _configure(work, version, log, progress)
+    pristine = site.base / f"src-{safe_version(version)}"
+    work = site.base / f"work-{safe_version(version)}"
+    log_path = site.base / "logs" / f"qtest-{safe_version(version)}-{result.key}.log"
+    with heavy_lock(lock, progress), site.session() as shell, open(log_path, "w") as log:
+        sync_work_tree(pristine, work, resolve_patches(selection, version))
+        bdir = _configure(work, version, log, progress, site)
         # dfsg source has no firmware blobs: point the build tree's bundle at Debian's firmware
         _link_firmware(bdir / "qemu-bundle" / "usr")
         targets = [BINARY_NAME, *(f"tests/qtest/{t}" for t in tests)]
-        _ninja(bdir, targets, log, progress, "building qtests")
+        _ninja(bdir, targets, log, progress, "building qtests", shell)
         if progress:
             progress(f"running qtests: {', '.join(tests)}")
+        # QEMU 8.1+ configures with its own venv's meson; the test runner must be the same one
+        meson = "pyvenv/bin/meson" if (bdir / "pyvenv" / "bin" / "meson").exists() else "meson"
         for setup in ("slow", "quick"):
             names = [f"qtest-x86_64/{t}" for t in tests if (t in SLOW_QTESTS) == (setup == "slow")]
             if not names:
                 continue
-            meson = ["meson", "test", "--no-rebuild", "--setup", setup, "--print-errorlogs"]
-            run_logged(
-                [*meson, "--num-processes", "1", "--verbose", *names],
+            cmd = [meson, "test", "--no-rebuild", "--setup", setup, "--print-errorlogs"]
+            shell.run(
+                [*cmd, "--num-processes", "1", "--verbose", *names],
                 log,
                 cwd=bdir,
                 what="run QEMU qtests",

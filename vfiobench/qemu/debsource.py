@@ -1,6 +1,8 @@
 """Debian's side of a QEMU build: deb-src entries, build dependencies, ``apt-get source qemu``.
 
-Also the two subprocess helpers the build uses (:func:`run_logged`, :func:`capture`).
+Also the subprocess helpers the build uses (:func:`run_logged`, :func:`capture`) and
+:class:`Shell`, where build commands run: this machine (:data:`HOST`) or a release's chroot
+(:mod:`vfiobench.qemu.buildroot`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -94,6 +98,82 @@ def capture(cmd: Sequence[str], timeout: float = 120) -> subprocess.CompletedPro
         )
     except FileNotFoundError:
         raise QemuError(f"{cmd[0]} not found", "this needs Debian's apt/dpkg tools") from None
+
+
+#: The environment of commands run in a chroot: nothing of the caller's (a host virtualenv's
+#: ``PYTHONPATH`` or ``VIRTUAL_ENV`` would leak into QEMU's configure-time Python).
+CHROOT_ENV: tuple[str, ...] = (
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/root",
+    "LC_ALL=C.UTF-8",
+    "DEBIAN_FRONTEND=noninteractive",
+)
+
+
+@dataclass(frozen=True)
+class Shell:
+    """Where the build's commands run: this machine, or a chroot that sees one host directory.
+
+    Attributes:
+        chroot: The chroot's root directory, or None for this machine.
+        tree: The host directory the chroot sees at ``mount_point`` (bind-mounted by
+            :meth:`vfiobench.qemu.buildroot.BuildRoot.session`); every path handed to a command
+            in the chroot lies below it.
+        mount_point: Where ``tree`` appears inside the chroot.
+        apt_args: Extra ``apt-get`` arguments (``-t trixie-backports``).
+        archive: What apt fetches from, for messages (``Debian trixie (http://...)``).
+    """
+
+    chroot: Path | None = None
+    tree: Path | None = None
+    mount_point: str = "/vfiobench"
+    apt_args: tuple[str, ...] = ()
+    archive: str = "this machine's apt sources"
+
+    def path(self, path: Path) -> str:
+        """``path`` as the commands see it (unchanged on this machine).
+
+        Raises:
+            QemuError: A chroot command is handed a path neither below its tree nor in the chroot.
+        """
+        if self.chroot is None:
+            return str(path)
+        if self.tree is not None and path.is_relative_to(self.tree):
+            rel = path.relative_to(self.tree)
+            return f"{self.mount_point}/{rel}" if rel.parts else self.mount_point
+        if path.is_relative_to(self.chroot):
+            return "/" + str(path.relative_to(self.chroot))
+        raise QemuError(f"{path} is neither below {self.tree} nor in the chroot {self.chroot}")
+
+    def argv(self, cmd: Sequence[str], cwd: Path | None = None) -> list[str]:
+        """The command line that runs ``cmd`` in ``cwd`` here or in the chroot (clean environment)."""
+        if self.chroot is None:
+            return list(cmd)
+        chdir = [f"--chdir={self.path(cwd)}"] if cwd is not None else []
+        return ["chroot", str(self.chroot), "/usr/bin/env", "-i", *chdir, *CHROOT_ENV, *cmd]
+
+    def run(
+        self,
+        cmd: Sequence[str],
+        log: IO[str],
+        *,
+        cwd: Path | None = None,
+        what: str,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        """:func:`run_logged` here or in the chroot."""
+        if self.chroot is None:
+            run_logged(cmd, log, cwd=cwd, what=what, on_line=on_line)
+        else:
+            run_logged(self.argv(cmd, cwd), log, what=what, on_line=on_line)
+
+    def capture(self, cmd: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """:func:`capture` here or in the chroot."""
+        return capture(self.argv(cmd), timeout)
+
+
+#: Commands run on this machine, with its own apt sources.
+HOST = Shell()
 
 
 def safe_version(version: str) -> str:
@@ -248,34 +328,74 @@ def ensure_build_deps(log: IO[str], progress: Progress | None = None) -> None:
     )
 
 
-def source_version(root: Path) -> str:
+_NO_SOURCE_RE = re.compile(r"Unable to find a source package for (\S+)")
+
+
+_NOT_FOUND_RE = re.compile(r"Failed to fetch \S*/([^/\s]+)\s+(\d{3}\s+[^\[]*?)\s*(?:\[|$)")
+
+
+def source_version(root: Path, shell: Shell = HOST, package: str = "qemu") -> str:
     """The Debian source version ``apt-get source qemu`` fetches (``7.2+dfsg-7+deb12u18``).
 
-    Without apt's answer (offline, no deb-src), falls back to the only source tree already in the
-    cache.
+    Without apt's answer (offline, no deb-src, not root for a chroot), falls back to the only
+    source tree already in the cache.
+
+    Args:
+        root: The cache directory holding ``src-<version>`` trees.
+        shell: Where apt runs (this machine, or a release's chroot with its own sources).
+        package: The source package (``qemu``; another name only in tests).
 
     Raises:
-        QemuError: apt cannot tell and the cache does not hold exactly one source tree.
+        QemuError: The archive has no such source package (naming it), or apt cannot tell and the
+            cache does not hold exactly one source tree.
     """
-    r = capture(["apt-get", "source", "--print-uris", "-qq", "qemu"])
-    m = re.search(r"\sqemu_([^\s/]+)\.dsc\s", r.stdout)
-    if r.returncode == 0 and m:
-        return m.group(1)
+    cmd = ["apt-get", "source", "--print-uris", "-qq", *shell.apt_args, package]
+    r = shell.capture(cmd) if shell.chroot is None or os.geteuid() == 0 else None
+    if r is not None:
+        m = re.search(rf"\s{re.escape(package)}_([^\s/]+)\.dsc\s", r.stdout)
+        if r.returncode == 0 and m:
+            return m.group(1)
+        missing = _NO_SOURCE_RE.search(r.stderr)
+        if missing:
+            raise QemuError(
+                f"source package {missing.group(1)} is not in {shell.archive}",
+                "check the mirror, or build another release (--release)",
+            )
     trees = sorted(root.glob("src-*/debian/changelog"))
     if len(trees) == 1:
         return trees[0].parent.parent.name.removeprefix("src-")
-    detail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+    said = r.stderr if r is not None else "not root: cannot ask apt in the chroot"
+    detail = (said.strip().splitlines() or ["no output"])[-1]
     raise QemuError(
         f"cannot tell which qemu source apt would fetch: {detail[:200]}",
         "run as root once so vfiobench adds a deb-src entry, or `make system`",
     )
 
 
-def fetch_source(version: str, log: IO[str], root: Path, progress: Progress | None = None) -> Path:
+def fetch_source(
+    version: str,
+    log: IO[str],
+    root: Path,
+    progress: Progress | None = None,
+    shell: Shell = HOST,
+    package: str = "qemu",
+) -> Path:
     """``apt-get source`` + ``dpkg-source -x`` into ``<cache>/src-<version>/`` (once).
+
+    Args:
+        version: The source version (:func:`source_version`).
+        log: Where commands' output goes.
+        root: The cache directory (``downloads/`` and the source trees go there).
+        progress: Called with one-line progress messages.
+        shell: Where apt and dpkg-source run; ``root`` must be below its tree for a chroot.
+        package: The source package (``qemu``; another name only in tests).
 
     Returns:
         The pristine source tree (Debian's patches applied, ours not).
+
+    Raises:
+        QemuError: The archive lists the version but does not serve its files (naming the package,
+            version and file), or a command failed.
     """
     base = root
     dest = base / f"src-{safe_version(version)}"
@@ -286,22 +406,34 @@ def fetch_source(version: str, log: IO[str], root: Path, progress: Progress | No
     downloads.mkdir(exist_ok=True)
     if progress:
         progress(f"fetching Debian qemu {version} source (apt-get source)")
-    dsc = downloads / f"qemu_{version}.dsc"
+    dsc = downloads / f"{package}_{version}.dsc"
     if not dsc.is_file():
-        run_logged(
-            ["apt-get", "source", "--download-only", "-qq", "qemu"],
-            log,
-            cwd=downloads,
-            what="apt-get source qemu",
-        )
+        lines: list[str] = []
+        try:
+            shell.run(
+                ["apt-get", "source", "--download-only", "-qq", *shell.apt_args, package],
+                log,
+                cwd=downloads,
+                what=f"apt-get source {package}",
+                on_line=lines.append,
+            )
+        except QemuError:
+            gone = next((m for line in lines if (m := _NOT_FOUND_RE.search(line))), None)
+            if gone is None:
+                raise
+            raise QemuError(
+                f"source package {package} {version} is listed in {shell.archive} but not served: "
+                f"{urllib.parse.unquote(gone.group(1))}: {' '.join(gone.group(2).split())}",
+                "build another release (--release), or use a mirror that has the source",
+            ) from None
     if not dsc.is_file():
         raise QemuError(f"apt-get source did not produce {dsc.name}", "apt's source version changed; retry")
     tmp = Path(tempfile.mkdtemp(prefix="src-", dir=base))
     try:
-        run_logged(
-            ["dpkg-source", "--no-check", "-x", str(dsc), str(tmp / "src")],
+        shell.run(
+            ["dpkg-source", "--no-check", "-x", shell.path(dsc), shell.path(tmp / "src")],
             log,
-            what="extract the qemu source (dpkg-source -x)",
+            what=f"extract the {package} source (dpkg-source -x)",
         )
         if dest.exists():
             shutil.rmtree(dest)

@@ -1,9 +1,16 @@
 """The project's QEMU patches: loading, selecting, applying, and syncing a work tree.
 
-The patches are package data (``vfiobench/qemu/patches/*.patch``, ``git format-patch`` output
-against Debian bookworm's QEMU 7.2 source after ``dpkg-source -x``). Each adds one ``vfio-pci``
-property that defaults to today's behaviour. They share no lines, so any subset applies in any
-order; :data:`SERIES` is the documented order in which they are applied (``patch --fuzz=0``).
+The patches are package data, one directory per QEMU major version they were made against
+(``git format-patch`` output against Debian's source after ``dpkg-source -x``)::
+
+    vfiobench/qemu/patches/7/*.patch     Debian bookworm, QEMU 7.2
+    vfiobench/qemu/patches/10/*.patch    Debian trixie, QEMU 10.0
+
+A source of QEMU major ``M`` gets each patch from the highest directory ``<= M`` that has it
+(:func:`available_patches`), so a major version needs its own file only where the code differs.
+Each patch adds one ``vfio-pci`` property that defaults to today's behaviour, with the same name
+and meaning in every version. They share no lines, so any subset applies in any order;
+:data:`SERIES` is the documented order in which they are applied (``patch --fuzz=0``).
 
 Setting ``x-pba-always-on`` and ``x-pba-disable`` on one device is contradictory; with both on the
 PBA is enabled at MSI-X enable and never touched again (always-on wins), without the pending-bit
@@ -27,6 +34,13 @@ from vfiobench.errors import QemuError
 
 #: Documented application order of the package's patches (they are independent; see module doc).
 SERIES: tuple[str, ...] = ("pba-always-on", "pba-disable", "msix-fd-cache")
+
+
+#: The QEMU major version patches are chosen for when no source version is given (bookworm's 7.2).
+DEFAULT_MAJOR = 7
+
+
+_MAJOR_RE = re.compile(r"^(?:\d+:)?(\d+)\.")
 
 
 _PROP_RE = re.compile(r'^\+\s*DEFINE_PROP_\w+\("([^"]+)"', re.MULTILINE)
@@ -74,24 +88,65 @@ class Patch:
         return " ".join(m.group(1).split()) if m else self.name
 
 
-def available_patches() -> list[Patch]:
-    """The patches shipped in the package, in :data:`SERIES` order (others after, by name)."""
+def qemu_major(qemu: int | str) -> int:
+    """The QEMU major version of a Debian source version (``1:10.0.13+ds-0+deb13u1`` → 10).
+
+    Args:
+        qemu: A major version (returned as is) or a Debian source version, epoch optional.
+
+    Raises:
+        QemuError: A version that does not start with ``MAJOR.``.
+    """
+    if isinstance(qemu, int):
+        return qemu
+    m = _MAJOR_RE.match(qemu)
+    if not m:
+        raise QemuError(f"cannot tell the QEMU major version of source version {qemu!r}")
+    return int(m.group(1))
+
+
+def patch_majors(name: str | None = None) -> list[int]:
+    """The QEMU major versions the package has a patch directory for, ascending.
+
+    Args:
+        name: Only the directories holding this patch (``pba-always-on``), when given.
+    """
     root = importlib.resources.files("vfiobench.qemu").joinpath("patches")
-    found = {
-        entry.name.removesuffix(".patch"): entry.read_bytes()
-        for entry in root.iterdir()
-        if entry.name.endswith(".patch")
-    }
+    dirs = [e for e in root.iterdir() if e.is_dir() and e.name.isdigit()]
+    if name is not None:
+        dirs = [d for d in dirs if d.joinpath(f"{name}.patch").is_file()]
+    return sorted(int(d.name) for d in dirs)
+
+
+def available_patches(qemu: int | str = DEFAULT_MAJOR) -> list[Patch]:
+    """The patches shipped for a QEMU version, in :data:`SERIES` order (others after, by name).
+
+    Args:
+        qemu: The QEMU major version, or the Debian source version it is read from; each patch
+            comes from the highest ``patches/<major>/`` directory not above it.
+
+    Returns:
+        The patches (empty when every patch directory is for a later QEMU).
+    """
+    major = qemu_major(qemu)
+    root = importlib.resources.files("vfiobench.qemu").joinpath("patches")
+    found: dict[str, bytes] = {}
+    for d in (m for m in patch_majors() if m <= major):  # later directories override
+        for entry in root.joinpath(str(d)).iterdir():
+            if entry.name.endswith(".patch"):
+                found[entry.name.removesuffix(".patch")] = entry.read_bytes()
     order = [n for n in SERIES if n in found] + sorted(set(found) - set(SERIES))
     return [Patch(n, "package", found[n]) for n in order]
 
 
-def resolve_patches(selection: Sequence[str]) -> list[Patch]:
+def resolve_patches(selection: Sequence[str], qemu: int | str = DEFAULT_MAJOR) -> list[Patch]:
     """Turn ``--patch`` arguments into patches in application order.
 
     Args:
         selection: Package patch names (``pba-always-on`` or ``pba-always-on.patch``) or paths to
             patch files (anything containing ``/``). Duplicates are dropped.
+        qemu: The QEMU major version (or Debian source version) package patches are chosen for
+            (see :func:`available_patches`).
 
     Returns:
         Package patches in :data:`SERIES` order, then patch files in the order given.
@@ -99,7 +154,7 @@ def resolve_patches(selection: Sequence[str]) -> list[Patch]:
     Raises:
         QemuError: An unknown name or an unreadable/empty file.
     """
-    shipped = {p.name: p for p in available_patches()}
+    shipped = {p.name: p for p in available_patches(qemu)}
     chosen: dict[str, Patch] = {}
     files: list[Patch] = []
     for item in selection:
@@ -117,7 +172,7 @@ def resolve_patches(selection: Sequence[str]) -> list[Patch]:
         name = item.removesuffix(".patch")
         if name not in shipped:
             raise QemuError(
-                f"no QEMU patch named {item!r}",
+                f"no QEMU patch named {item!r} for QEMU {qemu_major(qemu)}",
                 f"available: {', '.join(shipped) or 'none'}; or give a path to a .patch file",
             )
         chosen[name] = shipped[name]
