@@ -107,16 +107,17 @@ def patch_texts(meta: RunMeta) -> list[PatchText]:
         return []
     bdir = _build_dir(meta.qemu.path)
     exact = _from_build(bdir, names) if bdir is not None else {}
-    from vfiobench.qemu.patchset import available_patches
+    from vfiobench.qemu.patchset import DEFAULT_MAJOR, available_patches
 
-    shipped = {p.name: p for p in available_patches()}
-    matches: bool | None = None
     m = _BUILD_DIR_RE.match(bdir.name) if bdir is not None else None
+    qemu = m.group("version") if m else DEFAULT_MAJOR  # the patches shipped for that QEMU version
+    shipped = {p.name: p for p in available_patches(qemu)}
+    matches: bool | None = None
     if m and all(n in shipped for n in names):
         from vfiobench.qemu.build import build_key
         from vfiobench.qemu.patchset import resolve_patches
 
-        matches = build_key(m.group("version"), resolve_patches(names)) == m.group("key")
+        matches = build_key(m.group("version"), resolve_patches(names, qemu)) == m.group("key")
     out = []
     for name in names:
         if name in exact:
