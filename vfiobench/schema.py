@@ -85,6 +85,22 @@ KVM_IOCTL_CMDS: dict[int, tuple[str, str, tuple[str, str, str, str]]] = {
     KVM_SIGNAL_MSI: ("signal_msi", "KVM_SIGNAL_MSI", ("address_lo", "address_hi", "data", "flags")),
 }
 
+
+def kvm_ioctl_fields(cmd: int) -> tuple[str, tuple[str, str, str, str]]:
+    """A ``kvm_ioctls`` row's ioctl name and what its ``arg0..arg3`` hold, from its ``cmd``.
+
+    Example:
+        >>> kvm_ioctl_fields(KVM_IRQFD)
+        ('KVM_IRQFD', ('eventfd', 'gsi', 'flags', 'resamplefd'))
+        >>> kvm_ioctl_fields(0xAE80)
+        ('KVM ioctl 0xae80', ('arg0', 'arg1', 'arg2', 'arg3'))
+    """
+    if cmd in KVM_IOCTL_CMDS:
+        _, name, args = KVM_IOCTL_CMDS[cmd]
+        return name, args
+    return f"KVM ioctl {cmd:#x}", ("arg0", "arg1", "arg2", "arg3")
+
+
 # ---- event records, as the kernel writes them (C structs in probes/bpf/events.bpf.h) ---------------
 
 #: The C struct each probe's ring buffer carries.

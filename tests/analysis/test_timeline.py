@@ -24,6 +24,7 @@ from vfiobench.analysis.timeline import (
     ts_column,
 )
 from vfiobench.errors import AnalysisError
+from vfiobench.schema import KVM_IRQFD, KVM_SET_GSI_ROUTING, KVM_SIGNAL_MSI
 from vfiobench.store import RunMeta, RunWriter, load_run, load_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,10 +42,13 @@ def one_cycle(t: int, *, vector: int = 0) -> dict[str, list[dict[str, Any]]]:
     """Every event of one masked interrupt triggered at ``t`` (offsets in ns, hand-chosen).
 
     Path: trigger t, host IRQ +10, eventfd +13, QEMU +60, PBA on call +70 (dur 300) with its commit
-    +100 (dur 270), pending +375, unmask +1000, SET_IRQS +1030 (dur 200) with set_vector_signal
-    +1060 (dur 120), PBA off call +1250 (dur 300) with its commit +1280 (dur 270), delivered +1700.
+    +100 (dur 270), pending +375, unmask +1000, KVM route commit +1005 (dur 15), SET_IRQS +1030
+    (dur 200) with set_vector_signal +1060 (dur 120), PBA off call +1250 (dur 300) with its commit
+    +1280 (dur 270), delivered +1700.
     Noise: an RCU-thread commit overlapping the PBA-on toggle, the mask's SET_IRQS before the
-    trigger (with its own set_vector_signal), an msix_notify (not a milestone).
+    trigger (with its own set_vector_signal), an msix_notify (not a milestone), a route commit
+    before the trigger, a KVM_IRQFD just before the unmask's route commit and a KVM_SIGNAL_MSI
+    (other KVM ioctls: not route commits).
     """
     return {
         "workload": [
@@ -74,6 +78,12 @@ def one_cycle(t: int, *, vector: int = 0) -> dict[str, list[dict[str, Any]]]:
             {"ts_ns": t - 380, "dur_ns": 50, "tid": 1, "vector": vector},
             {"ts_ns": t + 1060, "dur_ns": 120, "tid": 1, "vector": vector},
         ],
+        "kvm_ioctls": [
+            {"ts_ns": t - 300, "dur_ns": 20, "tid": 1, "cmd": KVM_SET_GSI_ROUTING},
+            {"ts_ns": t + 1001, "dur_ns": 2, "tid": 1, "cmd": KVM_IRQFD},
+            {"ts_ns": t + 1005, "dur_ns": 15, "tid": 1, "cmd": KVM_SET_GSI_ROUTING},
+            {"ts_ns": t + 1600, "dur_ns": 5, "tid": 1, "cmd": KVM_SIGNAL_MSI},
+        ],
     }
 
 
@@ -88,7 +98,9 @@ CYCLE_STAGES = {
     "pba_on": 270,
     "pending": 5,
     "unmask": 625,
-    "set_irqs_enter": 30,
+    "route_commit_enter": 5,
+    "route_commit": 15,
+    "set_irqs_enter": 10,
     "vector_signal_enter": 30,
     "vector_signal": 120,
     "set_irqs": 50,
@@ -104,6 +116,7 @@ COLUMNS = {
     "transaction_commit": ["ts_ns", "dur_ns", "tid"],
     "set_irqs_ioctl": ["ts_ns", "dur_ns", "tid", "start", "count"],
     "set_vector_signal": ["ts_ns", "dur_ns", "tid", "vector"],
+    "kvm_ioctls": ["ts_ns", "dur_ns", "tid", "cmd"],
 }
 
 
@@ -320,10 +333,10 @@ def test_stage_summary_and_long_form() -> None:
     assert host["stage"] == "trigger → host IRQ"
     assert s["share_of_median"].sum() == pytest.approx(1.0)
     long = df_stages(tl)
-    assert len(long) == 5 * 16  # 16 stages on this path
+    assert len(long) == 5 * 18  # 18 stages on this path
     row = long[(long["irq"] == 2) & (long["to_milestone"] == "vector_signal")].iloc[0]
     assert (row["start_ns"], row["dur_ns"]) == (1060, 150)
-    per_irq = long.groupby("irq")["dur_ns"].sum(min_count=16)
+    per_irq = long.groupby("irq")["dur_ns"].sum(min_count=18)
     assert per_irq.iloc[:4].tolist() == [1700] * 4 and pd.isna(per_irq.iloc[4])
 
 
@@ -351,10 +364,15 @@ def test_stored_run_and_its_raw_events(tmp_path: Path) -> None:
     assert list(tl.columns[:3]) == ["run_id", "variant", "kind"] and tl["complete"].all()
     ev = tlm.df_interrupt_events(run, tl.iloc[1])
     assert ev["ts_ns"].is_monotonic_increasing
-    assert ev["ts_ns"].min() == 20_010 and ev["end_ts_ns"].max() == 21_550
+    assert ev["ts_ns"].min() == 20_010 and ev["end_ts_ns"].max() == 21_605  # the KVM_SIGNAL_MSI
     assert (ev["event"] == "msix_notify").sum() == 1  # shown, though not a milestone
     assert ((ev["table"] == "transaction_commit") & ev["detail"].str.contains("")).sum() == 3
-    assert len(ev) == 5 + 2 + 3 + 1 + 1  # the mask's SET_IRQS precedes the trigger
+    # the KVM ioctls under their names, their argument words named per ioctl
+    kvm = ev[ev["table"] == "kvm_ioctls"]
+    assert kvm["event"].tolist() == ["KVM_IRQFD", "KVM_SET_GSI_ROUTING", "KVM_SIGNAL_MSI"]
+    assert kvm["detail"].tolist() == ["", "", ""]  # the table has no fd/ret/arg columns here
+    # the mask's SET_IRQS and the setup route commit precede the trigger
+    assert len(ev) == 5 + 2 + 3 + 1 + 1 + 3
     with pytest.raises(AnalysisError, match="no run has a workload table"):
         df_timeline(load_runs([]))
 
@@ -473,7 +491,7 @@ def test_gantt_of_an_interrupt_with_a_lost_event() -> None:
     assert sorted(missing["lane"]) == ["host IRQ → eventfd signal", "trigger → host IRQ"]
     assert missing["left_us"].isna().all() and missing["right_us"].isna().all()
     drawn = seg[seg["row_kind"] == "stage"]
-    assert len(drawn) == 16 - 2
+    assert len(drawn) == 18 - 2
     assert drawn["right_us"].max() == pytest.approx(1.7)  # delivery, 1700 ns after the trigger
     fig = plot_interrupt_gantt(tl.iloc[1])
     assert fig.title.text == "r interrupt #1 (cycle 1, vector 0): 1.7 µs — missing: host_irq"

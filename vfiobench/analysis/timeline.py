@@ -6,7 +6,8 @@ the stage model and the vectorised join share their invariants and are read toge
 One masked interrupt on the stock QEMU crosses the host kernel, QEMU and the guest::
 
     trigger ─► host IRQ ─► eventfd ─► QEMU vfio_msi_interrupt ─► PBA enabled ─► pending
-            ─► guest unmask ─► SET_IRQS (set_vector_signal inside) ─► PBA disabled ─► delivered
+            ─► guest unmask ─► KVM route commit ─► SET_IRQS (set_vector_signal inside)
+            ─► PBA disabled ─► delivered
 
 Each arrow's head is a **milestone** (:data:`MILESTONES`): a point in time taken from the
 workload table (trigger, unmask, delivery) or from a probe event (a call's entry or return).
@@ -29,6 +30,9 @@ Milestones, in path order (source: table and what is taken from it):
 ``pba_on``            that toggle's return (the PBA region is enabled, commit included)
 ``pending``           ``irq_path`` event ``msix_set_pending``
 ``unmask``            ``workload.unmask_ts_ns`` (the guest's unmask write), when the workload has it
+``route_commit_enter`` ``kvm_ioctls`` row with ``cmd`` ``KVM_SET_GSI_ROUTING``: entry (QEMU commits the
+                      vector's KVM MSI route in ``vfio_msix_vector_do_use``, before its SET_IRQS)
+``route_commit``      that ioctl's return
 ``set_irqs_enter``    ``set_irqs_ioctl`` entry (vector = ``start`` when ``count == 1``)
 ``vector_signal_enter`` ``set_vector_signal`` nested in that ioctl: entry
 ``vector_signal``     its return
@@ -138,6 +142,8 @@ MILESTONES: tuple[Milestone, ...] = (
     Milestone("pba_on", "PBA enabled", schema.PBA_TOGGLE),
     Milestone("pending", "msix_set_pending", IRQ_PATH),
     Milestone("unmask", "guest unmask", schema.WORKLOAD),
+    Milestone("route_commit_enter", "KVM route commit entry", schema.KVM_IOCTLS),
+    Milestone("route_commit", "KVM route committed", schema.KVM_IOCTLS),
     Milestone("set_irqs_enter", "SET_IRQS entry", schema.SET_IRQS),
     Milestone("vector_signal_enter", "set_vector_signal entry", schema.SET_VECTOR_SIGNAL),
     Milestone("vector_signal", "set_vector_signal return", schema.SET_VECTOR_SIGNAL),
@@ -162,6 +168,8 @@ STAGE_NOTES: dict[str, str] = {
     "pba_on": "memory transaction commit (FlatView rebuilt, listeners told)",
     "pending": "pending bit set",
     "unmask": "guest polls the PBA, then unmasks",
+    "route_commit_enter": "QEMU handles the unmask write up to the KVM route commit",
+    "route_commit": "KVM_SET_GSI_ROUTING ioctl (the whole routing table committed)",
     "set_irqs_enter": "QEMU handles the unmask write (vfio_msix_vector_do_use)",
     "vector_signal_enter": "SET_IRQS ioctl up to vfio_msi_set_vector_signal",
     "vector_signal": "vfio_msi_set_vector_signal (vector torn down and rebuilt)",
@@ -217,6 +225,15 @@ def _set_irqs_vector(df: pd.DataFrame) -> I64:
     return np.asarray(np.where(one, start, -1), dtype=np.int64)
 
 
+def _kvm_cmd(cmd: int) -> Select:
+    def select(df: pd.DataFrame) -> B:
+        if "cmd" not in df.columns:
+            return np.zeros(len(df), dtype=bool)
+        return np.asarray(df["cmd"].to_numpy(dtype=np.int64) == cmd, dtype=bool)
+
+    return select
+
+
 def _pba(enabled: bool) -> Select:
     def select(df: pd.DataFrame) -> B:
         on = _bool(df, "enabled", False)
@@ -251,6 +268,13 @@ SPECS: tuple[CallSpec, ...] = (
     CallSpec("pba_on_commit", schema.COMMIT, "pba_on_commit", parent="pba_on"),
     CallSpec("pending", IRQ_PATH, "pending", select=_irq_event("msix_set_pending"), vector=_vector_col),
     CallSpec("unmask", schema.WORKLOAD, "unmask"),
+    CallSpec(
+        "route_commit",
+        schema.KVM_IOCTLS,
+        "route_commit_enter",
+        "route_commit",
+        select=_kvm_cmd(schema.KVM_SET_GSI_ROUTING),
+    ),
     CallSpec("set_irqs", schema.SET_IRQS, "set_irqs_enter", "set_irqs", vector=_set_irqs_vector),
     CallSpec(
         "vector_signal", schema.SET_VECTOR_SIGNAL, "vector_signal_enter", "vector_signal", parent="set_irqs"
@@ -486,7 +510,8 @@ def assemble_timeline(
         workload: the run's workload table (``trigger_ts_ns`` required; ``delivered_ts_ns``,
             ``delivered``, ``vector``, ``cycle``, ``unmask_ts_ns`` used when present).
         tables: the run's probe tables by name (``set_irqs_ioctl``, ``set_vector_signal``,
-            ``pba_toggle``, ``transaction_commit``, ``irq_path``); absent ones are skipped.
+            ``pba_toggle``, ``transaction_commit``, ``irq_path``, ``kvm_ioctls``); absent ones
+            are skipped.
         expect_fraction: a recorded milestone is on the run's path when it is found in at least
             this fraction of the delivered interrupts.
 
@@ -818,7 +843,36 @@ DETAIL_COLUMNS: dict[str, tuple[str, ...]] = {
     schema.PBA_TOGGLE: ("mr", "enabled", "is_pba"),
     schema.COMMIT: ("depth",),
     IRQ_PATH: ("event", "vector", "cpu"),
+    schema.KVM_IOCTLS: ("fd", "ret"),  # then arg0..arg3 under their names for the cmd
 }
+_KVM_ARGS = ("arg0", "arg1", "arg2", "arg3")
+
+
+def _event_names(name: str, df: pd.DataFrame) -> Any:
+    """What :func:`events_in_window` calls each row: the irq_path event, the KVM ioctl, or the table."""
+    if "event" in df.columns:
+        return df["event"].astype(str).to_numpy()
+    if name == schema.KVM_IOCTLS and "cmd" in df.columns:
+        return np.asarray([schema.kvm_ioctl_fields(int(c))[0] for c in df["cmd"]], dtype=object)
+    return name
+
+
+def _details(name: str, df: pd.DataFrame) -> list[str]:
+    """Each row's :data:`DETAIL_COLUMNS` as ``key=value`` text (a KVM ioctl's words named per cmd)."""
+    cols = [c for c in DETAIL_COLUMNS.get(name, ()) if c in df.columns]
+    text = [
+        " ".join(f"{c}={v}" for c, v in zip(cols, row, strict=True))
+        for row in df[cols].itertuples(index=False)
+    ]
+    if name != schema.KVM_IOCTLS or not {"cmd", *_KVM_ARGS} <= set(df.columns):
+        return text
+    words = df[["cmd", *_KVM_ARGS]].itertuples(index=False)
+    return [
+        " ".join(
+            [t, *(f"{k}={v}" for k, v in zip(schema.kvm_ioctl_fields(int(cmd))[1], args, strict=True))]
+        ).strip()
+        for t, (cmd, *args) in zip(text, words, strict=True)
+    ]
 
 
 def events_in_window(tables: Mapping[str, pd.DataFrame], start_ns: int, end_ns: int) -> pd.DataFrame:
@@ -826,8 +880,8 @@ def events_in_window(tables: Mapping[str, pd.DataFrame], start_ns: int, end_ns: 
 
     Returns:
         ``[table, event, ts_ns, dur_ns, end_ts_ns, tid, detail]``: ``event`` the irq_path event
-        name or the table name; ``dur_ns`` 0 for point events; ``detail`` the row's other columns
-        as ``key=value`` text.
+        name, the KVM ioctl's name (``KVM_SET_GSI_ROUTING``...) or the table name; ``dur_ns``
+        0 for point events; ``detail`` the row's other columns as ``key=value`` text.
     """
     parts = []
     for name, df in tables.items():
@@ -842,16 +896,12 @@ def events_in_window(tables: Mapping[str, pd.DataFrame], start_ns: int, end_ns: 
             if "dur_ns" in sel.columns
             else np.zeros(len(sel), dtype=np.int64)
         )
-        detail_cols = [c for c in DETAIL_COLUMNS.get(name, ()) if c in sel.columns]
-        detail = [
-            " ".join(f"{c}={v}" for c, v in zip(detail_cols, row, strict=True))
-            for row in sel[detail_cols].itertuples(index=False)
-        ]
+        detail = _details(name, sel)
         parts.append(
             pd.DataFrame(
                 {
                     "table": name,
-                    "event": sel["event"].astype(str).to_numpy() if "event" in sel.columns else name,
+                    "event": _event_names(name, sel),
                     "ts_ns": sel["ts_ns"].to_numpy(dtype=np.int64),
                     "dur_ns": dur,
                     "end_ts_ns": sel["ts_ns"].to_numpy(dtype=np.int64) + dur,

@@ -7,9 +7,11 @@ processor. Per run:
 * a **process** track named ``<variant> · <run id>`` (a synthetic pid per run, so runs never merge;
   the QEMU pid is in the name and the metadata);
 * a **thread** track per QEMU/kernel thread seen by the probes: one slice per call of
-  ``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle``, ``transaction_commit`` and the QEMU side
-  of ``irq_path`` (``qemu_irq``, ``msix_*``), nested as they ran, with the call's fields as
-  arguments (fd, ret, vector, region name, enabled...);
+  ``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle``, ``transaction_commit``, the QEMU side
+  of ``irq_path`` (``qemu_irq``, ``msix_*``) and ``kvm_ioctls`` (named after the ioctl:
+  ``KVM_SET_GSI_ROUTING``, ``KVM_IRQFD``, ``KVM_SIGNAL_MSI``), nested as they ran, with the call's
+  fields as arguments (fd, ret, vector, region name, enabled, a KVM ioctl's argument words under
+  their names...);
 * a track per **CPU** for the interrupt-context parts of ``irq_path`` (host IRQ, eventfd signal,
   KVM MSI injection);
 * a track per **vector** of the guest: one slice per interrupt, trigger to delivery;
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from vfiobench import schema
+from vfiobench.errors import RunStoreError
 from vfiobench.store import Run
 
 #: The one packet sequence this writer uses.
@@ -52,6 +55,7 @@ SLICE_NAMES: dict[str, str] = {
     schema.SET_VECTOR_SIGNAL: "vfio_msi_set_vector_signal",
     schema.PBA_TOGGLE: "memory_region_set_enabled",
     schema.COMMIT: "memory_region_transaction_commit",
+    schema.KVM_IOCTLS: "KVM ioctl",  # each slice is named after its ioctl instead
 }
 #: The columns each table contributes as slice arguments.
 ARG_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -60,6 +64,7 @@ ARG_COLUMNS: dict[str, tuple[str, ...]] = {
     schema.PBA_TOGGLE: ("mr", "enabled", "is_pba", "region"),
     schema.COMMIT: ("depth",),
     schema.IRQ_PATH: ("vector", "cpu", "arg0", "arg1"),
+    schema.KVM_IOCTLS: ("fd", "ret", "arg0", "arg1", "arg2", "arg3"),  # the args renamed per ioctl
 }
 
 
@@ -195,11 +200,29 @@ def _flow_of(ts: np.ndarray[Any, Any], windows: Any, base: int) -> list[int | No
     return [base + int(irq[p]) + 1 if k else None for p, k in zip(pos, ok, strict=True)]
 
 
+def _kvm_slices(
+    cmd: np.ndarray[Any, Any], records: list[dict[str, Any]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Slice names (the ioctl) and arguments (``arg0..arg3`` under their names) of ``kvm_ioctls`` rows."""
+    names = []
+    out = []
+    for c, rec in zip(cmd.tolist(), records, strict=True):
+        name, fields = schema.kvm_ioctl_fields(int(c))
+        names.append(name)
+        out.append({fields[int(k[3:])] if k.startswith("arg") else k: v for k, v in rec.items()})
+    return names, out
+
+
 def _run_events(w: _Writer, run: Run, index: int) -> tuple[list[_Event], list[tuple[int, int, float]]]:
     """Tracks of one run (written now) and its slices/instants and counter samples (to be ordered)."""
     qemu_pid = 0
-    if run.has_table(schema.SET_IRQS):
-        pids = run.table(schema.SET_IRQS, columns=["pid"])["pid"]
+    for table in (schema.SET_IRQS, schema.KVM_IOCTLS):  # the tables that know the process
+        if qemu_pid or not run.has_table(table):
+            continue
+        try:
+            pids = run.table(table, columns=["pid"])["pid"]
+        except RunStoreError:  # histogram mode: no pid column
+            continue
         qemu_pid = int(pids.iloc[0]) if len(pids) else 0
     pid = 100_000 + index  # synthetic: runs recorded on different machines may share pids
     process = w.track(
@@ -238,6 +261,8 @@ def _run_events(w: _Writer, run: Run, index: int) -> tuple[list[_Event], list[tu
             {str(k): v for k, v in r.items()} for r in df[cols].to_dict("records")
         ]
         names = df["event"].astype(str).tolist() if table == schema.IRQ_PATH else None
+        if table == schema.KVM_IOCTLS and "cmd" in df.columns:
+            names, records = _kvm_slices(df["cmd"].to_numpy(dtype=np.int64), records)
         for i in range(len(df)):
             name = names[i] if names is not None else SLICE_NAMES[table]
             if names is not None and name in CPU_EVENTS:
