@@ -35,8 +35,8 @@ def exporter(tmp_path: Path) -> Iterator[Callable[..., ExporterProcess]]:
     """Start ``vfiobench exporter`` processes; each is stopped (SIGTERM) at the end of the test."""
     started: list[ExporterProcess] = []
 
-    def start(args: Sequence[str], *, user: int | None = None) -> ExporterProcess:
-        e = ExporterProcess(args, tmp_path / f"exporter{len(started)}.log", user=user)
+    def start(args: Sequence[str], *, prefix: Sequence[str] = ()) -> ExporterProcess:
+        e = ExporterProcess(args, tmp_path / f"exporter{len(started)}.log", prefix=prefix)
         started.append(e)
         return e
 

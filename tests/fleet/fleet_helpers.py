@@ -58,17 +58,19 @@ def http_get(url: str) -> str:
 
 
 class ExporterProcess:
-    """``vfiobench exporter --listen 127.0.0.1:0 ARGS`` in its own process; stderr in a log file."""
+    """``vfiobench exporter --listen 127.0.0.1:0 ARGS`` in its own process; stderr in a log file.
 
-    def __init__(self, args: Sequence[str], log: Path, *, user: int | None = None) -> None:
+    ``prefix``: a command that runs it (``unshare --user``: as an unprivileged user).
+    """
+
+    def __init__(self, args: Sequence[str], log: Path, *, prefix: Sequence[str] = ()) -> None:
         self.log = log
         self.out = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vfiobench", "exporter", "--listen", "127.0.0.1:0", *args],
+            [*prefix, sys.executable, "-m", "vfiobench", "exporter", "--listen", "127.0.0.1:0", *args],
             stdout=self.out,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            user=user,
         )
         found = wait_for(
             "the exporter's listening line", lambda: self._grep(r"listening on http://([\d.:]+)/")

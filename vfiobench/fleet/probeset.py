@@ -41,8 +41,9 @@ from vfiobench.errors import ProbeError, VfioBenchError
 from vfiobench.fleet.targets import QemuTarget
 from vfiobench.probes.catalog import get_probe
 from vfiobench.probes.histogram import DurationCounts
-from vfiobench.probes.resolve import Resolution, resolve_parts, resolve_targets
+from vfiobench.probes.resolve import Resolution, require_process, resolve_targets, resolve_uprobe
 from vfiobench.probes.tracer import Tracer
+from vfiobench.qemu.binary import ElfFile
 
 log = logging.getLogger("vfiobench.fleet")
 
@@ -246,10 +247,9 @@ class TargetProbes:
         """Resolve one probe alone; on failure record its error and return False."""
         spec = get_probe(PROBES[probe][0])
         try:
-            if probe == _NOTIFY:
-                part = next(t for t in resolve_parts(spec, self.target.pid, None) if t.part.event == _NOTIFY)
-                if part.skipped is not None:
-                    raise ProbeError(f"msix_notify: {part.skipped}")
+            if probe == _NOTIFY:  # one part of irq_path: root, tracefs, BCC, then the symbol
+                resolve_targets([], self.target.pid, None)
+                resolve_uprobe(ElfFile(require_process(self.target.pid)), _NOTIFY)
             else:
                 resolve_targets([spec], self.target.pid, None)
         except ProbeError as e:
