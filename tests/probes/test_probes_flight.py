@@ -75,8 +75,10 @@ def test_the_window_around_the_one_slow_call_is_saved_and_the_recording_stops(
     hist = whole.table(schema.PBA_TOGGLE)
     assert list(hist.columns) == ["bucket", "count", "lo_ns", "hi_ns"]
     assert whole.meta.probes[schema.PBA_TOGGLE].mode == "histogram"
-    # at least everything up to the window's end: the recording stopped during the second pause
-    assert hist["count"].sum() == FAR_BEFORE + BEFORE + 1 + AFTER
+    # everything up to the window's end, and what it drained before it detached (it stops during the
+    # stand-in's second pause, 0.5 s before the far calls; the re-armed test below checks every call)
+    assert hist["count"].sum() == whole.meta.probes[schema.PBA_TOGGLE].events
+    assert FAR_BEFORE + BEFORE + 1 + AFTER <= hist["count"].sum() <= TOTAL
 
 
 def test_rearmed_it_runs_to_the_end_and_the_whole_period_is_summarised(
