@@ -36,7 +36,8 @@ probes: set_irqs_ioctl (VFIO_DEVICE_SET_IRQS ioctls), set_vector_signal (kernel
 vfio_msi_set_vector_signal; needs kprobes), pba_toggle (QEMU memory_region_set_enabled, PBA calls
 marked), transaction_commit (QEMU memory_region_transaction_commit), irq_path (one interrupt's
 path: host vfio-msix IRQs, eventfd_signal, KVM MSI injection, QEMU vfio_msi_interrupt, msix_notify,
-msix_set_pending; parts this machine lacks are skipped and named). Default: set_irqs_ioctl,
+msix_set_pending; parts this machine lacks are skipped and named), kvm_ioctls (QEMU's
+KVM_SET_GSI_ROUTING, KVM_IRQFD and KVM_SIGNAL_MSI ioctls). Default: set_irqs_ioctl,
 pba_toggle, transaction_commit. Recording stops at --duration, when the process exits, or on
 Ctrl-C. Without --duration, Ctrl-C is the normal end and the run is complete; a recording cut
 short (Ctrl-C before --duration, SIGTERM) is kept as a loadable partial run.

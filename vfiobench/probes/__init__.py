@@ -3,7 +3,8 @@
 Modules, each with one job:
 
 - :mod:`.catalog` — the probes (``set_irqs_ioctl``, ``set_vector_signal``, ``pba_toggle``,
-  ``transaction_commit``, and ``irq_path``, whose parts attach or are skipped one by one), their
+  ``transaction_commit``, ``kvm_ioctls``, and ``irq_path``, whose parts attach or are skipped one
+  by one), their
   numpy event dtypes (mirroring ``bpf/events.bpf.h``) and tables;
 - ``bpf/*.bpf.c`` — the BPF C, one file per probe plus ``common.bpf.c`` and the shared headers;
 - :mod:`.program` — the program text and ``-D`` flags (what ``vfiobench record --print-bpf`` shows);
