@@ -115,6 +115,11 @@ def test_probe_counts_equal_the_qemu_trace_log(lab_runs: dict[str, Run], cell: s
     )
     # QEMU handles each interrupt itself except with KVM and no masking (irqfd straight into KVM)
     assert trace.get("vfio_msi_interrupt", 0) == (0 if cell == "kvm-no-mask" else CYCLES)
+    # KVM: one MSI route commit (KVM_SET_GSI_ROUTING) per unmask, as QEMU's own trace says; no
+    # irqfd churn (the bypass switch is SET_IRQS); nothing KVM under TCG
+    routes = CYCLES if cell == "kvm-mask-every-irq" else 0
+    assert probes["kvm_ioctls.gsi_routing"] == trace.get("kvm_irqchip_commit_routes", 0) == routes
+    assert probes["kvm_ioctls.irqfd"] == probes["kvm_ioctls.signal_msi"] == 0
 
 
 @pytest.mark.parametrize(

@@ -135,3 +135,26 @@ def test_probe_counts_per_event_inside_the_measure_window() -> None:
         "irq_path.qemu_irq": 1,
         "irq_path.msix_notify": 2,
     }
+
+
+def test_kvm_ioctls_counted_per_ioctl_inside_the_measure_window() -> None:
+    from vfiobench import schema
+
+    t = np.zeros(7, dtype=TABLE_DTYPES["kvm_ioctls"])
+    t["ts_ns"] = [5, 10, 11, 12, 13, 20, 30]
+    t["cmd"] = [
+        schema.KVM_SET_GSI_ROUTING,
+        schema.KVM_SET_GSI_ROUTING,
+        schema.KVM_IRQFD,
+        schema.KVM_SET_GSI_ROUTING,
+        0xAE01,  # not one of the three: counted in the table's total only
+        schema.KVM_SET_GSI_ROUTING,
+        schema.KVM_SIGNAL_MSI,
+    ]
+    counts = probe_counts_in({"kvm_ioctls": t}, 10, 20)
+    assert counts == {
+        "kvm_ioctls": 5,
+        "kvm_ioctls.gsi_routing": 3,
+        "kvm_ioctls.irqfd": 1,
+        "kvm_ioctls.signal_msi": 0,
+    }

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vfiobench import schema
 from vfiobench.lab.cell import Cell
 from vfiobench.lab.checks import DeviceConfig, lab_checks
 from vfiobench.lab.image import Image
@@ -94,7 +95,8 @@ def probe_counts_in(tables: dict[str, np.ndarray[Any, Any]], start_ns: int, end_
 
     ``pba_toggle`` counts only rows marked as the MSI-X PBA region when the table has an ``is_pba``
     column (the tracer records every ``memory_region_set_enabled`` call). A table with an ``event``
-    column (``irq_path``) is also counted per event, as ``<table>.<event>``.
+    column (``irq_path``) is also counted per event, as ``<table>.<event>``, and ``kvm_ioctls`` per
+    ioctl, as ``kvm_ioctls.<op>`` (every op of :data:`vfiobench.schema.KVM_IOCTL_CMDS`, 0 included).
     """
     counts: dict[str, int] = {}
     for name, arr in tables.items():
@@ -108,6 +110,9 @@ def probe_counts_in(tables: dict[str, np.ndarray[Any, Any]], start_ns: int, end_
         if "event" in names:
             events, n = np.unique(arr["event"][sel], return_counts=True)
             counts.update({f"{name}.{e}": int(k) for e, k in zip(events, n, strict=True)})
+        if name == schema.KVM_IOCTLS and "cmd" in names:
+            for cmd, (op, _, _) in schema.KVM_IOCTL_CMDS.items():
+                counts[f"{name}.{op}"] = int(np.count_nonzero(sel & (arr["cmd"] == cmd)))
     return counts
 
 
