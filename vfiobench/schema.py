@@ -103,6 +103,24 @@ def kvm_ioctl_fields(cmd: int) -> tuple[str, tuple[str, str, str, str]]:
 
 # ---- event records, as the kernel writes them (C structs in probes/bpf/events.bpf.h) ---------------
 
+#: The fields every ioctl event starts with (``set_irqs_ioctl``, ``kvm_ioctls``), as written and as stored.
+_IOCTL_EVENT_HEAD = [
+    ("ts_ns", "<u8"),
+    ("dur_ns", "<u8"),
+    ("pid", "<u4"),
+    ("tid", "<u4"),
+    ("fd", "<i4"),
+    ("ret", "<i4"),
+]
+_IOCTL_ROW_HEAD = [
+    ("ts_ns", "<i8"),
+    ("dur_ns", "<i8"),
+    ("pid", "<i4"),
+    ("tid", "<i4"),
+    ("fd", "<i4"),
+    ("ret", "<i4"),
+]
+
 #: The C struct each probe's ring buffer carries.
 EVENT_STRUCTS: dict[str, str] = {
     SET_IRQS: "vb_set_irqs_event",
@@ -116,12 +134,7 @@ EVENT_STRUCTS: dict[str, str] = {
 EVENT_DTYPES: dict[str, np.dtype[Any]] = {
     SET_IRQS: np.dtype(
         [
-            ("ts_ns", "<u8"),
-            ("dur_ns", "<u8"),
-            ("pid", "<u4"),
-            ("tid", "<u4"),
-            ("fd", "<i4"),
-            ("ret", "<i4"),
+            *_IOCTL_EVENT_HEAD,
             ("argsz", "<u4"),
             ("flags", "<u4"),
             ("index", "<u4"),
@@ -160,12 +173,7 @@ EVENT_DTYPES: dict[str, np.dtype[Any]] = {
     ),
     KVM_IOCTLS: np.dtype(
         [
-            ("ts_ns", "<u8"),
-            ("dur_ns", "<u8"),
-            ("pid", "<u4"),
-            ("tid", "<u4"),
-            ("fd", "<i4"),
-            ("ret", "<i4"),
+            *_IOCTL_EVENT_HEAD,
             ("cmd", "<u4"),
             ("arg_ok", "<u4"),
             ("arg0", "<u4"),
@@ -181,12 +189,7 @@ EVENT_DTYPES: dict[str, np.dtype[Any]] = {
 TABLE_DTYPES: dict[str, np.dtype[Any]] = {
     SET_IRQS: np.dtype(
         [
-            ("ts_ns", "<i8"),
-            ("dur_ns", "<i8"),
-            ("pid", "<i4"),
-            ("tid", "<i4"),
-            ("fd", "<i4"),
-            ("ret", "<i4"),
+            *_IOCTL_ROW_HEAD,
             ("index", "<u4"),
             ("start", "<u4"),
             ("count", "<u4"),
@@ -230,12 +233,7 @@ TABLE_DTYPES: dict[str, np.dtype[Any]] = {
     ),
     KVM_IOCTLS: np.dtype(
         [
-            ("ts_ns", "<i8"),
-            ("dur_ns", "<i8"),
-            ("pid", "<i4"),
-            ("tid", "<i4"),
-            ("fd", "<i4"),
-            ("ret", "<i4"),
+            *_IOCTL_ROW_HEAD,
             ("cmd", "<u4"),
             ("arg_ok", "?"),
             ("arg0", "<u4"),

@@ -6,13 +6,39 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 HERE = Path(__file__).parent
 STANDIN_SRC = HERE / "standin.c"
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def bpf(fn: F) -> F:
+    """Mark a test as real BPF: root, BCC, tracefs, gcc (skips with the reason otherwise)."""
+    marked: F = pytest.mark.root(pytest.mark.bpf(pytest.mark.usefixtures("bpf_ready")(fn)))
+    return marked
+
+
+def start_record(*args: str) -> subprocess.Popen[str]:
+    """``python -m vfiobench record ARGS...`` as a child process, returned once it has attached."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vfiobench", "record", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    while "attached" not in (line := proc.stderr.readline()):
+        if not line:
+            out, err = proc.communicate()
+            pytest.fail(f"record exited before attaching: {err}{out}")
+    return proc
 
 
 def bpf_unavailable_reason() -> str | None:

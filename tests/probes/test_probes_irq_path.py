@@ -16,16 +16,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import pytest
-from probe_helpers import HERE, StandIn, compile_c
+from probe_helpers import HERE, StandIn, bpf, compile_c, start_record
 
 from vfiobench.analysis import timeline
 from vfiobench.errors import MissingSymbolError, ProbeError
@@ -40,15 +37,6 @@ IRQPATH_SRC = HERE / "irqpath_standin.c"
 N = 37  # interrupts driven through vfio_msi_interrupt (odd, prime)
 OTHER = 5  # direct calls of the out-of-line msix_set_pending(dev, 7)
 KPROBES = Path("/sys/kernel/tracing/kprobe_events").exists()
-
-
-F = TypeVar("F", bound=Callable[..., None])
-
-
-def bpf(fn: F) -> F:
-    """Real BPF: root, BCC, tracefs, gcc (skips with the reason otherwise)."""
-    marked: F = pytest.mark.root(pytest.mark.bpf(pytest.mark.usefixtures("bpf_ready")(fn)))
-    return marked
 
 
 @pytest.fixture(scope="module")
@@ -220,18 +208,7 @@ def test_every_program_passes_the_verifier() -> None:
 
 
 def _record(*args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vfiobench", "record", "--probe", "irq_path", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    while "attached" not in (line := proc.stderr.readline()):
-        if not line:
-            out, err = proc.communicate()
-            pytest.fail(f"record exited before attaching: {err}{out}")
-    return proc
+    return start_record("--probe", "irq_path", *args)
 
 
 def _drive(proc: subprocess.Popen[str], *targets: StandIn) -> tuple[str, str]:

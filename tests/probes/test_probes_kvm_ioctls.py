@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from probe_helpers import HERE, StandIn, compile_c
+from probe_helpers import HERE, StandIn, bpf, compile_c, start_record
 
 from vfiobench import schema
 from vfiobench.probes.catalog import bpf_dir, get_probe
@@ -66,27 +65,14 @@ def test_cmd_numbers_are_linux_kvm_h(tmp_path: Path) -> None:
 # ---- real probes ----------------------------------------------------------------------------------
 
 
-def _record(*args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vfiobench", "record", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    while "attached" not in (line := proc.stderr.readline()):
-        if not line:
-            out, err = proc.communicate()
-            pytest.fail(f"record exited before attaching: {err}{out}")
-    return proc
-
-
 def _run(tmp_path: Path, kvm_bin: Path, spawn: type[StandIn], *args: str) -> Path:
     """Record the target (and a decoy running meanwhile) with ``args``; skip when KVM is unusable."""
+    if not Path("/dev/kvm").exists():
+        pytest.skip("no /dev/kvm here")
     target = spawn(kvm_bin, "kvm", N, 0, OTHER)
     decoy = spawn(kvm_bin, "kvm", N, 0, OTHER)
     out = tmp_path / "run"
-    proc = _record("--pid", str(target.pid), "--out", str(out), "--quiet", *args)
+    proc = start_record("--pid", str(target.pid), "--out", str(out), "--quiet", *args)
     for t in (target, decoy):
         t.go()
     assert target.proc.stdout is not None
@@ -104,12 +90,8 @@ def _run(tmp_path: Path, kvm_bin: Path, spawn: type[StandIn], *args: str) -> Pat
     return out
 
 
-@pytest.mark.root
-@pytest.mark.bpf
-@pytest.mark.usefixtures("bpf_ready")
+@bpf
 def test_exact_counts_arguments_and_pid_filter(tmp_path: Path, kvm_bin: Path, spawn: type[StandIn]) -> None:
-    if not Path("/dev/kvm").exists():
-        pytest.skip("no /dev/kvm here")
     out = _run(tmp_path, kvm_bin, spawn, "--probe", "kvm_ioctls", "--probe", "set_irqs_ioctl")
     run = load_run(out)
     t = run.table("kvm_ioctls")
@@ -139,12 +121,8 @@ def test_exact_counts_arguments_and_pid_filter(tmp_path: Path, kvm_bin: Path, sp
     assert run.meta.probes["kvm_ioctls"].lost == 0
 
 
-@pytest.mark.root
-@pytest.mark.bpf
-@pytest.mark.usefixtures("bpf_ready")
+@bpf
 def test_histogram_mode_counts_exactly(tmp_path: Path, kvm_bin: Path, spawn: type[StandIn]) -> None:
-    if not Path("/dev/kvm").exists():
-        pytest.skip("no /dev/kvm here")
     out = _run(tmp_path, kvm_bin, spawn, "--probe", "kvm_ioctls", "--histogram")
     run = load_run(out)
     h = run.table("kvm_ioctls")
