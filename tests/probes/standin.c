@@ -12,6 +12,8 @@
  *   both     toggle and ioctl, interleaved
  *   spin     N calls of memory_region_set_enabled with no delay (probe overhead benchmark)
  *   flood    N ioctls as fast as possible (ring buffer throughput)
+ *   noise    N ioctls of another command (FIONREAD) as fast as possible: what every other ioctl on
+ *            the machine pays for a SET_IRQS probe's tracepoint program (exporter benchmark)
  *   mask     N interrupts of a guest that masks on every interrupt, in stock QEMU's order: SET_IRQS
  *            (mask: vector release), memory_region_set_enabled(pba, 1) and msix_notify(dev) (the
  *            interrupt arrives masked: pending), SET_IRQS (unmask: do_use), set_enabled(pba, 0),
@@ -211,6 +213,11 @@ int main(int argc, char **argv)
 		calls += toggles(other, 0);
 		usleep(OUTLIER_GAP_US);
 		calls += toggles(OUTLIER_FAR_AFTER, 0);
+	} else if (!strcmp(mode, "noise")) {
+		int avail;
+		for (unsigned long i = 0; i < n; i++)
+			(void)ioctl(fd, FIONREAD, &avail);
+		calls = n;
 	} else if (!strcmp(mode, "flood")) {
 		for (unsigned long i = 0; i < n; i++)
 			set_irqs(fd, (unsigned)i);
