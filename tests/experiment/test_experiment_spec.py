@@ -96,10 +96,18 @@ def test_shipped_stack_spec_runs_every_variant_on_every_release():
 
     spec = load_spec("stack")
     assert spec.releases == tuple(RELEASES) and spec.release_axis
-    assert [v.name for v in spec.variants] == ["stock", "pba-always-on", "pba-always-on+fd-cache"]
-    assert all(v.qemu == "build" for v in spec.variants)  # each release's own source, same recipe
+    names = ["stock", "pba-always-on", "pba-always-on+fd-cache", "debian"]
+    assert [v.name for v in spec.variants] == names
+    built = [v for v in spec.variants if v.qemu == "build"]  # each release's own source, same recipe
+    assert [v.name for v in built] == names[:3]
+    assert all(v.releases == ("bookworm", "trixie") for v in built)  # no QEMU 11.1 source to build
     assert len(cells(spec)) == 3 * 2 * 2
-    assert len(make_plan(spec)) == (10 + 1) * 3 * 12 * 2
+    plan = make_plan(spec)
+    per_release = {r: {p.variant.name for p in plan if p.release == r} for r in RELEASES}
+    assert per_release == {"bookworm": set(names), "trixie": set(names), "trixie-backports": {"debian"}}
+    assert len(plan) == (10 + 1) * 4 * 2 * (4 + 4 + 1)  # rounds x cells x kinds x variants
+    full = make_plan(parse_spec(spec.source_text.replace('releases = ["bookworm", "trixie"]\n', "")))
+    assert {p.run_id: p.index for p in plan}.items() <= {p.run_id: p.index for p in full}.items()
 
 
 def test_shipped_specs_are_package_resources():

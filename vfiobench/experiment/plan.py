@@ -107,6 +107,8 @@ def round_runs(
                         index, position = position, position + 1
                         if only is not None and (workload.name, accel, release) not in only:
                             continue
+                        if not variant.runs_on(release):
+                            continue  # its place in the plan stays reserved: indexes never shift
                         short = "p" if kind == "probed" else "f"
                         where = f"{release}-" if spec.release_axis else ""
                         run_id = f"{spec.name}-{where}{variant.name}-{workload.name}-{accel}-{tag}-{short}"

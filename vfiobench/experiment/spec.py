@@ -55,13 +55,22 @@ SPECS_DIR = "specs"  # the shipped specs, beside this module
 
 @dataclass(frozen=True)
 class Variant:
-    """One QEMU variant: a binary (stock or patched) and extra vfio-pci device properties."""
+    """One QEMU variant: a binary (stock or patched) and extra vfio-pci device properties.
+
+    ``releases``: the lab releases it runs on (empty: all the spec's), e.g. a patched build only
+    where the release's QEMU source can be built.
+    """
 
     name: str
     qemu: str = "system"
     patches: tuple[str, ...] = ()
     device_props: tuple[tuple[str, str], ...] = ()
     extra_args: tuple[str, ...] = ()
+    releases: tuple[str, ...] = ()
+
+    def runs_on(self, release: str) -> bool:
+        """Whether the variant runs on ``release`` ("" on the host backend: always)."""
+        return not self.releases or not release or release in self.releases
 
     @property
     def device_suffix(self) -> str:
@@ -254,7 +263,7 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
     for i, v in enumerate(data.get("variants", [])):
         at = f"{where}: variants[{i}]"
         _require(isinstance(v, dict), at, "must be a table")
-        unknown = set(v) - {"name", "qemu", "patches", "device_props", "extra_args"}
+        unknown = set(v) - {"name", "qemu", "patches", "device_props", "extra_args", "releases"}
         _require(not unknown, at, f"unknown key(s) {', '.join(sorted(unknown))}")
         props = v.get("device_props", {})
         _require(isinstance(props, dict), at, "device_props must be a table of strings")
@@ -265,8 +274,11 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
                 patches=tuple(v.get("patches", ())),
                 device_props=tuple((str(k), str(val)) for k, val in props.items()),
                 extra_args=tuple(str(a) for a in v.get("extra_args", ())),
+                releases=tuple(v.get("releases", ())),
             )
         )
+        for r in variants[-1].releases:
+            _require(r in releases, at, f"release {r!r} is not one of the experiment's {list(releases)}")
     _require(bool(variants), where, "no [[variants]]")
     _require(
         not reps.adaptive or len(variants) >= 2,
