@@ -1,6 +1,8 @@
-"""Real builds of Debian's QEMU with the patches: properties, firmware, cache hits and misses, qtests.
+"""Real builds of each lab release's Debian QEMU with the patches: properties, firmware, cache, qtests.
 
-Marked ``qemubuild``: the first run builds (~6 min on 2 cores), later runs reuse the cache and a
+Marked ``qemubuild``; every test runs once per release (``[bookworm]``, ``[trixie]``,
+``[trixie-backports]``; conftest.py). A release other than this machine's builds, and its binaries
+run, in that release's chroot. The first run builds (minutes), later runs reuse the cache and a
 changed patch rebuilds incrementally (seconds).
 """
 
@@ -26,7 +28,7 @@ NEW_PROPERTIES = ("x-pba-always-on", "x-pba-disable", "x-msix-fd-cache")
 
 def test_irq_path_resolves_in_the_unpatched_build(stock_build: qb.BuildResult) -> None:
     """The project's unpatched build: every QEMU part of ``irq_path``, and msix_set_pending's copy
-    inlined in msix_notify (QEMU 7.2 at -O2); Debian's stripped binary: vfio_msi_interrupt skipped."""
+    inlined in msix_notify (at -O2); Debian's stripped binary: vfio_msi_interrupt skipped."""
     from vfiobench.probes.catalog import get_probe
     from vfiobench.probes.resolve import inlined_copies, resolve_parts
     from vfiobench.qemu.binary import ElfFile
@@ -45,7 +47,7 @@ def test_irq_path_resolves_in_the_unpatched_build(stock_build: qb.BuildResult) -
         pytest.skip("tracefs is not mounted: resolving irq_path's parts needs it (the checks above ran)")
     parts = {t.part.event: t for t in resolve_parts(get_probe("irq_path"), None, stock_build.binary)}
     assert all(parts[e].skipped is None for e in ("qemu_irq", "msix_set_pending", "msix_notify"))
-    debian = Path("/usr/bin/qemu-system-x86_64")
+    debian = _debian_binary(stock_build.release)
     if debian.is_file() and ElfFile(debian).symbol("vfio_msi_interrupt") is None:
         parts = {t.part.event: t for t in resolve_parts(get_probe("irq_path"), None, debian)}
         assert "no symbol 'vfio_msi_interrupt'" in (parts["qemu_irq"].skipped or "")
@@ -57,14 +59,18 @@ def test_patched_build_lists_each_property_with_default_off(all_patches_build: q
     assert r.binary.is_file() and r.binary == r.build_dir / "bin" / "qemu-system-x86_64"
     assert r.patches == list(qb.SERIES)
     assert r.properties == list(NEW_PROPERTIES)
-    props = qb.device_properties(r.binary)
+    props = qb.device_properties(r.binary, release=r.release)
     for name in NEW_PROPERTIES:
         assert name in props, f"{name} missing from -device vfio-pci,help"
         assert props[name].startswith("<bool>")
         assert qb.property_default(props[name]) == "false"
     assert qb.property_default(props["x-no-kvm-msix"]) == "false"  # upstream's, still there
     meta = json.loads((r.build_dir / "build.json").read_text())
-    assert [p["sha256"] for p in meta["patches"]] == [p.sha256 for p in ps.available_patches()]
+    # the patch files for this source's QEMU major version
+    shipped = ps.available_patches(r.source_version)
+    assert [p["sha256"] for p in meta["patches"]] == [p.sha256 for p in shipped]
+    assert ps.qemu_major(r.source_version) == QEMU_MAJOR[r.release]
+    assert meta["release"] == r.release
     assert sorted(p.name for p in (r.build_dir / "patches").iterdir()) == [
         "01-pba-always-on.patch",
         "02-pba-disable.patch",
@@ -76,17 +82,28 @@ def test_stock_recipe_build_has_none_of_the_properties(
     stock_build: qb.BuildResult, all_patches_build: qb.BuildResult
 ) -> None:
     assert stock_build.patches == [] and stock_build.key != all_patches_build.key
-    props = qb.device_properties(stock_build.binary)
+    props = qb.device_properties(stock_build.binary, release=stock_build.release)
     assert "x-no-kvm-msix" in props
     assert not set(NEW_PROPERTIES) & set(props)
 
 
-def _device_error(binary: Path, device: str) -> str:
+#: The QEMU major version of each release's Debian source.
+QEMU_MAJOR = {"bookworm": 7, "trixie": 10, "trixie-backports": 11}
+
+
+def _debian_binary(release: str) -> Path:
+    """The release's own Debian QEMU binary: this machine's, or the one in the release's chroot."""
+    site = qb.build_site(release)
+    root = site.root.path if site.root is not None else Path("/")
+    return root / "usr/bin/qemu-system-x86_64"
+
+
+def _device_error(r: qb.BuildResult, device: str) -> str:
     """QEMU's error for ``-device DEVICE`` (there is no VFIO device here, so it always fails)."""
-    cmd = [str(binary), "-machine", "q35", "-accel", "tcg", "-nodefaults", "-display", "none", "-S"]
-    r = subprocess.run([*cmd, "-device", device], capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0
-    return r.stderr
+    args = ["-machine", "q35", "-accel", "tcg", "-nodefaults", "-display", "none", "-S"]
+    run = qb.run_binary(r.binary, [*args, "-device", device], release=r.release)
+    assert run.returncode != 0
+    return run.stderr
 
 
 def test_properties_are_accepted_on_the_command_line(
@@ -94,11 +111,11 @@ def test_properties_are_accepted_on_the_command_line(
 ) -> None:
     """The options parse; realize then fails only for want of a host device."""
     dev = "vfio-pci,host=0000:ff:1f.7,x-pba-always-on=on,x-pba-disable=off,x-msix-fd-cache=on"
-    err = _device_error(all_patches_build.binary, dev)
+    err = _device_error(all_patches_build, dev)
     assert "no such host device" in err and "not found" not in err and "expects" not in err
-    bad = _device_error(all_patches_build.binary, "vfio-pci,host=0000:ff:1f.7,x-pba-always-on=maybe")
+    bad = _device_error(all_patches_build, "vfio-pci,host=0000:ff:1f.7,x-pba-always-on=maybe")
     assert "Parameter 'x-pba-always-on' expects 'on' or 'off'" in bad
-    stock = _device_error(stock_build.binary, "vfio-pci,host=0000:ff:1f.7,x-pba-always-on=on")
+    stock = _device_error(stock_build, "vfio-pci,host=0000:ff:1f.7,x-pba-always-on=on")
     assert "Property 'vfio-pci.x-pba-always-on' not found" in stock
 
 
@@ -111,9 +128,9 @@ def test_binary_keeps_symbols_and_its_trace_events(all_patches_build: qb.BuildRe
         assert sym in symbols, sym
     section = subprocess.run(["readelf", "-S", str(binary)], capture_output=True, text=True, check=True)
     assert ".debug_info" in section.stdout
-    listed = subprocess.run(
-        [str(binary), "-trace", "help"], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.split()
+    run = qb.run_binary(binary, ["-trace", "help"], release=all_patches_build.release)
+    assert run.returncode == 0, run.stderr
+    listed = run.stdout.split()
     for event in ("vfio_msix_pba_always_on", "vfio_msix_pba_skip", "vfio_msix_fd_cache_hit"):
         assert event in listed
 
@@ -121,25 +138,40 @@ def test_binary_keeps_symbols_and_its_trace_events(all_patches_build: qb.BuildRe
 def test_a_copy_of_the_binary_finds_debian_firmware(
     all_patches_build: qb.BuildResult, tmp_path: Path
 ) -> None:
-    """As in the lab (binary copied to the 9p share): a q35 machine loads its BIOS and quits."""
-    if not Path("/usr/share/seabios/bios-256k.bin").is_file():
+    """As in the lab (binary copied to the 9p share): a q35 machine loads its BIOS and quits.
+
+    With the release's firmware: this machine's for bookworm, the chroot's (the release's
+    qemu-system-x86 pulls in its seabios) for the others.
+    """
+    r = all_patches_build
+    site = qb.build_site(r.release)
+    firmware = (site.root.path if site.root is not None else Path("/")) / "usr/share/seabios/bios-256k.bin"
+    if not firmware.is_file():
         pytest.skip("Debian's seabios is not installed (qemu-system-x86 pulls it in)")
-    copy = tmp_path / "share" / "bin" / "qemu-0"
+    # somewhere the release's binaries can run: tmp_path here, the release's tree for a chroot
+    where = tmp_path if site.root is None else site.base / "test-copies" / tmp_path.name
+    copy = where / "share" / "bin" / "qemu-0"
     copy.parent.mkdir(parents=True)
-    shutil.copy2(all_patches_build.binary, copy)
-    dirs = subprocess.run([str(copy), "-L", "help"], capture_output=True, text=True, check=True).stdout
-    assert "//usr/share/seabios" in dirs.split()
-    qmp = '{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n'
-    cmd = [str(copy), "-machine", "q35", "-accel", "tcg", "-nodefaults", "-display", "none", "-S"]
-    r = subprocess.run([*cmd, "-qmp", "stdio"], input=qmp, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert '"return": {}' in r.stdout
-    assert "could not load" not in r.stderr
+    try:
+        shutil.copy2(r.binary, copy)
+        dirs = qb.run_binary(copy, ["-L", "help"], release=r.release)
+        assert dirs.returncode == 0, dirs.stderr
+        assert "//usr/share/seabios" in dirs.stdout.split()
+        qmp = '{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n'
+        args = ["-machine", "q35", "-accel", "tcg", "-nodefaults", "-display", "none", "-S", "-qmp", "stdio"]
+        run = qb.run_binary(copy, args, release=r.release, input_text=qmp)
+        assert run.returncode == 0, run.stderr
+        assert '"return": {}' in run.stdout
+        assert "could not load" not in run.stderr
+    finally:
+        if site.root is not None:
+            shutil.rmtree(where, ignore_errors=True)
 
 
 def test_unchanged_selection_is_a_cache_hit(all_patches_build: qb.BuildResult) -> None:
     before = all_patches_build.binary.stat()
-    again = qb.build_qemu(["msix-fd-cache", "pba-disable", "pba-always-on"])  # any order: same key
+    release = all_patches_build.release
+    again = qb.build_qemu(["msix-fd-cache", "pba-disable", "pba-always-on"], release=release)  # any order
     assert again.cached and again.seconds == 0.0
     assert again.binary == all_patches_build.binary
     after = again.binary.stat()
@@ -149,7 +181,8 @@ def test_unchanged_selection_is_a_cache_hit(all_patches_build: qb.BuildResult) -
 def test_cli_prints_the_cached_binary_path(
     all_patches_build: qb.BuildResult, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["qemu", "build", "--patch", "pba-always-on", "--patch", "pba-disable"]
+    argv = ["qemu", "build", "--release", all_patches_build.release, "--patch", "pba-always-on"]
+    argv += ["--patch", "pba-disable"]
     assert main([*argv, "--patch", "msix-fd-cache"]) == 0
     assert capsys.readouterr().out.strip() == str(all_patches_build.binary)
     assert main([*argv, "--patch", "msix-fd-cache", "--json"]) == 0
@@ -157,31 +190,34 @@ def test_cli_prints_the_cached_binary_path(
     assert meta["key"] == all_patches_build.key
     assert meta["properties"] == list(NEW_PROPERTIES)
     assert meta["source_version"] == all_patches_build.source_version
+    assert meta["release"] == all_patches_build.release
 
 
 def test_changed_patch_content_rebuilds(all_patches_build: qb.BuildResult, tmp_path: Path) -> None:
     """A one-line edit of a patch gives a new key and a rebuilt binary carrying the edit."""
     token = uuid.uuid4().hex[:12]  # fresh every run, so this is never a cache hit
-    original = next(p for p in ps.available_patches() if p.name == "pba-always-on")
+    release = all_patches_build.release
+    shipped = ps.available_patches(all_patches_build.source_version)
+    original = next(p for p in shipped if p.name == "pba-always-on")
     edited = tmp_path / "pba-always-on.patch"
     text = original.text.replace(b"PBA emulation enabled for good", f"PBA on for good {token}".encode())
     assert text != original.text
     edited.write_bytes(text)
-    result = qb.build_qemu([str(edited)], progress=print)
+    result = qb.build_qemu([str(edited)], release=release, progress=print)
     try:
         assert not result.cached and result.seconds > 0
         assert result.key != qb.build_key(all_patches_build.source_version, [original])
         assert token.encode() in result.binary.read_bytes()  # the trace format string, rebuilt
         assert token.encode() not in all_patches_build.binary.read_bytes()
-        print(f"incremental rebuild after a patch change: {result.seconds:.1f} s")
-        assert qb.build_qemu([str(edited)]).cached  # and now it is cached
+        print(f"{release}: incremental rebuild after a patch change: {result.seconds:.1f} s")
+        assert qb.build_qemu([str(edited)], release=release).cached  # and now it is cached
     finally:  # a fresh key every run: do not let them pile up in the cache
         shutil.rmtree(result.build_dir, ignore_errors=True)
-        (qb.cache_root() / "logs" / f"{result.build_dir.name}.log").unlink(missing_ok=True)
+        (qb.build_site(release).base / "logs" / f"{result.build_dir.name}.log").unlink(missing_ok=True)
 
 
 def test_qemu_qtests_closest_to_vfio_msix_pass(all_patches_build: qb.BuildResult) -> None:
-    log = qb.run_qtests(list(qb.SERIES), progress=print)
+    log = qb.run_qtests(list(qb.SERIES), release=all_patches_build.release, progress=print)
     text = log.read_text()
     for name in qb.QTESTS:
         assert f"qtest-x86_64/{name}" in text
@@ -199,8 +235,8 @@ def _needed(binary: Path) -> set[str]:
 
 
 def test_binary_needs_only_libraries_debians_qemu_already_needs(all_patches_build: qb.BuildResult) -> None:
-    """So it runs in the lab's L1 (Debian bookworm with qemu-system-x86) over the 9p share."""
-    debian = Path("/usr/bin/qemu-system-x86_64")
+    """So it runs in the release's lab L1 (which has the release's qemu-system-x86) over the 9p share."""
+    debian = _debian_binary(all_patches_build.release)
     if not debian.is_file():
         pytest.skip("Debian's qemu-system-x86 is not installed to compare with")
     ours = _needed(all_patches_build.binary)

@@ -1,5 +1,8 @@
 """The patched QEMU in the emulated lab: each property does what it says, counted three ways.
 
+Once per lab release (the ``release`` fixture of ``conftest.py``): that release's all-patches
+build (QEMU 7.2 built on this machine for bookworm, 10.0 built in a trixie chroot for trixie) runs
+as L2 in that release's L1, which is also what shows the binary runs with the release's libraries.
 One L1 boot runs the all-patches build as L2 with the properties off (stock behaviour), with
 ``x-pba-always-on=on``, ``x-msix-fd-cache=on`` and ``x-pba-disable=on``; probes (SET_IRQS ioctls, the kernel's
 ``vfio_msi_set_vector_signal``, ``memory_region_set_enabled`` on the PBA), QEMU's own trace log
@@ -44,8 +47,9 @@ CELLS: dict[str, tuple[str, str | None, str]] = {
 
 @pytest.fixture(scope="session")
 def variant_runs(
-    all_patches_build: qb.BuildResult, tmp_path_factory: pytest.TempPathFactory
+    release: str, all_patches_build: qb.BuildResult, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Run]:
+    from vfiobench.lab.image import Recipe, build_image
     from vfiobench.lab.runner import plan_cells, run_lab, unavailable_reason
 
     reason = unavailable_reason()
@@ -64,10 +68,10 @@ def variant_runs(
             variant=name.rsplit("-", 1)[0],
         )
         cells.append(dataclasses.replace(cell, name=name, patches=list(all_patches_build.patches)))
-    out: Path = tmp_path_factory.mktemp("lab-variants") / "runs"
+    out: Path = tmp_path_factory.mktemp(f"lab-variants-{release}") / "runs"
     lines: list[str] = []
     with qb.heavy_lock(True, lines.append):
-        lab = run_lab(cells, out, show=lines.append)
+        lab = run_lab(cells, out, image=build_image(Recipe.default(release)), show=lines.append)
     print("\n".join(lines))
     return {p.name: load_run(p) for p in lab.runs}
 
@@ -85,10 +89,11 @@ def _delivered_and_pba_read(counters: dict[str, int]) -> None:
     assert counters["pba_seen"] == CYCLES  # the guest read its pending bit in every mask window
 
 
-def test_every_variant_run_completes(variant_runs: dict[str, Run]) -> None:
+def test_every_variant_run_completes(variant_runs: dict[str, Run], release: str) -> None:
     assert sorted(variant_runs) == sorted(CELLS)
     for name, run in variant_runs.items():
         assert run.meta.status == "complete", (name, run.meta.error)
+        assert run.meta.labels["release"] == release, name  # the release's L1 ran the release's build
         assert run.meta.qemu.patches == list(qb.SERIES)
         assert unexplained_failures(run.meta.checks, run.meta.host.kernel_release) == [], name
 

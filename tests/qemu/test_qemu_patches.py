@@ -25,8 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 # ------------------------------------------------------------------ the shipped patches
 
 
-def test_shipped_patches_in_documented_order_each_adds_its_property() -> None:
-    patches = ps.available_patches()
+@pytest.mark.parametrize("major", ps.patch_majors())
+def test_shipped_patches_in_documented_order_each_adds_its_property(major: int) -> None:
+    patches = ps.available_patches(major)
     assert [p.name for p in patches] == ["pba-always-on", "pba-disable", "msix-fd-cache"]
     assert [p.properties for p in patches] == [
         ("x-pba-always-on",),
@@ -42,6 +43,46 @@ def test_shipped_patches_in_documented_order_each_adds_its_property() -> None:
         # and each adds a trace event
         assert re.search(r"^\+vfio_msix_\w+\(", text, re.MULTILINE)
         assert p.subject.startswith("vfio/pci: add x-")
+        assert f"qemu 1:{major}." in " ".join(text.split("---\n", 1)[0].split())  # says what it applies to
+
+
+def _added(p: ps.Patch, pattern: str) -> list[str]:
+    return re.findall(pattern, p.text.decode(), re.MULTILINE)
+
+
+def test_every_qemu_version_gets_the_same_properties_and_trace_events() -> None:
+    """A rebased patch keeps its property (name, type, default off), its trace events, its subject."""
+    majors = ps.patch_majors()
+    assert majors[:2] == [7, 10]
+    first = {p.name: p for p in ps.available_patches(majors[0])}
+    for major in majors[1:]:
+        for p in ps.available_patches(major):
+            was = first[p.name]
+            assert p.text != was.text, p.name  # a file of its own (7.2's does not apply to 10.0)
+            assert (p.subject, p.properties, p.files) == (was.subject, was.properties, was.files)
+            for pattern in (
+                r'^\+\s*DEFINE_PROP_BOOL\("[^"]+".*$',
+                r"^\+vfio_msix_\w+\(.*$",
+                r"^\+\s+bool \w+; /\* x-[\w-]+: .*$",  # the device's new field
+            ):
+                assert _added(p, pattern) == _added(was, pattern), (p.name, pattern)
+
+
+def test_qemu_major_and_the_patch_directory_chosen_for_it() -> None:
+    assert ps.qemu_major("7.2+dfsg-7+deb12u18") == 7
+    assert ps.qemu_major("1:10.0.13+ds-0+deb13u1") == 10
+    assert ps.qemu_major("11.1.3+ds-2~bpo13+1") == 11
+    assert ps.qemu_major(8) == 8
+    with pytest.raises(QemuError, match="major version of source version 'ds-1'"):
+        ps.qemu_major("ds-1")
+    seven, ten = ({p.name: p.sha256 for p in ps.available_patches(m)} for m in (7, 10))
+    assert seven != ten
+    assert {p.name: p.sha256 for p in ps.available_patches("8.2+dfsg-1")} == seven  # highest dir <= 8
+    assert {p.name: p.sha256 for p in ps.available_patches("1:11.1.3+ds-2")} == ten  # none of its own yet
+    assert ps.available_patches(6) == []
+    assert ps.available_patches() == ps.available_patches(7)  # the default: bookworm's QEMU
+    assert ps.resolve_patches(["pba-disable"], "1:10.0.13+ds-0+deb13u1")[0].sha256 == ten["pba-disable"]
+    assert ps.patch_majors("pba-disable") == ps.patch_majors() and ps.patch_majors("nope") == []
 
 
 def test_resolve_orders_by_series_drops_duplicates_and_keeps_files(tmp_path: Path) -> None:
@@ -54,7 +95,7 @@ def test_resolve_orders_by_series_drops_duplicates_and_keeps_files(tmp_path: Pat
 
 
 def test_resolve_rejects_unknown_names_and_non_diffs(tmp_path: Path) -> None:
-    with pytest.raises(QemuError, match="no QEMU patch named 'pba-sometimes'") as e:
+    with pytest.raises(QemuError, match="no QEMU patch named 'pba-sometimes' for QEMU 7") as e:
         ps.resolve_patches(["pba-sometimes"])
     assert e.value.hint is not None and "pba-always-on, pba-disable, msix-fd-cache" in e.value.hint
     junk = tmp_path / "junk.patch"
@@ -79,6 +120,56 @@ def test_build_key_depends_on_version_and_exact_patch_content() -> None:
     assert qb.build_key(v, [one_byte, c]) != key
     assert qb.build_dir_for(v, key, Path("/c")) == Path(f"/c/build-{v}-{key}")
     assert qb.build_dir_for("1:7.2", key, Path("/c")).name == f"build-1_7.2-{key}"
+
+
+def test_bookworm_keys_are_those_from_before_releases() -> None:
+    """Existing bookworm caches stay valid: the recipe, patches and key of 7.2 builds did not change."""
+    v = "7.2+dfsg-7+deb12u18"
+    assert qb.build_key(v, ps.resolve_patches(list(qb.SERIES), v)) == "2e0a762f68f6e333"
+    assert qb.build_key(v, []) == "282d670c3250463d"
+    assert qb.configure_args(v) == qb.CONFIGURE_ARGS
+    assert qb.build_site("bookworm").base == qb.cache_root()  # bookworm builds here, paths as before
+
+
+def test_qemu_10_configures_pixman_and_keys_by_its_own_args() -> None:
+    v = "1:10.0.13+ds-0+deb13u1"
+    assert qb.configure_args(v) == (*qb.CONFIGURE_ARGS, "--enable-pixman", "--disable-install-blobs")
+    patches = ps.resolve_patches(list(qb.SERIES), v)
+    assert qb.build_key(v, patches) != qb.build_key(v, ps.resolve_patches(list(qb.SERIES), 7))
+
+
+def test_other_releases_build_in_their_chroot_with_their_own_sources() -> None:
+    from vfiobench.qemu.buildroot import builds_on_host, host_suite
+
+    assert host_suite() == "bookworm"  # this project's machines (PLATFORM.md)
+    for name, suite, target in (
+        ("trixie", "trixie", ()),
+        ("trixie-backports", "trixie", ("-t", "trixie-backports")),
+    ):
+        site = qb.build_site(name)
+        assert site.root is not None and not builds_on_host(site.root.release)
+        assert site.base == qb.cache_root() / name and site.root.path == qb.cache_root() / f"chroot-{name}"
+        assert site.shell.apt_args == target
+        lines = site.root.sources_list().splitlines()
+        # each deb line with its deb-src twin, the release's suites only
+        assert lines[0::2] == [line.replace("deb-src ", "deb ", 1) for line in lines[1::2]]
+        assert all(line.split()[2].startswith(suite) for line in lines)
+        # trixie must not see backports: apt-get source takes the highest version it knows (11.1)
+        assert any("backports" in line for line in lines) == bool(target)
+    assert qb.build_site("trixie").root.digest() != qb.build_site("trixie-backports").root.digest()  # type: ignore[union-attr]
+
+
+def test_chroot_shell_maps_paths_and_cleans_the_environment(tmp_path: Path) -> None:
+    shell = ds.Shell(chroot=tmp_path / "root", tree=tmp_path / "tree", apt_args=("-t", "x"))
+    assert shell.path(tmp_path / "tree" / "work-1" / "build") == "/vfiobench/work-1/build"
+    assert shell.path(tmp_path / "tree") == "/vfiobench"
+    assert shell.path(tmp_path / "root" / "usr/bin/qemu-system-x86_64") == "/usr/bin/qemu-system-x86_64"
+    with pytest.raises(QemuError, match="neither below"):
+        shell.path(tmp_path / "elsewhere")
+    argv = shell.argv(["ninja", "-j", "2"], tmp_path / "tree" / "b")
+    assert argv[:5] == ["chroot", str(tmp_path / "root"), "/usr/bin/env", "-i", "--chdir=/vfiobench/b"]
+    assert argv[-3:] == ["ninja", "-j", "2"] and "HOME=/root" in argv
+    assert ds.HOST.argv(["ls"], tmp_path) == ["ls"] and ds.HOST.path(tmp_path) == str(tmp_path)
 
 
 # ------------------------------------------------------------------ apt sources, deps, CLI
@@ -128,14 +219,18 @@ def test_property_default_parsing() -> None:
 def test_cli_list_and_unknown_patch(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["qemu", "build", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[:2] for line in lines] == [
-        ["pba-always-on", "x-pba-always-on"],
-        ["pba-disable", "x-pba-disable"],
-        ["msix-fd-cache", "x-msix-fd-cache"],
+    majors = ",".join(map(str, ps.patch_majors()))
+    assert [line.split()[:4] for line in lines] == [
+        ["pba-always-on", "x-pba-always-on", "QEMU", majors],
+        ["pba-disable", "x-pba-disable", "QEMU", majors],
+        ["msix-fd-cache", "x-msix-fd-cache", "QEMU", majors],
     ]
     assert main(["qemu", "build", "--patch", "pba-sometimes"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vfiobench: error: no QEMU patch named 'pba-sometimes'")
+    assert main(["qemu", "build", "--release", "potato"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vfiobench: error: unknown lab release 'potato'")
 
 
 # ------------------------------------------------------------------ incremental work tree
@@ -177,8 +272,10 @@ def test_sync_work_tree_writes_only_changed_files_and_restores_deselected(tmp_pa
 
 
 @pytest.mark.qemubuild
-def test_every_subset_of_patches_applies_to_debian_source_in_any_order(pristine_source: Path) -> None:
-    patches = ps.available_patches()
+def test_every_subset_of_patches_applies_to_debian_source_in_any_order(
+    pristine_source: Path, source_ready: str
+) -> None:
+    patches = ps.available_patches(source_ready)
     results: dict[frozenset[str], dict[str, bytes | None]] = {}
     orders = 0
     for r in range(1, len(patches) + 1):
@@ -196,8 +293,9 @@ def test_every_subset_of_patches_applies_to_debian_source_in_any_order(pristine_
 
 
 @pytest.mark.qemubuild
-def test_patches_pass_qemu_checkpatch(pristine_source: Path, tmp_path: Path) -> None:
-    patches = ps.available_patches()
+def test_patches_pass_qemu_checkpatch(pristine_source: Path, source_ready: str, tmp_path: Path) -> None:
+    """With the checkpatch.pl of the release's own source tree."""
+    patches = ps.available_patches(source_ready)
     assert [p.name for p in patches] == list(qb.SERIES)  # a lost patch must not pass as "clean"
     for p in patches:
         (tmp_path / f"{p.name}.patch").write_bytes(p.text)

@@ -35,7 +35,8 @@ Each step below then runs in the chroot. A recipe:
    ninja rebuilds only what a patch change affects (seconds instead of minutes);
 3. ``configure --target-list=x86_64-softmmu`` with debug info, not stripped, no modules, only the
    features the lab needs (so the binary runs in the release's L1 with Debian's libraries and
-   firmware; :func:`configure_args`: QEMU 9+ also needs ``--enable-pixman``, which 7.2 always had);
+   firmware; :func:`configure_args`: QEMU 9+ also needs ``--enable-pixman`` and
+   ``--disable-install-blobs``);
 4. the binary lands in ``build-<version>-<key>/bin/qemu-system-x86_64`` where ``key`` hashes the
    recipe, the source version and the selected patches' names and contents: a cache hit returns
    it without building; any change to a patch file gives a new key and an (incremental) rebuild.
@@ -132,10 +133,12 @@ CONFIGURE_ARGS: tuple[str, ...] = (
 )
 
 
-#: configure arguments QEMU 9 and later need on top of :data:`CONFIGURE_ARGS`: pixman became an
-#: optional feature (off under ``--without-default-features``), and without it the VGA devices
-#: and the VNC/SDL displays are not built (7.2 always linked it).
-CONFIGURE_ARGS_9: tuple[str, ...] = ("--enable-pixman",)
+#: configure arguments QEMU 9 and later need on top of :data:`CONFIGURE_ARGS` (7.2's stay as they
+#: were, so bookworm's cache keys do too): pixman became an optional feature (off under
+#: ``--without-default-features``), and without it the VGA devices and the VNC/SDL displays are not
+#: built (7.2 always linked it); and the dfsg source has no firmware blobs, which newer meson refuses
+#: to install (Debian's own rules pass ``--disable-install-blobs`` too).
+CONFIGURE_ARGS_9: tuple[str, ...] = ("--enable-pixman", "--disable-install-blobs")
 
 
 def configure_args(source_version: str) -> tuple[str, ...]:
@@ -425,14 +428,27 @@ def _ninja(
     shell.run(["ninja", "-j", jobs, *targets], log, cwd=bdir, what=what, on_line=on_line)
 
 
-def _link_firmware(root: Path) -> None:
+def _link_firmware(root: Path, system: Path = Path("/")) -> None:
     """Point ``root``'s firmware directories at Debian's (the build tree's ``qemu-bundle/usr``).
 
     Run from its build directory, QEMU looks for firmware under ``qemu-bundle/`` + each configured
-    path; the dfsg source ships no BIOS, so the bundle gets links to Debian's firmware.
+    path; the dfsg source ships no BIOS, so the bundle gets links to Debian's firmware: a link to
+    the whole directory, or (where the build put a directory of its own there, as QEMU 10 does
+    with its keymaps in ``share/qemu``) one link per firmware file it lacks.
+
+    Args:
+        root: The bundle's ``usr`` directory.
+        system: Where the release's ``/`` is seen from here (its chroot for another release); the
+            links are absolute, so they resolve in the system the qtests run in.
     """
     for path in FIRMWARE_PATH:
         link = root / path.removeprefix("/usr/")
+        if link.is_dir() and not link.is_symlink():
+            debian = system / path.lstrip("/")
+            for f in sorted(debian.iterdir()) if debian.is_dir() else []:
+                if not ((link / f.name).exists() or (link / f.name).is_symlink()):
+                    (link / f.name).symlink_to(f"{path}/{f.name}")
+            continue
         if link.exists() or link.is_symlink():
             continue
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -764,7 +780,7 @@ def run_qtests(
         sync_work_tree(pristine, work, resolve_patches(selection, version))
         bdir = _configure(work, version, log, progress, site)
         # dfsg source has no firmware blobs: point the build tree's bundle at Debian's firmware
-        _link_firmware(bdir / "qemu-bundle" / "usr")
+        _link_firmware(bdir / "qemu-bundle" / "usr", site.root.path if site.root is not None else Path("/"))
         targets = [BINARY_NAME, *(f"tests/qtest/{t}" for t in tests)]
         _ninja(bdir, targets, log, progress, "building qtests", shell)
         if progress:
