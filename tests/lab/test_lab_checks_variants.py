@@ -132,3 +132,68 @@ def test_pba_disable_with_a_guest_that_never_reads_the_pba() -> None:
         "trace: no PBA toggles (x-pba-disable)",
         "trace: PBA skips == triggers (x-pba-disable)",
     ]  # the probes agree with the trace: the build, not the probes, is wrong
+
+
+def _auto_cell(
+    detect_after: int, *, kept: int | None = None, toggles_after: int = 1, accel: str = "kvm"
+) -> list[Check]:
+    """An x-msix-mask-auto mask-every-irq cell of N cycles, the detection at the mask of cycle k.
+
+    Before it (k cycles) everything is stock; from it on (N - k cycles) each mask and unmask keeps
+    the trigger (under TCG only the unmask would set it) and only the enable that keeps the PBA on
+    is traced.
+    """
+    from vfiobench.lab.checks import AutoTrace
+
+    kvm = accel == "kvm"
+    k, rest = detect_after, N - detect_after
+    would_set = rest * (2 if kvm else 1)
+    kept = would_set if kept is None else kept
+    trace = {
+        "vfio_msix_vector_release": N,
+        "vfio_msix_vector_do_use": N,
+        "vfio_msi_interrupt": N,
+        "vfio_msix_pba_enable": k + toggles_after,
+        "vfio_msix_pba_disable": k,
+        "vfio_msix_trigger_kept": kept,
+    }
+    after = {
+        "vfio_msix_vector_release": rest,
+        "vfio_msix_vector_do_use": rest,
+        "vfio_msix_pba_enable": toggles_after,
+        "vfio_msix_trigger_kept": kept,
+    }
+    set_irqs = N * (2 if kvm else 1) - kept
+    probes = {"set_irqs_ioctl": set_irqs, "set_vector_signal": set_irqs, "pba_toggle": 2 * k + toggles_after}
+    device = DeviceConfig.from_args(accel, ["-global", "vfio-pci.x-msix-mask-auto=on"])
+    assert device.mask_auto
+    return masked_cell(trace, probes, device, accel=accel, auto=AutoTrace(1, after, 1))
+
+
+@pytest.mark.parametrize("accel", ["kvm", "tcg"])
+def test_mask_auto_switch_passes_when_everything_after_detection_is_kept(accel: str) -> None:
+    checks = _auto_cell(17, accel=accel)
+    assert failing(checks) == []
+    names = {c.name for c in checks}
+    assert "trace: each masked vector detected (x-msix-mask-auto)" in names
+    assert "trace: PBA disables == unmasks" not in names  # stock's expectation no longer holds
+
+
+def test_mask_auto_checks_catch_a_toggle_or_an_ioctl_after_detection() -> None:
+    assert failing(_auto_cell(17, toggles_after=3)) == [
+        "trace: after detection, only the enable that keeps the PBA on"
+    ]
+    assert "trace: after detection, every SET_IRQS kept" in failing(_auto_cell(17, kept=2 * (N - 17) - 1))
+    from vfiobench.lab.checks import AutoTrace
+
+    no_mask = lab_checks(
+        workload="no-mask",
+        accel="kvm",
+        counters=COUNTERS | {"masks": 0, "unmasks": 0, "pba_seen": 0},
+        trace={},
+        irq_delta=N,
+        probes=None,
+        device=DeviceConfig(mask_auto=True),
+        auto=AutoTrace(1, {}, 1),
+    )
+    assert failing(no_mask) == ["trace: no mask detection without masking"]

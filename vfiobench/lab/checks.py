@@ -36,17 +36,28 @@ interrupt); ``x-pba-always-on``/``x-pba-disable`` remove every PBA toggle (with 
 must still see its pending bit; with x-pba-disable every masked interrupt is a
 ``vfio_msix_pba_skip`` trace event instead); ``x-msix-fd-cache`` skips the SET_IRQS of every
 ``vfio_msix_fd_cache_hit`` trace event.
+
+``x-msix-mask-auto`` (the auto-detection series, ``vfiobench/qemu/series/``) changes behaviour in
+the middle of a run: the first ``x-msix-mask-threshold`` masks of a vector go as in stock QEMU, then
+``vfio_msix_mask_auto`` marks the vector and from there on QEMU keeps the PBA enabled and the vector
+on its own eventfd. Its checks, given the trace counts after the first detection (``after_auto``):
+one detection per vector the workload masks (none without masking); after it no PBA toggle but the
+one enable that keeps it on, and every SET_IRQS a mask or unmask would have issued skipped
+(``vfio_msix_trigger_kept``); the SET_IRQS probe counts discount the skipped ones. The workload's
+checks (every delivery, the pending bit seen in every mask window) stay exactly as strict: the
+switch must lose or duplicate no interrupt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import NamedTuple
 
 from vfiobench.lab.device import DeviceConfig
 from vfiobench.lab.workloads import READS_PBA
 from vfiobench.store import Check
 
-__all__ = ["DeviceConfig", "lab_checks"]
+__all__ = ["AutoTrace", "DeviceConfig", "lab_checks"]
 
 TRACE_RELEASE = "vfio_msix_vector_release"
 TRACE_USE = "vfio_msix_vector_do_use"
@@ -56,9 +67,25 @@ TRACE_IRQ = "vfio_msi_interrupt"
 TRACE_FD_CACHE_HIT = "vfio_msix_fd_cache_hit"
 TRACE_PBA_SKIP = "vfio_msix_pba_skip"
 TRACE_COMMIT_ROUTES = "kvm_irqchip_commit_routes"
+TRACE_MASK_AUTO = "vfio_msix_mask_auto"
+TRACE_TRIGGER_KEPT = "vfio_msix_trigger_kept"
 #: The ``kvm_ioctls`` operations (:data:`vfiobench.schema.KVM_IOCTL_CMDS`), ``kvm_ioctls.<op>`` in ``probes``.
 KVM_IOCTL_OPS = ("gsi_routing", "irqfd", "signal_msi")
 PBA_PROPERTY = {"toggle": "stock", "always-on": "x-pba-always-on", "disabled": "x-pba-disable"}
+
+
+class AutoTrace(NamedTuple):
+    """What the trace log says about ``x-msix-mask-auto`` in one cell.
+
+    Attributes:
+        detections: ``vfio_msix_mask_auto`` events in the whole log.
+        after: the measure phase's trace counts from the first detection on (empty: none).
+        vectors: the vectors the workload uses (each masked one should be detected once).
+    """
+
+    detections: int
+    after: Mapping[str, int]
+    vectors: int
 
 
 def _eq(name: str, expected: float, observed: float, detail: str) -> Check:
@@ -81,6 +108,7 @@ def lab_checks(
     probes: Mapping[str, int] | None,
     device: DeviceConfig | None = None,
     traced: Collection[str] | None = None,
+    auto: AutoTrace | None = None,
 ) -> list[Check]:
     """The checks of one lab cell's measure phase.
 
@@ -97,6 +125,7 @@ def lab_checks(
             :data:`KVM_IOCTL_OPS` when ``kvm_ioctls`` was attached.
         device: The L2 device's configuration (default: stock, KVM route iff ``accel == "kvm"``).
         traced: Every event the whole trace log holds (any phase); None: only what ``trace`` shows.
+        auto: With ``x-msix-mask-auto``: what the trace log says about it (:class:`AutoTrace`).
 
     Returns:
         The checks, each with what was expected and what was observed.
@@ -111,10 +140,11 @@ def lab_checks(
         TRACE_IRQ,
         TRACE_FD_CACHE_HIT,
         TRACE_PBA_SKIP,
+        TRACE_TRIGGER_KEPT,
     )
     t = {k: int(trace.get(k, 0)) for k in names}
     masked = workload != "no-mask"
-    toggles = dev.pba == "toggle"
+    toggles = dev.pba == "toggle" and not dev.mask_auto
     out = [
         _eq(
             "workload: delivered == expected",
@@ -143,6 +173,8 @@ def lab_checks(
         )
     if masked and toggles:
         out.append(_eq("trace: PBA disables == unmasks", c["unmasks"], t[TRACE_PBA_OFF], TRACE_PBA_OFF))
+    elif dev.mask_auto:
+        out += _mask_auto_checks(dev, masked, auto or AutoTrace(0, {}, 1))
     elif masked:
         out.append(
             _eq(
@@ -188,10 +220,13 @@ def lab_checks(
                 _eq("L1: vfio-msix interrupts == triggers", c["triggered"], irq_delta, "/proc/interrupts")
             )
     if probes is not None:
-        ioctls = t[TRACE_USE] + (t[TRACE_RELEASE] if dev.kvm_route else 0) - t[TRACE_FD_CACHE_HIT]
+        skipped = t[TRACE_FD_CACHE_HIT] + t[TRACE_TRIGGER_KEPT]
+        ioctls = t[TRACE_USE] + (t[TRACE_RELEASE] if dev.kvm_route else 0) - skipped
         why = "do_use + release (KVM route)" if dev.kvm_route else "do_use (no KVM route)"
         if dev.fd_cache:
             why += f" - {t[TRACE_FD_CACHE_HIT]} fd-cache hits"
+        if dev.mask_auto:
+            why += f" - {t[TRACE_TRIGGER_KEPT]} kept triggers"
         out.append(_eq("probe: set_irqs_ioctl == trace", ioctls, probes.get("set_irqs_ioctl", 0), why))
         out.append(_eq("probe: set_vector_signal == trace", ioctls, probes.get("set_vector_signal", 0), why))
         out.append(
@@ -206,6 +241,30 @@ def lab_checks(
         out += _irq_path_checks(workload, kvm_injects, masked, c, t[TRACE_IRQ], irq_delta, probes)
         out += _kvm_ioctl_checks(accel, trace, set(traced or ()) | set(trace), probes)
     return out
+
+
+def _mask_auto_checks(dev: DeviceConfig, masked: bool, auto: AutoTrace) -> list[Check]:
+    """The switch of ``x-msix-mask-auto``: each vector detected once, then no toggle and no SET_IRQS."""
+    detections, after, vectors = auto
+    if not masked:
+        return [_eq("trace: no mask detection without masking", 0, detections, TRACE_MASK_AUTO)]
+    a = {k: int(after.get(k, 0)) for k in (TRACE_PBA_ON, TRACE_PBA_OFF, TRACE_USE, TRACE_RELEASE)}
+    would_set = a[TRACE_USE] + (a[TRACE_RELEASE] if dev.kvm_route else 0)
+    return [
+        _eq("trace: each masked vector detected (x-msix-mask-auto)", vectors, detections, TRACE_MASK_AUTO),
+        _eq(
+            "trace: after detection, only the enable that keeps the PBA on",
+            1,
+            a[TRACE_PBA_ON] + a[TRACE_PBA_OFF],
+            "pba_enable + pba_disable from the detection on",
+        ),
+        _eq(
+            "trace: after detection, every SET_IRQS kept",
+            would_set,
+            int(after.get(TRACE_TRIGGER_KEPT, 0)),
+            f"{TRACE_TRIGGER_KEPT} == do_use" + (" + release (KVM route)" if dev.kvm_route else ""),
+        ),
+    ]
 
 
 def _kvm_ioctl_checks(

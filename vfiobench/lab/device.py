@@ -22,6 +22,7 @@ class DeviceConfig:
     kvm_route: bool = True
     pba: PbaMode = "toggle"
     fd_cache: bool = False
+    mask_auto: bool = False
 
     @classmethod
     def from_args(cls, accel: str, qemu_args: Sequence[str]) -> DeviceConfig:
@@ -41,4 +42,5 @@ class DeviceConfig:
             kvm_route=accel == "kvm" and "x-no-kvm-msix" not in on,
             pba=pba,
             fd_cache="x-msix-fd-cache" in on,
+            mask_auto="x-msix-mask-auto" in on,
         )

@@ -35,7 +35,7 @@ import pandas as pd
 
 from vfiobench import schema
 from vfiobench.lab.cell import Cell
-from vfiobench.lab.checks import DeviceConfig, lab_checks
+from vfiobench.lab.checks import TRACE_MASK_AUTO, AutoTrace, DeviceConfig, lab_checks
 from vfiobench.lab.image import Image
 from vfiobench.lab.stalls import STALL_COLUMNS, stalled
 from vfiobench.lab.vm import BootTimes
@@ -88,6 +88,16 @@ def _phase_of(offsets: pd.Series, phases: dict[str, dict[str, int]]) -> pd.Serie
         mask = (offsets >= ph["trace_start"]) & (offsets < ph["trace_end"])
         out[mask] = name
     return out
+
+
+def _auto_trace(tdf: pd.DataFrame, vectors: int) -> AutoTrace:
+    """The mask detections of a trace log, and the measure phase's counts from the first one on."""
+    hits = np.flatnonzero((tdf["event"] == TRACE_MASK_AUTO).to_numpy())
+    if hits.size == 0:
+        return AutoTrace(0, {}, vectors)
+    rest = tdf.iloc[int(hits[0]) :]
+    after = rest.loc[rest["phase"] == "measure", "event"]
+    return AutoTrace(int(hits.size), {str(k): int(v) for k, v in after.value_counts().items()}, vectors)
 
 
 def probe_counts_in(tables: dict[str, np.ndarray[Any, Any]], start_ns: int, end_ns: int) -> dict[str, int]:
@@ -213,12 +223,16 @@ def cell_to_run(
         phases: dict[str, dict[str, int]] = rec["phases"]
         trace_path = cell_dir / "qemu-trace.log"
         trace_counts: dict[str, int] = {}
+        traced: set[str] = set()
+        auto = AutoTrace(0, {}, len(cell.workload.vectors))
         if trace_path.is_file():
             tdf = df_trace_events(trace_path)
             tdf["phase"] = _phase_of(tdf["offset"], phases)
             w.append("qemu_trace", tdf)
             measured = tdf.loc[tdf["phase"] == "measure", "event"]
             trace_counts = {str(k): int(v) for k, v in measured.value_counts().items()}
+            auto = _auto_trace(tdf, len(cell.workload.vectors))
+            traced = {str(e) for e in tdf["event"].unique()}
         probe_counts: dict[str, int] | None = None
         if cell.probes:
             tables: dict[str, np.ndarray[Any, Any]] = {}
@@ -255,6 +269,8 @@ def cell_to_run(
             irq_delta=irq_delta,
             probes=probe_counts,
             device=DeviceConfig.from_args(cell.accel, cell.qemu_args),
+            traced=traced,
+            auto=auto,
         )
         w.meta.labels["trace_counts_measure"] = json.dumps(trace_counts, sort_keys=True)
         w.meta.labels["irq_delta_measure"] = irq_delta
