@@ -158,6 +158,7 @@ def _auto_cell(
         "vfio_msix_trigger_kept": kept,
     }
     after = {
+        "vfio_msix_mask_auto": 1,
         "vfio_msix_vector_release": rest,
         "vfio_msix_vector_do_use": rest,
         "vfio_msix_pba_enable": toggles_after,
@@ -197,3 +198,17 @@ def test_mask_auto_checks_catch_a_toggle_or_an_ioctl_after_detection() -> None:
         auto=AutoTrace(1, {}, 1),
     )
     assert failing(no_mask) == ["trace: no mask detection without masking"]
+
+
+def test_mask_auto_detected_during_warmup_leaves_no_toggle_in_the_measure_phase() -> None:
+    """Warm-up cycles (setup phase) past the threshold: the measure phase is all kept, no toggle."""
+    from vfiobench.lab.checks import AutoTrace
+
+    after = {"vfio_msix_vector_release": N, "vfio_msix_vector_do_use": N, "vfio_msix_trigger_kept": 2 * N}
+    trace = after | {"vfio_msi_interrupt": N}
+    probes = {"set_irqs_ioctl": 0, "set_vector_signal": 0, "pba_toggle": 0}
+    device = DeviceConfig(mask_auto=True)
+    assert failing(masked_cell(trace, probes, device, auto=AutoTrace(1, after, 1))) == []
+    toggled = after | {"vfio_msix_pba_enable": 1}
+    bad = masked_cell(trace | toggled, probes | {"pba_toggle": 1}, device, auto=AutoTrace(1, toggled, 1))
+    assert failing(bad) == ["trace: after detection, only the enable that keeps the PBA on"]

@@ -77,6 +77,12 @@ def register(subparsers: Any) -> None:
         "--vectors", default="0", help="MSI-X vectors used, comma-separated (default 0; device has 4)"
     )
     r.add_argument("--burst", type=int, default=4, help="triggers per mask window for 'burst' (default 4)")
+    r.add_argument(
+        "--warmup-cycles",
+        type=int,
+        default=0,
+        help="cycles run before the measure phase, not measured (e.g. past x-msix-mask-auto's threshold)",
+    )
     r.add_argument("--qemu", default=None, help="host path of the L2 QEMU binary (default: L1's Debian QEMU)")
     r.add_argument("--qemu-arg", action="append", default=[], help="extra L2 QEMU argument (repeatable)")
     r.add_argument("--variant", default="stock", help="variant label of the runs (default stock)")
@@ -197,6 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             vectors=_parse_vectors(args.vectors),
             burst=args.burst,
+            warmup_cycles=args.warmup_cycles,
             probes=probes,
             qemu=args.qemu,
             qemu_args=args.qemu_arg,

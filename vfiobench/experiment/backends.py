@@ -99,6 +99,7 @@ class LabBackend:
             cycles=w.param("cycles", 100 if w.param("duration_s") is None else None),
             duration_s=w.param("duration_s"),
             burst=int(w.param("burst", 4)),
+            warmup_cycles=int(w.param("warmup_cycles", 0)),
         )
         params.validate()
         variant = run.variant

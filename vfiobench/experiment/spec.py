@@ -257,7 +257,7 @@ def parse_spec(text: str, where: str = "<spec>") -> ExperimentSpec:
     for a in accels:
         _require(a in KNOWN_ACCELS, where, f"accel {a!r} is not one of {', '.join(KNOWN_ACCELS)}")
     releases = _releases(exp, backend, where)
-    defaults = {k: exp[k] for k in ("cycles", "vectors", "burst", "duration_s") if k in exp}
+    defaults = {k: exp[k] for k in ("cycles", "vectors", "burst", "duration_s", "warmup_cycles") if k in exp}
 
     variants = []
     for i, v in enumerate(data.get("variants", [])):

@@ -63,6 +63,7 @@ def plan_cells(
     duration_s: float | None = None,
     vectors: Sequence[int] = (0,),
     burst: int = 4,
+    warmup_cycles: int = 0,
     probes: bool = True,
     qemu: str | None = None,
     qemu_args: Sequence[str] = (),
@@ -88,7 +89,12 @@ def plan_cells(
     for a in dict.fromkeys(accels):
         for w in dict.fromkeys(workloads):
             params = WorkloadParams(
-                name=w, vectors=list(vectors), cycles=cycles, duration_s=duration_s, burst=burst
+                name=w,
+                vectors=list(vectors),
+                cycles=cycles,
+                duration_s=duration_s,
+                burst=burst,
+                warmup_cycles=warmup_cycles,
             )
             params.validate()
             cells.append(Cell(a, params, probes, qemu, list(qemu_args), variant))

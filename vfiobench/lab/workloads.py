@@ -38,6 +38,9 @@ class WorkloadParams:
         duration_s: Run for this long (when ``cycles`` is None).
         burst: Triggers per mask window (``burst`` only).
         wait_timeout_s: Give up waiting for a pending bit or a delivery after this long.
+        warmup_cycles: Cycles run before the measure phase, part of the setup phase: neither
+            sampled nor counted, nor in the checks (e.g. to let ``x-msix-mask-auto`` detect the
+            guest before measuring).
     """
 
     name: str = "mask-every-irq"
@@ -46,6 +49,7 @@ class WorkloadParams:
     duration_s: float | None = None
     burst: int = 4
     wait_timeout_s: float = 5.0
+    warmup_cycles: int = 0
 
     def validate(self) -> None:
         """Raise :class:`LabError` for a parameter that makes no sense."""
@@ -59,6 +63,8 @@ class WorkloadParams:
             raise LabError(f"cycles={self.cycles} must be at least 1")
         if self.duration_s is not None and self.duration_s <= 0:
             raise LabError(f"duration {self.duration_s} must be positive")
+        if self.warmup_cycles < 0:
+            raise LabError(f"warmup_cycles={self.warmup_cycles} must be at least 0")
         if self.name == "burst" and self.burst < 1:
             raise LabError(f"burst={self.burst} must be at least 1")
 
@@ -69,4 +75,6 @@ class WorkloadParams:
             d["duration_s"] = self.duration_s
         if self.name == "burst":
             d["burst"] = self.burst
+        if self.warmup_cycles:
+            d["warmup_cycles"] = self.warmup_cycles
         return d

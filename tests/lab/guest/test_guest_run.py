@@ -43,6 +43,20 @@ def test_mask_every_irq_counts_match_the_device(peer: tuple[QtestSession, FakeIv
     assert res.phases["setup"].end_ns <= m.start_ns < m.end_ns
 
 
+def test_warmup_cycles_run_in_the_setup_phase_and_are_not_counted(
+    peer: tuple[QtestSession, FakeIvshmem],
+) -> None:
+    qt, dev = peer
+    res = run_workload(qt, WorkloadParams("mask-every-irq", vectors=[0], cycles=7, warmup_cycles=17))
+    c = res.counters
+    assert (c["cycles"], c["triggered"], c["masks"], c["delivered"]) == (7, 7, 7, 7)
+    assert len(res.samples) == 7 and list(res.samples["cycle"]) == list(range(7))
+    # the device saw all 24 cycles (plus the set-up unmask); the measure phase starts after them
+    assert (dev.doorbells, dev.deliveries, dev.masks, dev.unmasks) == (24, 24, 24, 25)
+    setup, m = res.phases["setup"], res.phases["measure"]
+    assert setup.end_ns <= m.start_ns and int(res.samples["trigger_ts_ns"].min()) >= m.start_ns
+
+
 def test_no_mask_never_touches_the_mask_bit(peer: tuple[QtestSession, FakeIvshmem]) -> None:
     qt, dev = peer
     res = run_workload(qt, WorkloadParams("no-mask", vectors=[1], cycles=11))

@@ -189,33 +189,39 @@ def run_workload(
     guest = IvshmemGuest(qt)
     s0 = mark()
     info = guest.setup(params.vectors)
-    s1 = mark()
     det = delivery(guest)
     owed: Owed = QemuTookIrq(trace_log) if params.name == "mask-no-pba" and trace_log else PbaOwed(guest)
+
+    def run_cycles(rec: _Recorder, cycles: int | None, deadline: float | None) -> int:
+        cycle = 0
+        streak = 0
+        while True:
+            if cycles is not None and cycle >= cycles:
+                return cycle
+            if deadline is not None and time.monotonic() >= deadline:
+                return cycle
+            for v in params.vectors:
+                before = rec.counters["timeouts"]
+                if params.name == "no-mask":
+                    _unmasked(guest, det, rec, cycle, v, params.wait_timeout_s)
+                else:
+                    n = params.burst if params.name == "burst" else 1
+                    _masked_window(guest, det, owed, rec, cycle, v, n, params.wait_timeout_s)
+                streak = streak + 1 if rec.counters["timeouts"] > before else 0
+                if streak >= max_consecutive_timeouts:
+                    raise QtestError(
+                        f"{streak} interrupts in a row were not delivered (cycle {cycle}, vector {v})",
+                        "see the L2 trace log and the L1 console",
+                    )
+            cycle += 1
+
+    if params.warmup_cycles:  # part of the setup phase: not sampled, not counted
+        run_cycles(_Recorder(), params.warmup_cycles, None)
+    s1 = mark()
     rec = _Recorder()
     deadline = None if params.duration_s is None else time.monotonic() + params.duration_s
-    cycle = 0
-    streak = 0
     m0 = mark()
-    while True:
-        if params.cycles is not None and cycle >= params.cycles:
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        for v in params.vectors:
-            before = rec.counters["timeouts"]
-            if params.name == "no-mask":
-                _unmasked(guest, det, rec, cycle, v, params.wait_timeout_s)
-            else:
-                n = params.burst if params.name == "burst" else 1
-                _masked_window(guest, det, owed, rec, cycle, v, n, params.wait_timeout_s)
-            streak = streak + 1 if rec.counters["timeouts"] > before else 0
-            if streak >= max_consecutive_timeouts:
-                raise QtestError(
-                    f"{streak} interrupts in a row were not delivered (cycle {cycle}, vector {v})",
-                    "see the L2 trace log and the L1 console",
-                )
-        cycle += 1
+    cycle = run_cycles(rec, params.cycles, deadline)
     m1 = mark()
     rec.counters["cycles"] = cycle
     samples = np.array(rec.rows, dtype=SAMPLE_DTYPE)
