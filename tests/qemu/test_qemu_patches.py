@@ -220,17 +220,51 @@ def test_cli_list_and_unknown_patch(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["qemu", "build", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     majors = ",".join(map(str, ps.patch_majors()))
-    assert [line.split()[:4] for line in lines] == [
+    assert [line.split()[:4] for line in lines[:3]] == [
         ["pba-always-on", "x-pba-always-on", "QEMU", majors],
         ["pba-disable", "x-pba-disable", "QEMU", majors],
         ["msix-fd-cache", "x-msix-fd-cache", "QEMU", majors],
     ]
+    assert lines[3].split()[:4] == [
+        "msix-mask-auto",
+        "x-msix-mask-auto,",
+        "x-msix-mask-threshold,",
+        "x-msix-mask-window-ms",
+    ]
+    assert main(["qemu", "build", "--patch", "msix-mask-auto", "--patch", "pba-always-on"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "msix-mask-auto (the auto-detection series) cannot be combined with" in err[0]
     assert main(["qemu", "build", "--patch", "pba-sometimes"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vfiobench: error: no QEMU patch named 'pba-sometimes'")
     assert main(["qemu", "build", "--release", "potato"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vfiobench: error: unknown lab release 'potato'")
+
+
+# ------------------------------------------------------------------ the auto-detection series
+
+
+@pytest.mark.parametrize("major", [7, 10, 11])
+def test_series_is_chosen_per_major_and_applied_as_one_patch_in_file_order(major: int) -> None:
+    files = ps.series_files(major)
+    expected = 1 if major < 10 else 2  # 7.2: one squashed backport; 10.0 (and later): the series
+    assert len(files) == expected and [n for n, _ in files] == sorted(n for n, _ in files)
+    assert not any(n.startswith("0000-") for n, _ in files)  # the cover letter is not applied
+    patch = ps.series_patch(major)
+    assert patch is not None and patch.name == ps.SERIES_NAME
+    assert patch.text == b"".join(t for _, t in files)
+    assert patch.properties == ("x-msix-mask-auto", "x-msix-mask-threshold", "x-msix-mask-window-ms")
+    text = patch.text.decode()
+    # default on, and the thresholds the experiments use
+    assert re.search(r'DEFINE_PROP_BOOL\("x-msix-mask-auto", VFIOPCIDevice, msix_mask_auto, true\)', text)
+    assert re.search(r"msix_mask_threshold, 16\)", text) and re.search(r"msix_mask_window_ms, 1000\)", text)
+    for event in ("vfio_msix_mask_auto", "vfio_msix_trigger_kept"):
+        assert re.search(rf"^\+{event}\(", text, re.MULTILINE), event
+    for _, t in files:
+        assert b"Signed-off-by: " in t and t.startswith(b"From ")
+    assert ps.shipped_patches(major)[-1] == patch
+    assert [p.name for p in ps.resolve_patches([ps.SERIES_NAME], major)] == [ps.SERIES_NAME]
 
 
 # ------------------------------------------------------------------ incremental work tree
@@ -308,6 +342,27 @@ def test_patches_pass_qemu_checkpatch(pristine_source: Path, source_ready: str, 
         out = r.stdout.decode()
         assert r.returncode == 0, f"{p.name}:\n{out}"
         assert re.search(r"total: 0 errors, 0 warnings", out), f"{p.name}:\n{out}"
+
+
+@pytest.mark.qemubuild
+def test_series_applies_to_the_release_source_and_passes_its_checkpatch(
+    pristine_source: Path, source_ready: str, tmp_path: Path
+) -> None:
+    """Each file of the series, as a maintainer would check it: signed off, no warning."""
+    series = ps.series_patch(source_ready)
+    assert series is not None
+    pci = ps.patched_files(pristine_source, [series])["hw/vfio/pci.c"]
+    assert pci is not None and b'"x-msix-mask-auto"' in pci and b"vfio_msix_note_mask(vdev, nr);" in pci
+    for name, text in ps.series_files(source_ready):
+        (tmp_path / name).write_bytes(text)
+        r = subprocess.run(
+            ["perl", "scripts/checkpatch.pl", str(tmp_path / name)],
+            capture_output=True,
+            cwd=pristine_source,
+            check=False,
+        )
+        out = r.stdout.decode()
+        assert r.returncode == 0 and re.search(r"total: 0 errors, 0 warnings", out), f"{name}:\n{out}"
 
 
 # ------------------------------------------------------------------ the heavy-jobs lock

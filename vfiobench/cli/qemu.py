@@ -93,13 +93,24 @@ def run_build(args: argparse.Namespace) -> int:
 
     from vfiobench.errors import QemuError
     from vfiobench.qemu import build as qb
-    from vfiobench.qemu.patchset import available_patches, patch_majors
+    from vfiobench.qemu.patchset import (
+        SERIES_NAME,
+        available_patches,
+        patch_majors,
+        series_majors,
+        series_patch,
+    )
 
     if args.list:
         for p in available_patches():
             names = ", ".join(p.properties) or "-"
             majors = "QEMU " + ",".join(str(m) for m in patch_majors(p.name))
             print(f"{p.name:<16} {names:<20} {majors:<12} {p.subject}")
+        series = series_patch()
+        if series is not None:
+            majors = "QEMU " + ",".join(str(m) for m in series_majors())
+            added = ", ".join(series.properties)
+            print(f"{SERIES_NAME:<16} {added} {majors}: the auto-detection series (vfiobench/qemu/series/)")
         return 0
     result = qb.build_qemu(args.patch, release=args.release, lock=not args.no_lock, progress=qb.main_progress)
     if result.cached:

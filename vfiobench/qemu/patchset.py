@@ -15,6 +15,12 @@ and meaning in every version. They share no lines, so any subset applies in any 
 Setting ``x-pba-always-on`` and ``x-pba-disable`` on one device is contradictory; with both on the
 PBA is enabled at MSI-X enable and never touched again (always-on wins), without the pending-bit
 bookkeeping.
+
+Beside them, the auto-detection series meant for upstream, ``git format-patch`` files in
+``vfiobench/qemu/series/<major>/`` (``0000-cover-letter.patch`` aside), chosen per QEMU major the
+same way and applied as one patch named :data:`SERIES_NAME` (the files in order; ``patch`` applies
+them one after the other). It changes the lines the property patches change, so it is never
+combined with them (:func:`resolve_patches` refuses).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from vfiobench.errors import QemuError
 
 #: Documented application order of the package's patches (they are independent; see module doc).
 SERIES: tuple[str, ...] = ("pba-always-on", "pba-disable", "msix-fd-cache")
+
+#: The name the auto-detection series (``vfiobench/qemu/series/<major>/``) is applied under.
+SERIES_NAME = "msix-mask-auto"
 
 
 #: The QEMU major version patches are chosen for when no source version is given (bookworm's 7.2).
@@ -139,6 +148,43 @@ def available_patches(qemu: int | str = DEFAULT_MAJOR) -> list[Patch]:
     return [Patch(n, "package", found[n]) for n in order]
 
 
+def series_majors() -> list[int]:
+    """The QEMU major versions the auto-detection series has a directory for, ascending."""
+    root = importlib.resources.files("vfiobench.qemu").joinpath("series")
+    return sorted(int(e.name) for e in root.iterdir() if e.is_dir() and e.name.isdigit())
+
+
+def series_files(qemu: int | str = DEFAULT_MAJOR) -> list[tuple[str, bytes]]:
+    """The series' patch files for a QEMU version, ``(file name, content)`` in order (no cover letter).
+
+    They come from the highest ``series/<major>/`` directory not above the version's major ([]
+    when there is none).
+    """
+    major = qemu_major(qemu)
+    fitting = [m for m in series_majors() if m <= major]
+    if not fitting:
+        return []
+    d = importlib.resources.files("vfiobench.qemu").joinpath("series", str(fitting[-1]))
+    names = sorted(
+        e.name for e in d.iterdir() if e.name.endswith(".patch") and not e.name.startswith("0000-")
+    )
+    return [(n, d.joinpath(n).read_bytes()) for n in names]
+
+
+def series_patch(qemu: int | str = DEFAULT_MAJOR) -> Patch | None:
+    """The series for a QEMU version as one :class:`Patch` named :data:`SERIES_NAME` (None: none)."""
+    files = series_files(qemu)
+    if not files:
+        return None
+    return Patch(SERIES_NAME, "package", b"".join(text for _, text in files))
+
+
+def shipped_patches(qemu: int | str = DEFAULT_MAJOR) -> list[Patch]:
+    """Every patch a build can name for a QEMU version: the property patches, then the series."""
+    series = series_patch(qemu)
+    return available_patches(qemu) + ([series] if series is not None else [])
+
+
 def resolve_patches(selection: Sequence[str], qemu: int | str = DEFAULT_MAJOR) -> list[Patch]:
     """Turn ``--patch`` arguments into patches in application order.
 
@@ -152,9 +198,10 @@ def resolve_patches(selection: Sequence[str], qemu: int | str = DEFAULT_MAJOR) -
         Package patches in :data:`SERIES` order, then patch files in the order given.
 
     Raises:
-        QemuError: An unknown name or an unreadable/empty file.
+        QemuError: An unknown name or an unreadable/empty file, or the series named with another
+            package patch.
     """
-    shipped = {p.name: p for p in available_patches(qemu)}
+    shipped = {p.name: p for p in shipped_patches(qemu)}
     chosen: dict[str, Patch] = {}
     files: list[Patch] = []
     for item in selection:
@@ -176,6 +223,12 @@ def resolve_patches(selection: Sequence[str], qemu: int | str = DEFAULT_MAJOR) -
                 f"available: {', '.join(shipped) or 'none'}; or give a path to a .patch file",
             )
         chosen[name] = shipped[name]
+    if SERIES_NAME in chosen and len(chosen) > 1:
+        others = ", ".join(n for n in chosen if n != SERIES_NAME)
+        raise QemuError(
+            f"{SERIES_NAME} (the auto-detection series) cannot be combined with {others}",
+            "it changes the same lines; build it alone (its properties cover what they do)",
+        )
     ordered = [chosen[n] for n in shipped if n in chosen]
     return ordered + files
 

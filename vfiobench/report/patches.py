@@ -107,11 +107,11 @@ def patch_texts(meta: RunMeta) -> list[PatchText]:
         return []
     bdir = _build_dir(meta.qemu.path)
     exact = _from_build(bdir, names) if bdir is not None else {}
-    from vfiobench.qemu.patchset import DEFAULT_MAJOR, available_patches
+    from vfiobench.qemu.patchset import DEFAULT_MAJOR, shipped_patches
 
     m = _BUILD_DIR_RE.match(bdir.name) if bdir is not None else None
     qemu = m.group("version") if m else DEFAULT_MAJOR  # the patches shipped for that QEMU version
-    shipped = {p.name: p for p in available_patches(qemu)}
+    shipped = {p.name: p for p in shipped_patches(qemu)}
     matches: bool | None = None
     if m and all(n in shipped for n in names):
         from vfiobench.qemu.build import build_key
