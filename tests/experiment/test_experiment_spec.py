@@ -110,6 +110,24 @@ def test_shipped_stack_spec_runs_every_variant_on_every_release():
     assert {p.run_id: p.index for p in plan}.items() <= {p.run_id: p.index for p in full}.items()
 
 
+def test_shipped_auto_spec_compares_the_series_with_every_fix_after_warmup():
+    spec = load_spec("auto")
+    assert spec.releases == ("bookworm", "trixie") and spec.baseline == "stock"
+    variants = {v.name: v for v in spec.variants}
+    assert list(variants) == [
+        "stock",
+        "auto",
+        "pba-always-on",
+        "pba-always-on+fd-cache",
+        "no-kvm-msix+fd-cache",
+    ]
+    assert variants["auto"].patches == ("msix-mask-auto",)
+    assert dict(variants["auto"].device_props) == {"x-msix-mask-auto": "on"}  # the checks read it
+    assert [w.name for w in spec.workloads] == ["mask-every-irq", "no-mask", "mask-no-pba", "burst"]
+    # past the series' default threshold (16 masks) before measuring, every variant alike
+    assert {w.param("warmup_cycles") for w in spec.workloads} == {20}
+
+
 def test_shipped_specs_are_package_resources():
-    assert builtin_specs() == ["pba", "pba-disable", "stack"]
+    assert builtin_specs() == ["auto", "pba", "pba-disable", "stack"]
     assert load_spec("pba").path == "vfiobench/experiment/specs/pba.toml"
