@@ -283,6 +283,7 @@ def _cached_result(bdir: Path) -> BuildResult | None:
     if not (meta_path.is_file() and binary.is_file()):
         return None
     meta = json.loads(meta_path.read_text())
+    meta.setdefault("release", "bookworm")  # builds from before releases
     return BuildResult(
         binary=binary,
         build_dir=bdir,
@@ -294,7 +295,7 @@ def _cached_result(bdir: Path) -> BuildResult | None:
         seconds=0.0,
         log=bdir / "build.log",
         meta=meta,
-        release=str(meta.get("release", "bookworm")),  # builds from before releases: bookworm
+        release=str(meta["release"]),
     )
 
 
