@@ -7,7 +7,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 SAMPLE ?= data/sample
 REPORTS ?= reports
 
-.PHONY: report test lint bench notebook system venv clean-venv
+.PHONY: report test lint bench notebook system venv clean-venv series
 
 ## make report: create .venv, install, render data/sample/ into reports/ (A/B report, a page per cell, variant and kind, index of every run)
 report: $(VENV)/.installed
@@ -28,6 +28,11 @@ lint: $(VENV)/.installed-test
 ## make bench: benchmarks, each a ratio against a baseline measured side by side
 bench: system $(VENV)/.installed-test
 	$(PY) -m benchmarks
+
+## make series: the auto-detection series' cover letter, its evidence from data/sample's `auto` runs
+series: $(VENV)/.installed
+	$(VENV)/bin/vfiobench report $(SAMPLE) --no-runs --experiment auto \
+		--cover-letter vfiobench/qemu/series/10/0000-cover-letter.patch
 
 ## make notebook: JupyterLab on notebooks/ with a registered `vfiobench` kernel (works as root; prints the URL)
 notebook: $(VENV)/.installed-notebook

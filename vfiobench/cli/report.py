@@ -77,8 +77,55 @@ def register(subparsers: Any) -> None:
         default=1,
         help="pages rendered at once, one kernel each (default: %(default)s)",
     )
+    p.add_argument(
+        "--experiment",
+        default=None,
+        metavar="NAME",
+        help="keep only the runs of this experiment (run label 'experiment')",
+    )
+    p.add_argument(
+        "--cover-letter",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the auto-detection series' cover letter, its evidence from these runs",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.set_defaults(func=run)
+
+
+def _selected_paths(args: argparse.Namespace) -> list[str]:
+    """``args.paths``, or the run directories of ``--experiment`` among them."""
+    if args.experiment is None:
+        return list(args.paths)
+    from vfiobench.store import load_runs
+
+    runs = load_runs(args.paths)
+    kept = [str(r.path) for r in runs if r.meta.labels.get("experiment") == args.experiment]
+    if not kept:
+        raise ReportError(
+            f"no run of experiment {args.experiment!r} in {', '.join(args.paths)}",
+            "check --experiment against the runs' 'experiment' label",
+        )
+    return kept
+
+
+def _write_cover_letter(args: argparse.Namespace, paths: list[str], variants: list[str] | None) -> None:
+    from vfiobench.analysis.compare import make_comparison
+    from vfiobench.qemu.patchset import qemu_major, series_files
+    from vfiobench.report.cover_letter import reproduce_commands, write_cover_letter
+    from vfiobench.store import RunSet, load_runs
+
+    runs = load_runs(paths)
+    if variants:
+        runs = RunSet(r for r in runs if r.variant in variants)
+    cmp = make_comparison(runs, baseline=args.baseline, include_warmup=args.include_warmup)
+    versions = {r.meta.qemu.version.split()[3] for r in cmp.runs if len(r.meta.qemu.version.split()) > 3}
+    majors = sorted({qemu_major(v) for v in versions if v[:1].isdigit()})
+    files = series_files(majors[-1] if majors else 10)
+    commands = reproduce_commands(cmp, args.experiment, args.cover_letter)
+    out = write_cover_letter(cmp, args.cover_letter, files, commands)
+    print(f"wrote {out}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
     from vfiobench.report import Page, render_batch
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    paths = _selected_paths(args)
+    if args.cover_letter is not None:
+        _write_cover_letter(args, paths, variants)
+        if args.no_runs and not args.compare:
+            return 0
     console = Console(stderr=True)
     kwargs: dict[str, Any] = {
         "runs": not args.no_runs,
@@ -106,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ReportError(f"--jobs must be at least 1, not {args.jobs}")
     if args.quiet:
-        batch = render_batch(args.paths, args.out, **kwargs)
+        batch = render_batch(paths, args.out, **kwargs)
     elif console.is_terminal:
         columns = (
             TextColumn("[bold]report"),
@@ -126,14 +178,14 @@ def run(args: argparse.Namespace) -> int:
                 if not page.ok:
                     progress.console.print(f"[red]stopped[/red] {page.html}: {page.error}")
 
-            batch = render_batch(args.paths, args.out, before_page=before, on_page=after, **kwargs)
+            batch = render_batch(paths, args.out, before_page=before, on_page=after, **kwargs)
     else:
 
         def line(page: Page, done: int, total: int) -> None:
             state = "ok" if page.ok else f"stopped: {page.error}"
             print(f"[{done}/{total}] {page.html} ({state})", file=sys.stderr, flush=True)
 
-        batch = render_batch(args.paths, args.out, on_page=line, **kwargs)
+        batch = render_batch(paths, args.out, on_page=line, **kwargs)
     if not args.quiet:
         print(f"wrote {batch.index} ({len(batch.pages)} pages)")
     if batch.failed:

@@ -1,0 +1,67 @@
+"""The series' cover letter: its evidence made from runs, plain text within 72 columns."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vfiobench.analysis.compare import make_comparison
+from vfiobench.analysis.inference import run_level
+from vfiobench.cli import main
+from vfiobench.qemu.patchset import series_files
+from vfiobench.report.cover_letter import WIDTH, cover_letter, fmt_level
+from vfiobench.sample import generate
+from vfiobench.store import load_runs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cover")
+    generate(root, cycles=40, repetitions=6)
+    return root
+
+
+def test_letter_is_a_series_cover_with_the_runs_numbers(runs: Path) -> None:
+    cmp = make_comparison(load_runs(runs), baseline="stock")
+    files = series_files(10)
+    text = cover_letter(cmp, files, ["vfiobench run data/specs/auto-sample.toml --out OUT"])
+    head, body = text.split("\n\n", 1)
+    assert head.splitlines()[0].startswith("From 0000000000000000000000000000000000000000 ")
+    assert f"Subject: [PATCH 0/{len(files)}] vfio/pci: " in head
+    assert all(len(line) <= WIDTH for line in body.splitlines()), max(body.splitlines(), key=len)
+    assert "Evidence\n--------" in body and "To reproduce:\n\n  vfiobench run " in body
+    assert "vfiobench (2):\n  vfio/pci: remember the eventfd" in body
+    assert " 3 files changed, " in body
+    # the stock row: mean SET_IRQS per interrupt over probed runs, and its path cost as a level
+    pi = cmp.per_interrupt()
+    stock = pi[(pi["variant"] == "stock") & (pi["kind"] == "probed")]
+    row = next(line for line in body.splitlines() if line.startswith("stock ") and "[" in line)
+    assert f"{stock['set_irqs_per_irq'].mean():.3g}"[:3] in row
+    assert fmt_level(run_level(stock["path_us_per_irq"].to_numpy())) in row
+    # the latency p50 of stock: a level over the probe-free runs' own p50s
+    p50 = []
+    for r in cmp.runs:
+        if r.variant == "stock" and r.meta.kind == "probe-free":
+            w = r.table("workload")
+            p50.append(float(np.quantile(w.loc[w["delivered"], "latency_ns"] / 1e6, 0.5)))
+    lat = next(
+        line
+        for line in body.splitlines()[body.splitlines().index(row) :]
+        if "latency" not in line and line.startswith("stock ") and line != row
+    )
+    assert fmt_level(run_level(p50)) in lat
+    assert math.isfinite(run_level(p50).center)
+
+
+def test_cli_writes_the_letter_for_one_experiment(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cover.patch"
+    assert main(["report", str(runs), "--no-runs", "--cover-letter", str(out)]) == 0
+    assert out.read_text().startswith("From 0000000000000000000000000000000000000000 ")
+    assert main(["report", str(runs), "--no-runs", "--experiment", "nope", "--cover-letter", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("vfiobench: error: no run of experiment 'nope' in ")
