@@ -212,3 +212,19 @@ def test_each_run_carries_its_own_recording_times(lab_runs: dict[str, Run]) -> N
     # earlier cells' own wall time before the last one
     earlier = sum(float(run.meta.labels["cell_wall_s"]) for _, _, run in spans[:-1])
     assert (spans[-1][0] - spans[0][0]).total_seconds() >= earlier - 1.0 > 3.0
+
+
+def test_skipped_probe_runs_counted_where_the_kernel_counts_them(
+    lab_runs: dict[str, Run], release: str
+) -> None:
+    """missed: NA ("not measured") on Linux 6.1, a count from 6.7 on; host IRQs via raw tracepoints."""
+    from vfiobench.store import kernel_counts_misses
+
+    run = lab_runs["kvm-mask-every-irq"]
+    counted = kernel_counts_misses(run.meta.host.kernel_release)
+    assert counted == (release != "bookworm")
+    for name, stats in run.meta.probes.items():
+        assert (stats.missed is None) == (not counted), name
+        if counted:
+            assert stats.missed == 0, name  # nothing else runs BPF in L1
+    assert "host_irq=raw_tracepoint:irq:irq_handler_entry" in run.meta.probes["irq_path"].target

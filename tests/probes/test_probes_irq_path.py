@@ -261,7 +261,7 @@ def test_qemu_functions_exact_counts_and_vectors(
 
     stats = run.meta.probes["irq_path"]
     assert stats.events == len(t) == run.meta.tables["irq_path"] and stats.lost == 0
-    assert "host_irq=tracepoint:irq:irq_handler_entry+irq:irq_handler_exit" in stats.target
+    assert "host_irq=raw_tracepoint:irq:irq_handler_entry+irq:irq_handler_exit" in stats.target
     assert "msix_set_pending=uprobe+uretprobe:msix_set_pending" in stats.target
     assert "inlined copies at msix_notify+0x" in stats.target
     assert ("eventfd_signal=skipped (this kernel has no kprobes" in stats.target) == (not KPROBES)

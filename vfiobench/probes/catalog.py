@@ -79,6 +79,8 @@ class ProbePart:
             running kernel has is probed).
         entry_fn: BPF function at the entry (the first tracepoint).
         return_fn: BPF function at the return (the second tracepoint); ``None``: entry only.
+        raw_fns: tracepoint parts: BPF functions attached as raw tracepoints instead, one per target
+            (``None``: none), where the kernel has raw tracepoints (``resolve.raw_tracepoints``).
         inlined_in: functions whose inlined copies of ``targets[0]`` also get ``inline_fn``.
         inline_fn: BPF function placed on each inlined copy.
         needs: another part whose events this one relies on (skipped with it).
@@ -90,6 +92,7 @@ class ProbePart:
     targets: tuple[str, ...]
     entry_fn: str
     return_fn: str | None = None
+    raw_fns: tuple[str | None, ...] = ()
     inlined_in: tuple[str, ...] = ()
     inline_fn: str | None = None
     needs: str | None = None
@@ -116,6 +119,7 @@ IRQ_PATH_PARTS: tuple[ProbePart, ...] = (
         ("irq:irq_handler_entry", "irq:irq_handler_exit"),
         "vb_irq_entry",
         "vb_irq_exit",
+        raw_fns=("vb_irq_entry_raw", "vb_irq_exit_raw"),
     ),
     # eventfd_signal is an inline wrapper of eventfd_signal_mask since Linux 6.8
     ProbePart(
@@ -125,7 +129,14 @@ IRQ_PATH_PARTS: tuple[ProbePart, ...] = (
         "vb_eventfd_signal",
         needs="host_irq",
     ),
-    ProbePart("kvm_msi", "tracepoint", ("kvm:kvm_msi_set_irq",), "vb_kvm_msi", also=("kvm_signal_msi",)),
+    ProbePart(
+        "kvm_msi",
+        "tracepoint",
+        ("kvm:kvm_msi_set_irq",),
+        "vb_kvm_msi",
+        raw_fns=("vb_kvm_msi_raw",),
+        also=("kvm_signal_msi",),
+    ),
     ProbePart("qemu_irq", "uprobe", ("vfio_msi_interrupt",), "vb_qemu_irq_enter", "vb_qemu_irq_return"),
     ProbePart(
         "msix_set_pending",

@@ -174,6 +174,32 @@ def require_tracepoint(name: str, expected: dict[str, int]) -> None:
         )
 
 
+#: Attach tracepoint parts that have raw-tracepoint programs as raw tracepoints (when the kernel
+#: and BCC can). False (tests, or a kernel whose raw tracepoints misbehave) keeps classic ones.
+RAW_TRACEPOINTS = True
+
+
+def raw_tracepoints_usable() -> bool:
+    """Whether raw tracepoint programs can be attached here (Linux >= 4.17; what BCC looks for)."""
+    if not RAW_TRACEPOINTS:
+        return False
+    return first_kernel_symbol(("bpf_find_raw_tracepoint", "bpf_get_raw_tracepoint")) is not None
+
+
+def require_raw_tracepoint(name: str) -> None:
+    """Check tracepoint ``name`` (``category:event``) exists, for a raw tracepoint program.
+
+    A raw program reads the tracepoint's C arguments, not its record, so no field offsets matter.
+
+    Raises:
+        ProbeError: the tracepoint is missing (e.g. its module is not loaded).
+    """
+    category, event = name.split(":", 1)
+    if not (tracefs() / "events" / category / event).is_dir():
+        hint = "modprobe kvm (and kvm_intel or kvm_amd)" if category == "kvm" else "use a kernel that has it"
+        raise ProbeError(f"tracepoint {name} does not exist", hint)
+
+
 def require_process(pid: int) -> Path:
     """The executable of process ``pid`` (``/proc/PID/exe`` resolved).
 
@@ -213,6 +239,7 @@ class PartTarget:
         uprobe: the resolved function (uprobe parts).
         kernel_symbol: the kernel function probed (kprobe parts: the first of ``part.targets``
             the running kernel has).
+        raw: tracepoint parts: attached as raw tracepoints (``part.raw_fns``).
         inlined: ``(caller, offset, address)`` of each copy of the function inlined into
             ``part.inlined_in`` (offset from the caller's start, virtual address).
         note: what could not be found without skipping the part (e.g. no inlined copies).
@@ -222,6 +249,7 @@ class PartTarget:
     part: ProbePart
     uprobe: UprobeTarget | None = None
     kernel_symbol: str | None = None
+    raw: bool = False
     inlined: list[tuple[str, int, int]] = field(default_factory=list)
     note: str = ""
     skipped: str | None = None
@@ -233,6 +261,8 @@ class PartTarget:
         where = self.part.describe()
         if self.kernel_symbol is not None and self.kernel_symbol != self.part.symbol:
             where = f"{self.part.kind}:{self.kernel_symbol}"
+        if self.raw:
+            where = "raw_" + where
         if self.uprobe is not None:
             t = self.uprobe
             where += f"+{t.offset:#x}" + (" (single-stepped)" if t.single_stepped else "")
@@ -351,7 +381,11 @@ def resolve_parts(spec: ProbeSpec, pid: int | None, qemu: str | os.PathLike[str]
         try:
             if part.needs is not None and by_event[part.needs].skipped is not None:
                 raise ProbeError(f"needs {part.needs}, which is skipped")
-            if part.kind == "tracepoint":
+            if part.kind == "tracepoint" and part.raw_fns and raw_tracepoints_usable():
+                for tp in part.targets:
+                    require_raw_tracepoint(tp)
+                t.raw = True
+            elif part.kind == "tracepoint":
                 for tp in part.targets:
                     require_tracepoint(tp, TRACEPOINT_OFFSETS[tp])
             elif part.kind == "kprobe":

@@ -380,7 +380,14 @@ class Tracer:
             if t.skipped is not None or (part.kind != "uprobe" and not kernel):
                 continue
             try:
-                if part.kind == "tracepoint":
+                if part.kind == "tracepoint" and t.raw:
+                    for tp, fn in zip(part.targets, part.raw_fns, strict=False):
+                        if fn is None:
+                            continue
+                        name = tp.split(":", 1)[1].encode()
+                        b.attach_raw_tracepoint(tp=name, fn_name=_b(fn))
+                        self._attached.append(("raw_tracepoint", {"tp": name}))
+                elif part.kind == "tracepoint":
                     for tp, fn in zip(part.targets, (part.entry_fn, part.return_fn), strict=False):
                         if fn is None:
                             continue
@@ -532,7 +539,7 @@ class Tracer:
         for spec in self.specs:
             names = {spec.entry_fn, spec.return_fn}
             for part in spec.parts:
-                names |= {part.entry_fn, part.return_fn, part.inline_fn}
+                names |= {part.entry_fn, part.return_fn, part.inline_fn, *part.raw_fns}
             total = 0
             for name in names - {None}:
                 fn = funcs.get(_b(name))
@@ -635,6 +642,8 @@ class Tracer:
             try:
                 if kind == "tracepoint":
                     b.detach_tracepoint(tp=args["tp"])
+                elif kind == "raw_tracepoint":
+                    b.detach_raw_tracepoint(tp=args["tp"])
                 elif kind == "kprobe":
                     b.detach_kprobe(event=args["event"])
                 elif kind == "kretprobe":

@@ -1,11 +1,11 @@
 /* irq_path: one interrupt's path through the host kernel and QEMU, as point/call events in one ring.
  *
- *   host_irq          tracepoints irq:irq_handler_entry/exit, only for handlers whose name starts
+ *   host_irq          (raw) tracepoints irq:irq_handler_entry/exit, only for handlers whose name starts
  *                     with IRQ_NAME_PREFIX ("vfio-msix": vfio-pci names them "vfio-msix[N](BDF)");
  *                     vector N parsed from the name here; one event per handler run, at its exit
  *   eventfd_signal    kprobe eventfd_signal, only while such a handler runs on this CPU (the
  *                     vfio_msihandler -> eventfd_signal call; everything else returns at once)
- *   kvm_msi           tracepoint kvm:kvm_msi_set_irq inside such a handler: the KVM irqfd route,
+ *   kvm_msi           (raw) tracepoint kvm:kvm_msi_set_irq inside such a handler: the KVM irqfd route,
  *                     injected in atomic context (vector from the handler)
  *   kvm_signal_msi    the same tracepoint elsewhere, from the target process: QEMU delivering an
  *                     MSI through KVM itself (KVM_SIGNAL_MSI; vector -1). Without a pid, from any
@@ -20,11 +20,18 @@
  * Hard IRQ handlers do not nest on a CPU, so the "inside a vfio handler" window is one per-CPU slot.
  * QEMU's three functions are not recursive: one in-flight slot each per thread, kept for the
  * thread's life. Streams events only (no histogram mode). The tracepoint records are declared
- * here; vfiobench/probes/resolve.py checks their offsets against tracefs before loading. */
+ * here; vfiobench/probes/resolve.py checks their offsets against tracefs before loading.
+ *
+ * The kernel parts come twice: as raw tracepoint programs (*_raw, used where the kernel has raw
+ * tracepoints) and as classic tracepoint programs (the fallback). A classic tracepoint program is
+ * skipped whenever any kprobe, tracepoint or uprobe program is running on that CPU (one per-CPU
+ * guard, bpf_prog_active): a hard IRQ arriving during another tool's program (or a QEMU uprobe of
+ * ours) goes unseen. A raw tracepoint program is only kept from recursing into itself. */
 #ifdef VB_HISTOGRAM
 #error "irq_path streams events; it has no histogram mode"
 #endif
 #include "irq_name.bpf.h"
+#include <linux/interrupt.h>
 
 struct vb_irq_handler_entry_args {
 	u64 common;
@@ -97,12 +104,8 @@ static __always_inline void vb_irq_emit(u32 event, u64 ts, u64 dur, s32 vector, 
 
 /* ---- host_irq ---------------------------------------------------------------------------------- */
 
-int vb_irq_entry(struct vb_irq_handler_entry_args *args)
+static __always_inline int vb_irq_begin(const char *name, s32 irq)
 {
-	char name[VB_IRQ_NAME_LEN] = {};
-	u32 loc = args->name_loc;
-	if (bpf_probe_read_kernel_str(name, sizeof(name), (char *)args + (loc & 0xffff)) < 0)
-		return 0;
 	if (!vb_irq_name_match(name))
 		return 0;
 	s32 vector = vb_irq_name_vector(name);
@@ -110,7 +113,7 @@ int vb_irq_entry(struct vb_irq_handler_entry_args *args)
 	struct vb_irq_window *w = irq_path_window.lookup(&zero);
 	if (!w)
 		return 0;
-	w->irq = args->irq;
+	w->irq = irq;
 	w->vector = vector;
 	w->task = bpf_get_current_pid_tgid();
 	w->active = 1;
@@ -118,16 +121,49 @@ int vb_irq_entry(struct vb_irq_handler_entry_args *args)
 	return 0;
 }
 
-int vb_irq_exit(struct vb_irq_handler_exit_args *args)
+static __always_inline int vb_irq_end(s32 irq, s32 ret)
 {
 	u64 now = bpf_ktime_get_ns();
 	u32 zero = 0;
 	struct vb_irq_window *w = irq_path_window.lookup(&zero);
-	if (!w || !w->active || w->irq != args->irq)
+	if (!w || !w->active || w->irq != irq)
 		return 0;
 	w->active = 0;
-	vb_irq_emit(VB_EV_HOST_IRQ, w->ts, now - w->ts, w->vector, (u64)(s64)args->irq, (u64)(s64)args->ret);
+	vb_irq_emit(VB_EV_HOST_IRQ, w->ts, now - w->ts, w->vector, (u64)(s64)irq, (u64)(s64)ret);
 	return 0;
+}
+
+int vb_irq_entry(struct vb_irq_handler_entry_args *args)
+{
+	char name[VB_IRQ_NAME_LEN] = {};
+	u32 loc = args->name_loc;
+	if (bpf_probe_read_kernel_str(name, sizeof(name), (char *)args + (loc & 0xffff)) < 0)
+		return 0;
+	return vb_irq_begin(name, args->irq);
+}
+
+int vb_irq_exit(struct vb_irq_handler_exit_args *args)
+{
+	return vb_irq_end(args->irq, args->ret);
+}
+
+/* raw irq_handler_entry(int irq, struct irqaction *action) */
+int vb_irq_entry_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	char name[VB_IRQ_NAME_LEN] = {};
+	struct irqaction *action = (struct irqaction *)ctx->args[1];
+	const char *namep = NULL;
+	if (bpf_probe_read_kernel(&namep, sizeof(namep), &action->name) < 0 || !namep)
+		return 0;
+	if (bpf_probe_read_kernel_str(name, sizeof(name), namep) < 0)
+		return 0;
+	return vb_irq_begin(name, (s32)ctx->args[0]);
+}
+
+/* raw irq_handler_exit(int irq, struct irqaction *action, int ret) */
+int vb_irq_exit_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	return vb_irq_end((s32)ctx->args[0], (s32)ctx->args[2]);
 }
 
 /* ---- eventfd_signal, kvm_msi ------------------------------------------------------------------- */
@@ -143,7 +179,7 @@ int vb_eventfd_signal(struct pt_regs *ctx)
 	return 0;
 }
 
-int vb_kvm_msi(struct vb_kvm_msi_set_irq_args *args)
+static __always_inline int vb_kvm_msi_common(u64 address, u64 data)
 {
 	u64 now = bpf_ktime_get_ns();
 	u32 zero = 0;
@@ -156,8 +192,19 @@ int vb_kvm_msi(struct vb_kvm_msi_set_irq_args *args)
 		event = VB_EV_KVM_SIGNAL_MSI;
 	else
 		return 0;
-	vb_irq_emit(event, now, (u64)-1, vector, args->address, args->data);
+	vb_irq_emit(event, now, (u64)-1, vector, address, data);
 	return 0;
+}
+
+int vb_kvm_msi(struct vb_kvm_msi_set_irq_args *args)
+{
+	return vb_kvm_msi_common(args->address, args->data);
+}
+
+/* raw kvm_msi_set_irq(__u64 address, __u64 data) */
+int vb_kvm_msi_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	return vb_kvm_msi_common(ctx->args[0], ctx->args[1]);
 }
 
 /* ---- QEMU -------------------------------------------------------------------------------------- */
