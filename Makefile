@@ -11,6 +11,7 @@ REPORTS ?= reports
 
 ## make report: create .venv, install, render data/sample/ into reports/ (A/B report, a page per cell, variant and kind, index of every run)
 report: $(VENV)/.installed
+	$(VENV)/bin/vfiobench report $(SAMPLE) --no-runs --experiment auto --cover-letter $(REPORTS)/cover-letter.patch
 	$(VENV)/bin/vfiobench report $(SAMPLE) --compare --run-pages representative --jobs 2 --out $(REPORTS)
 
 ## make test: system packages (as root), test dependencies, BCC into the venv, then the whole suite

@@ -116,3 +116,16 @@ def all_patches_build(release: str, source_ready: str) -> qb.BuildResult:
 def stock_build(release: str, all_patches_build: qb.BuildResult) -> qb.BuildResult:
     """The unpatched source, same recipe (an incremental rebuild after the patched one)."""
     return qb.build_qemu([], release=release, progress=_progress)
+
+
+@pytest.fixture(scope="session")
+def auto_build(release: str, source_ready: str) -> qb.BuildResult:
+    """The release's QEMU with the auto-detection series (``msix-mask-auto``), built once."""
+    from vfiobench.qemu.patchset import SERIES_NAME
+
+    try:
+        return qb.build_qemu([SERIES_NAME], release=release, progress=_progress)
+    except QemuError as e:
+        if not_served(e):
+            pytest.xfail(str(e))
+        raise

@@ -65,3 +65,13 @@ def test_cli_writes_the_letter_for_one_experiment(
     assert main(["report", str(runs), "--no-runs", "--experiment", "nope", "--cover-letter", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("vfiobench: error: no run of experiment 'nope' in ")
+
+
+def test_index_links_a_cover_letter_written_beside_it(runs: Path, tmp_path: Path) -> None:
+    from vfiobench.report.index import write_index
+
+    assert 'href="cover-letter.patch"' not in write_index([], tmp_path).read_text()
+    assert (
+        main(["report", str(runs), "--no-runs", "--cover-letter", str(tmp_path / "cover-letter.patch")]) == 0
+    )
+    assert 'href="cover-letter.patch"' in write_index([], tmp_path).read_text()

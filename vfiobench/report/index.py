@@ -35,8 +35,15 @@ def _row(p: Page) -> dict[str, Any]:
     }
 
 
-def index_html(pages: Sequence[Page]) -> str:
-    """The ``index.html`` of a batch: one row per page with variant, status, lost events, checks."""
+#: A cover letter written beside the pages (``report --cover-letter OUT/...``) is linked from the index.
+COVER_LETTER_GLOB = "cover-letter*.patch"
+
+
+def index_html(pages: Sequence[Page], cover_letters: Sequence[str] = ()) -> str:
+    """The ``index.html`` of a batch: one row per page with variant, status, lost events, checks.
+
+    ``cover_letters``: file names (beside the index) of series cover letters to link first.
+    """
     from jinja2 import Environment, PackageLoader
 
     env = Environment(
@@ -49,11 +56,13 @@ def index_html(pages: Sequence[Page]) -> str:
         verdicts=[(row, v) for row, p in zip(rows, pages, strict=True) for v in p.verdicts],
         failed=sum(not p.ok for p in pages if p.rendered),
         unrendered=sum(not p.rendered for p in pages),
+        cover_letters=list(cover_letters),
     )
 
 
 def write_index(pages: Sequence[Page], out: Path) -> Path:
     """Write ``out/index.html`` linking every page."""
     path = out / "index.html"
-    path.write_text(index_html(pages), encoding="utf-8")
+    letters = sorted(p.name for p in out.glob(COVER_LETTER_GLOB))
+    path.write_text(index_html(pages, letters), encoding="utf-8")
     return path
