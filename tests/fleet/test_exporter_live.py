@@ -16,8 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from vfiobench.fleet.exporter import Exporter, ExporterConfig
 from vfiobench.fleet.metrics import FleetCollector
-from vfiobench.fleet.probeset import TargetProbes
-from vfiobench.fleet.targets import read_target
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.usefixtures("bpf_ready")]
 
@@ -29,18 +27,20 @@ def test_masking_guest_counts_are_exact(standin_bin: Path, spawn: type[StandIn])
     """Per interrupt 2 SET_IRQS, 2 PBA toggles and 2 notifications of the PBA's device; the other
     device's notifications are told apart by the PCIDevice pointer the PBA region holds."""
     s = spawn(standin_bin, "mask", N, 0, OTHER, extra=["-device", "vfio-pci,host=65:00.0"])
-    target = read_target(s.pid)
-    assert target is not None
-    probes = TargetProbes(target)
-    probes.start()
+    exp = Exporter(ExporterConfig(pids=(s.pid,)))
+    exp.tick()
+    probes = exp.entries[s.pid].probes
     try:
         attached = {p for p, st in probes.status.items() if not st.error}
         assert {"set_irqs_ioctl", "pba_toggle", "msix_notify"} <= attached, probes.status
         s.go()
         assert s.wait_done() == N
-        c = wait_for("the counts", lambda: (c := probes.poll()).set_irqs == 2 * N and c)
+        wait_for("the counts", lambda: exp.tick() or probes.counts.notify_other == OTHER)
+        s.finish()  # its last SET_IRQS reach it through the host-wide stream before its probes stop
+        wait_for("the exit", lambda: exp.tick() or not exp.views()[0].up)
     finally:
-        c = probes.stop()
+        exp.close()
+    c = probes.counts
     assert (c.set_irqs, c.pba_toggles, c.other_set_enabled) == (2 * N, 2 * N, 0)
     assert (c.notify_vfio, c.notify_other, c.vfio_identified) == (2 * N, OTHER, True)
     assert c.interrupts == 2 * N
@@ -49,14 +49,15 @@ def test_masking_guest_counts_are_exact(standin_bin: Path, spawn: type[StandIn])
         "pba_toggle": 2 * N,
         "msix_notify": 2 * N + OTHER,
     }
-    assert all(v == 0 for v in c.lost.values()), c.lost
+    assert c.hist_sum_ns["set_irqs_ioctl"] is not None and c.hist_sum_ns["set_irqs_ioctl"] > 0
+    assert all(v == 0 for v in c.lost.values()) and exp.host_lost() == {"set_irqs_ioctl": 0}, c.lost
     assert probes.poll() is c  # stopped: no more polling
 
 
 def scrape(exporter: Exporter) -> dict[tuple[str, str], dict[str, float]]:
     """(sample name, pid) -> {the other labels, joined: value} from the exporter's exposition."""
     registry = CollectorRegistry()
-    registry.register(FleetCollector(exporter.views, exporter.config.sub_bucket_bits))
+    registry.register(FleetCollector(exporter.views, exporter.config.sub_bucket_bits, exporter.host_lost))
     out: dict[tuple[str, str], dict[str, float]] = {}
     for fam in text_string_to_metric_families(generate_latest(registry).decode()):
         for smp in fam.samples:

@@ -100,8 +100,10 @@ def test_without_root_every_probe_reports_its_error_and_the_exporter_keeps_servi
         pytest.skip("unshare --user does not work here (user namespaces disabled)")
     s = spawn(standin_bin, "toggle", N, 0, 0)
     exp = exporter(["--pid", str(s.pid), "--interval", "0.2"], prefix=unprivileged)
-    exp.wait_log("set_irqs_ioctl not attached: loading eBPF programs needs root")
-    text = wait_for("the error series", lambda: (t := exp.metrics()).count("PrivilegeError") >= 3 and t)
+    exp.wait_log("set_irqs_ioctl not attached (host-wide): loading eBPF programs needs root")
+    text = wait_for("the error series", lambda: (t := exp.metrics()).count("PrivilegeError") == 4 and t)
+    for probe in ("set_irqs_ioctl", "set_vector_signal", "pba_toggle", "msix_notify"):
+        assert f'probe="{probe}"' in str(text)
     assert f'vfiobench_probe_error{{device="",error="PrivilegeError",pid="{s.pid}",probe="pba_toggle"' in str(
         text
     )

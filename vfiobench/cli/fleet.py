@@ -218,7 +218,7 @@ def _serve(exp: Any, host: str, port: int, listen: str) -> Any:
     from vfiobench.fleet.metrics import FleetCollector
 
     registry = CollectorRegistry()
-    registry.register(FleetCollector(exp.views, exp.config.sub_bucket_bits))
+    registry.register(FleetCollector(exp.views, exp.config.sub_bucket_bits, exp.host_lost))
     ProcessCollector(registry=registry)
     try:
         server, _thread = start_http_server(port, host, registry)

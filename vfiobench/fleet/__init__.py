@@ -7,6 +7,7 @@ its own. Modules, each with one job:
   command line;
 - :mod:`.probeset` — one target's probes (the project's tracer, count mode where the kernel can
   aggregate, streaming where a label needs each call) summed into counters and histograms;
+- :mod:`.hostwide` — the SET_IRQS ioctl probe, attached once for the host and dispatched by pid;
 - :mod:`.masking` — the masking-guest verdict over a sliding window;
 - :mod:`.metrics` — the ``prometheus_client`` collector (every metric and label);
 - :mod:`.exporter` — the loop: attach, poll, follow processes, keep exited ones a while;

@@ -7,10 +7,12 @@
 1. with ``all_qemu``, every ``discover_every`` seconds, lists the running QEMU processes
    (:func:`~vfiobench.fleet.targets.discover`) and attaches to the new ones, one at a time, polling
    the others between two attaches (a compile takes about half a second);
-2. polls every running target (drain the streamed probes, read the kernel's counts) and updates
-   its masking verdict;
-3. stops the probes of a target whose process exited, keeps its final values (``up`` 0) for
-   ``keep_exited`` seconds, then drops its series;
+2. notes which targets' processes exited, then drains the host-wide ``set_irqs_ioctl`` stream
+   (:mod:`~vfiobench.fleet.hostwide`, attached once at the first tick), so an exited process's
+   last ioctls reach it before its probes stop;
+3. polls every running target (drain the streamed probes, read the kernel's counts) and updates
+   its masking verdict; stops the probes of a target whose process exited, keeps its final values
+   (``up`` 0) for ``keep_exited`` seconds, then drops its series;
 4. publishes one snapshot (:class:`~vfiobench.fleet.metrics.TargetView` per target) that scrapes
    read from the HTTP server's thread.
 
@@ -28,9 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vfiobench.errors import VfioBenchError
+from vfiobench.fleet.hostwide import HostIoctls
 from vfiobench.fleet.masking import DEFAULT_MIN_EVENTS, DEFAULT_THRESHOLD, DEFAULT_WINDOW, MaskingDetector
 from vfiobench.fleet.metrics import TargetView
-from vfiobench.fleet.probeset import PROBES, ProbeStatus, TargetProbes
+from vfiobench.fleet.probeset import HOST_PROBES, PROBES, ProbeStatus, TargetProbes
 from vfiobench.fleet.targets import DEFAULT_EXE_PATTERN, QemuTarget, discover, read_target, start_time
 
 log = logging.getLogger("vfiobench.fleet")
@@ -106,6 +109,7 @@ class Exporter:
         self.entries: dict[int, _Entry] = {}
         self._views: list[TargetView] = []
         self._last_discovery = float("-inf")
+        self.host = HostIoctls(config.buffer_pages) if set(HOST_PROBES) & set(config.probes) else None
         if not config.all_qemu:
             missing = [p for p in config.pids if read_target(p) is None]
             for pid in missing:
@@ -119,6 +123,12 @@ class Exporter:
     def views(self) -> list[TargetView]:
         """The latest snapshot of every target (what a scrape shows)."""
         return self._views
+
+    def host_lost(self) -> dict[str, int]:
+        """Events the host-wide probes dropped, per probe."""
+        if self.host is None or self.host.status.error:
+            return {}
+        return {HOST_PROBES[0]: self.host.lost()}
 
     # ---- targets --------------------------------------------------------------------------------
 
@@ -148,6 +158,9 @@ class Exporter:
         c = self.config
         entry = _Entry(target, probes, MaskingDetector(c.window, c.threshold, c.min_events))
         self.entries[pid] = entry
+        if self.host is not None:
+            probes.host_status(self.host.status)
+            self.host.register(pid, probes.add_set_irqs)
         t0 = time.monotonic()
         try:
             probes.start()
@@ -162,12 +175,14 @@ class Exporter:
                 f"{', '.join(attached)} in {time.monotonic() - t0:.1f} s"
             )
 
-    def _poll(self, entry: _Entry, now: float) -> None:
+    def _poll(self, entry: _Entry, now: float, exited: bool) -> None:
         pid, vm = entry.target.pid, entry.target.vm
         if entry.exited_at is not None:
             return
         try:
-            if not entry.target.alive():
+            if exited:
+                if self.host is not None:
+                    self.host.unregister(pid)
                 entry.probes.stop()
                 entry.exited_at = now
                 entry.detector.update(now, entry.probes.counts)
@@ -180,13 +195,18 @@ class Exporter:
             entry.probes.stop()
 
     def _poll_all(self, now: float) -> None:
-        for entry in list(self.entries.values()):
-            self._poll(entry, now)
+        exited = {pid for pid, e in self.entries.items() if e.exited_at is None and not e.target.alive()}
+        if self.host is not None:
+            self.host.poll()  # after the exits were noted: their last ioctls are in the ring now
+        for pid, entry in list(self.entries.items()):
+            self._poll(entry, now, pid in exited)
         self._views = [e.view() for e in self.entries.values()]
 
     def tick(self, now: float | None = None) -> None:
         """Discover (when due), attach new targets, poll all, drop expired ones, publish."""
         now = time.monotonic() if now is None else now
+        if self.host is not None and self.host.status.error == "NotStarted":
+            self.host.start()
         if now - self._last_discovery >= self.config.discover_every:
             self._last_discovery = now
             for pid in self._wanted():
@@ -210,9 +230,13 @@ class Exporter:
             self.close()
 
     def close(self) -> None:
-        """Detach every target's probes (their last values stay in :meth:`views`)."""
+        """Detach every probe, the host-wide ones last (the last values stay in :meth:`views`)."""
+        if self.host is not None:
+            self.host.poll()
         for entry in self.entries.values():
             entry.probes.stop()
+        if self.host is not None:
+            self.host.stop()
         self._views = [e.view() for e in self.entries.values()]
 
 

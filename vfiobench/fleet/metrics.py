@@ -17,7 +17,9 @@ metric                                  type       what
 ``vfiobench_operation_seconds``         histogram  duration per ``operation`` (``set_irqs_ioctl``,
                                                    ``set_vector_signal``, ``pba_toggle``,
                                                    ``set_enabled_other``, ``msix_notify``)
-``vfiobench_lost_events_total``         counter    events the kernel dropped, per ``probe``
+``vfiobench_lost_events_total``         counter    events the kernel dropped, per ``probe`` (the
+                                                   host-wide ``set_irqs_ioctl``: empty ``pid``,
+                                                   ``vm`` and ``device``)
 ``vfiobench_masking_guest``             gauge      1 while the guest masks on every interrupt
                                                    (:mod:`vfiobench.fleet.masking`)
 ``vfiobench_probe_info``                info       each attached ``probe``: ``mode`` and ``target``
@@ -101,11 +103,18 @@ class FleetCollector(Collector):
     Args:
         views: Returns the current snapshot of every target (called once per scrape).
         sub_bucket_bits: The probes' histogram precision.
+        host_lost: Returns the host-wide probes' lost events, per probe.
     """
 
-    def __init__(self, views: Callable[[], Sequence[TargetView]], sub_bucket_bits: int = 1) -> None:
+    def __init__(
+        self,
+        views: Callable[[], Sequence[TargetView]],
+        sub_bucket_bits: int = 1,
+        host_lost: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
         self.views = views
         self.layout = LogLinearBuckets(sub_bucket_bits)
+        self.host_lost = host_lost
 
     def collect(self) -> Iterator[Metric]:
         """One family per metric, each with a sample per target (and label value)."""
@@ -184,6 +193,8 @@ class FleetCollector(Collector):
                     info.add_metric(labels, {"probe": p, "mode": s.mode, "target": s.target})
             up.add_metric(labels, int(v.up))
             tinfo.add_metric(labels, {"devices": " ".join(v.target.devices)})
+        for probe, n in sorted((self.host_lost() if self.host_lost else {}).items()):
+            lost.add_metric(["", "", "", probe], n)
         yield from (set_irqs, svs, set_enabled, notify, hist, lost, masking, info, error, up, tinfo)
 
     def _histogram(self, fam: HistogramMetricFamily, labels: list[str], c: Counts, op: str) -> None:

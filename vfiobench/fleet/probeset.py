@@ -1,11 +1,11 @@
 """The probes of one exporter target: attached, drained, summed into counters and histograms.
 
-Each QEMU process gets two :class:`~vfiobench.probes.tracer.Tracer` objects, built by the same code
-as ``vfiobench record``:
+Each QEMU process gets up to two :class:`~vfiobench.probes.tracer.Tracer` objects, built by the
+same code as ``vfiobench record``:
 
-- **count mode** (``histogram=True``): ``set_irqs_ioctl`` and, where the kernel has kprobes,
-  ``set_vector_signal``. The kernel sums each call into a log-linear histogram; nothing crosses a
-  ring buffer, and user space reads the per-probe totals (and, when they moved, the histograms).
+- **count mode** (``histogram=True``): ``set_vector_signal``, where the kernel has kprobes. The
+  kernel sums each call into a log-linear histogram; nothing crosses a ring buffer, and user space
+  reads the totals (and, when they moved, the histograms).
 - **stream mode**, for the two probes whose labels need each call: ``pba_toggle``
   (``memory_region_set_enabled``: whether the call hit the MSI-X PBA is known only from the
   ``MemoryRegion`` pointer, resolved in user space by :class:`~vfiobench.probes.regions.RegionNames`)
@@ -14,6 +14,9 @@ as ``vfiobench record``:
   counters and bucket counts are kept, so memory stays bounded however long the exporter runs.
   Both calls cost QEMU far more than a streamed probe hit (a PBA toggle rebuilds the guest's memory
   map; ``msix_notify`` runs only for interrupts QEMU delivers itself, never for KVM's irqfd path).
+
+``set_irqs_ioctl`` is not attached per target: one host-wide stream serves every target
+(:mod:`vfiobench.fleet.hostwide`) and hands each its rows (:meth:`TargetProbes.add_set_irqs`).
 
 Which ``msix_notify`` calls are the passthrough device's: only VFIO toggles an MSI-X PBA region
 (``hw/vfio/pci.c``; emulated devices never do), and QEMU's PBA ``MemoryRegion`` holds its device's
@@ -51,11 +54,14 @@ Mode = Literal["count", "stream"]
 
 #: The exported probes, in order: name -> (catalog probe, mode).
 PROBES: dict[str, tuple[str, Mode]] = {
-    "set_irqs_ioctl": ("set_irqs_ioctl", "count"),
+    "set_irqs_ioctl": ("set_irqs_ioctl", "stream"),
     "set_vector_signal": ("set_vector_signal", "count"),
     "pba_toggle": ("pba_toggle", "stream"),
     "msix_notify": ("irq_path", "stream"),
 }
+
+#: Exported probes attached once for the host, not per target (:mod:`vfiobench.fleet.hostwide`).
+HOST_PROBES = ("set_irqs_ioctl",)
 
 #: ``vfiobench_operation_seconds`` operations -> the probe that times them.
 OPERATIONS: dict[str, str] = {
@@ -88,7 +94,8 @@ class Counts:
         hist: per operation (:data:`OPERATIONS`), dense counts per log-linear bucket.
         hist_sum_ns: per operation, the sum of the durations (ns); None for count-mode probes
             (the kernel keeps counts per bucket, not sums).
-        lost: per exported probe, events dropped in the kernel (ring full, nesting too deep).
+        lost: per exported probe of this target, events dropped in the kernel (ring full, nesting
+            too deep); the host-wide probes' losses are the host's, not a target's.
     """
 
     set_irqs: int = 0
@@ -198,12 +205,14 @@ class _NotifyAttribution:
 class TargetProbes:
     """Every probe of one QEMU process, from attach to detach, summed into :class:`Counts`.
 
-    Not thread-safe: one thread calls :meth:`start`, :meth:`poll` and :meth:`stop`; other threads
-    read :attr:`counts` (a frozen snapshot replaced at each poll) and :attr:`status`.
+    Not thread-safe: one thread calls :meth:`start`, :meth:`poll`, :meth:`add_set_irqs` and
+    :meth:`stop`; other threads read :attr:`counts` (a frozen snapshot replaced at each poll) and
+    :attr:`status`.
 
     Args:
         target: The QEMU process.
-        probes: Exported probe names to try (keys of :data:`PROBES`).
+        probes: Exported probe names to try (keys of :data:`PROBES`); the host-wide ones among them
+            get their status from :meth:`host_status` and their rows from :meth:`add_set_irqs`.
         sub_bucket_bits: Histogram precision (``2**bits`` buckets per power of two).
         buffer_pages: Ring-buffer pages per streamed probe.
     """
@@ -227,6 +236,7 @@ class TargetProbes:
         self._durations = {op: DurationCounts(sub_bucket_bits) for op in OPERATIONS}
         self._sums = dict.fromkeys(OPERATIONS, 0)
         self._set_enabled = {True: 0, False: 0}
+        self._set_irqs = 0
         self._notify = _NotifyAttribution(target.pid)
         self._kernel_hist: dict[str, np.ndarray[Any, Any]] = {}
         self._kernel_totals: dict[str, int] = {}
@@ -262,7 +272,7 @@ class TargetProbes:
 
         Never raises for a probe's failure: it lands in :attr:`status` and the log.
         """
-        ok = [p for p in self.probes if self._resolvable(p)]
+        ok = [p for p in self.probes if p not in HOST_PROBES and self._resolvable(p)]
         pid = self.target.pid
         counted = [p for p in ok if PROBES[p][1] == "count"]
         streamed = [p for p in ok if PROBES[p][1] == "stream"]
@@ -294,10 +304,18 @@ class TargetProbes:
             self.status[p] = ProbeStatus(p, PROBES[p][1], target=target)
         return tracer
 
-    @property
-    def attached(self) -> bool:
-        """True when at least one probe is attached."""
-        return self._count is not None or self._stream is not None
+    def host_status(self, status: ProbeStatus) -> None:
+        """The status of a host-wide probe (attached for the host, or its error), if this target has it."""
+        if status.probe in self.probes:
+            self.status[status.probe] = status
+
+    def add_set_irqs(self, rows: np.ndarray[Any, Any]) -> None:
+        """This process's SET_IRQS ioctls from the host-wide stream (``set_irqs_ioctl`` rows)."""
+        if self._stopped:
+            return
+        self._set_irqs += rows.size
+        self._durations["set_irqs_ioctl"].add(rows["dur_ns"])
+        self._sums["set_irqs_ioctl"] += int(rows["dur_ns"].sum())
 
     def _observe(self, probe: str, rows: np.ndarray[Any, Any]) -> None:
         if probe == "pba_toggle":
@@ -344,11 +362,11 @@ class TargetProbes:
             if tracer is not None:
                 for name, n in tracer.read_lost().items():
                     lost["msix_notify" if name == "irq_path" else name] = n
-        hist = {op: self._durations[op].counts.copy() for op in ("pba_toggle", "set_enabled_other", _NOTIFY)}
+        hist = {op: d.counts.copy() for op, d in self._durations.items() if op not in self._kernel_hist}
         hist.update(self._kernel_hist)
         kernel = {name: int(h.sum()) for name, h in self._kernel_hist.items()}
         self.counts = Counts(
-            set_irqs=kernel.get("set_irqs_ioctl", 0),
+            set_irqs=self._set_irqs,
             set_vector_signal=kernel.get("set_vector_signal", 0),
             pba_toggles=self._set_enabled[True],
             other_set_enabled=self._set_enabled[False],
