@@ -35,7 +35,7 @@ WITH irq AS (SELECT run_dir, count(*) FILTER (WHERE delivered) AS interrupts
              FROM workload GROUP BY run_dir),
      tog AS (SELECT run_dir, count(*) FILTER (WHERE is_pba) AS pba_toggles
              FROM pba_toggle GROUP BY run_dir)
-SELECT r.host, coalesce(r.vm, r.variant) AS vm, count(*) AS runs, sum(irq.interrupts) AS interrupts,
+SELECT r.host, coalesce(r.vm, r.variant) AS vm, count(*) AS runs, sum(irq.interrupts)::BIGINT AS interrupts,
        sum(tog.pba_toggles) / sum(irq.interrupts) AS toggles_per_interrupt
 FROM runs AS r JOIN irq USING (run_dir) JOIN tog USING (run_dir)
 GROUP BY ALL
