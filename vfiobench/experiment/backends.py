@@ -66,8 +66,7 @@ class BinaryResolver:
         if variant.qemu == "build":
             from vfiobench.qemu.build import build_qemu
 
-            per_release: dict[str, Any] = {} if release in ("", "bookworm") else {"release": release}
-            result = build_qemu(list(variant.patches), progress=self.show, **per_release)
+            result = build_qemu(list(variant.patches), release=release or None, progress=self.show)
             return str(result.binary)
         path = Path(variant.qemu)
         if not path.is_file():
