@@ -91,11 +91,11 @@ def _phase_of(offsets: pd.Series, phases: dict[str, dict[str, int]]) -> pd.Serie
 
 
 def _auto_trace(tdf: pd.DataFrame, vectors: int) -> AutoTrace:
-    """The mask detections of a trace log, and the measure phase's counts from the first one on."""
+    """The mask detections of a trace log, and the measure phase's counts from the last one on."""
     hits = np.flatnonzero((tdf["event"] == TRACE_MASK_AUTO).to_numpy())
     if hits.size == 0:
         return AutoTrace(0, {}, vectors)
-    rest = tdf.iloc[int(hits[0]) :]
+    rest = tdf.iloc[int(hits[-1]) :]
     after = rest.loc[rest["phase"] == "measure", "event"]
     return AutoTrace(int(hits.size), {str(k): int(v) for k, v in after.value_counts().items()}, vectors)
 
