@@ -3,8 +3,9 @@
 Once per lab release whose QEMU source builds: the release's QEMU with the series runs as L2 in the
 release's L1, with the threshold lowered to 4 masks (``x-msix-mask-threshold=4``) so the switch
 comes early in 31 cycles. The guest's set-up masks the vector too, and those masks count: the
-switch comes at the 5th mask overall. Masking guests: stock behaviour until then, the switch (one SET_IRQS under KVM to move the vector to QEMU's eventfd, one PBA enable that stays),
-then nothing per interrupt: no SET_IRQS, no PBA toggle, no route commit, and every interrupt
+switch comes at the 5th mask overall. Masking guests: stock behaviour until then, the switch (one
+SET_IRQS under KVM to move the vector to QEMU's eventfd, one PBA enable that stays), then nothing
+per interrupt: no SET_IRQS, no PBA toggle, no route commit, and every interrupt
 delivered with its pending bit seen (checked by the lab against QEMU's trace log and the
 workload's counters). A guest that does not mask: the same counts as the build with the switch
 off (no ioctl, no toggle, every interrupt through the KVM bypass). A burst guest on two vectors:
