@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-INNER = '''
+INNER = """
 import pytest
 
 @pytest.mark.lab
@@ -31,7 +31,7 @@ def test_skips_in_a_fixture(bpf_ready):
 
 def test_plain():
     pass
-'''
+"""
 
 
 def run_inner(tmp_path: Path, require: str | None) -> subprocess.CompletedProcess[str]:
