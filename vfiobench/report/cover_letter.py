@@ -28,6 +28,7 @@ import pandas as pd
 
 from vfiobench.analysis.compare import Comparison
 from vfiobench.analysis.inference import RunLevel, run_level
+from vfiobench.errors import ReportError
 
 #: Widest line of the letter (mailing-list convention).
 WIDTH = 72
@@ -187,7 +188,10 @@ def evidence(cmp: Comparison, commands: Sequence[str]) -> str:
     text = "\n\n".join(parts) + "\n"
     too_wide = [line for line in text.splitlines() if len(line) > WIDTH]
     if too_wide:
-        raise ValueError(f"cover letter line wider than {WIDTH} columns: {too_wide[0]!r}")
+        raise ReportError(
+            f"a cover letter line is wider than {WIDTH} columns: {too_wide[0]!r}",
+            "shorten the variant names or the spec path",
+        )
     return text
 
 
@@ -261,14 +265,15 @@ def reproduce_commands(cmp: Comparison, experiment: str | None, letter: Path) ->
     records = experiment_records(cmp.runs)
     releases = sorted({str(r.meta.labels["release"]) for r in cmp.runs if r.meta.labels.get("release")})
     out = [f"vfiobench lab build --release {r}" for r in releases]
+    out += [f"vfiobench qemu build --release {r} --patch msix-mask-auto" for r in releases]
     for name, data in records.items():
         if experiment is not None and name != experiment:
             continue
         spec = str(data.get("path") or name)
         where = f"data/experiments/{name}"
         out.append(f"vfiobench run {spec} --out {where}")
-        out.append(f"vfiobench report {where}/runs --compare --no-runs --experiment {name} \\")
-        out.append(f"    --cover-letter {letter}")
+        out.append(f"vfiobench report {where}/runs --no-runs \\")
+        out.append(f"    --experiment {name} --cover-letter {letter.name}")
     return out
 
 
