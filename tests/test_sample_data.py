@@ -16,7 +16,7 @@ from kernel_skips import UNCOUNTED_SKIP_CHECKS
 from vfiobench.analysis import df_per_interrupt
 from vfiobench.analysis.runinfo import df_lost_events
 from vfiobench.experiment import load_spec, make_plan
-from vfiobench.store import kernel_counts_misses, load_runs
+from vfiobench.store import RunSet, kernel_counts_misses, load_runs
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -29,7 +29,8 @@ def runs():
 
 
 def test_every_measured_run_of_the_experiments_is_there(runs):
-    plans = [make_plan(load_spec(name)) for name in ("pba", "pba-disable")]
+    auto = Path(__file__).resolve().parent.parent / "data" / "specs" / "auto-sample.toml"
+    plans = [make_plan(load_spec(name)) for name in ("pba", "pba-disable", auto)]
     planned = {r.run_id for plan in plans for r in plan if not r.warmup}
     assert {r.run_id for r in runs} == planned
     assert {r.meta.source for r in runs} == {"lab"}
@@ -51,10 +52,17 @@ def test_ground_truth_holds_and_nothing_was_lost(runs):
     assert len({rid for rid, _ in failed}) <= 5, failed  # a handful of 400+ runs
     assert all(r.meta.checks for r in runs)
     assert sum(r.meta.lost_events for r in runs) == 0
-    # skipped program runs: L1 runs Linux 6.1, which skips without counting, so the pages show NA,
-    # never a reassuring 0 (some of these runs were recorded while the recorder still wrote 0)
-    assert not any(kernel_counts_misses(r.meta.host.kernel_release) for r in runs)
-    assert df_lost_events(runs.filter(kind="probed"))["missed"].isna().all()
+    # skipped program runs: bookworm's L1 runs Linux 6.1, which skips without counting, so the pages
+    # show NA, never a reassuring 0 (some of these runs were recorded while the recorder still
+    # wrote 0); trixie's 6.12 counts them
+    bookworm = RunSet(r for r in runs if r.meta.labels.get("release", "bookworm") == "bookworm")
+    trixie = RunSet(r for r in runs if r.meta.labels.get("release") == "trixie")
+    assert len(bookworm) + len(trixie) == len(runs) and len(trixie) == 144
+    assert not any(kernel_counts_misses(r.meta.host.kernel_release) for r in bookworm)
+    assert df_lost_events(bookworm.filter(kind="probed"))["missed"].isna().all()
+    assert all(kernel_counts_misses(r.meta.host.kernel_release) for r in trixie)
+    missed = df_lost_events(trixie.filter(kind="probed"))["missed"]
+    assert missed.notna().all() and (missed >= 0).all()
 
 
 def test_counts_per_interrupt_are_what_each_variant_promises(runs):

@@ -289,9 +289,11 @@ class Runs(RunSet):
         metrics: Sequence[str] = ("latency_ns", "us_per_irq"),
         include_warmup: bool = False,
     ) -> pd.DataFrame:
-        """A/B: each variant against ``baseline`` on each metric, within each cell (workload × accel).
+        """A/B: each variant against ``baseline`` on each metric, within each cell.
 
-        Runs of different cells are never pooled (a no-mask run says nothing about a masked one), and
+        A cell is one lab release × workload × accelerator, the grouping of the A/B page
+        (:data:`~vfiobench.analysis.compare.DEFAULT_GROUP_BY`). Runs of different cells are never
+        pooled (a no-mask run says nothing about a masked one, QEMU 7.2 nothing about 10.0), and
         warm-up runs (``labels.warmup``) are left out unless asked for.
 
         Args:
@@ -302,7 +304,7 @@ class Runs(RunSet):
             include_warmup: keep warm-up runs.
 
         Returns:
-            ``cell`` (``"<workload> · <accel>"``, or the workload alone without an accel label), then
+            ``cell`` (``"[<release> · ]<workload> · <accel>"``, what the runs record of the three), then
             the rows of :func:`~vfiobench.analysis.ab.df_ab` for every metric: ``variant, baseline,
             metric, ratio`` (baseline / variant), ``ci_low, ci_high, p_value, significant, verdict``...
 
@@ -318,17 +320,13 @@ class Runs(RunSet):
                 f"unknown variant {', '.join(map(repr, unknown))}",
                 f"these runs have {', '.join(self.variants)}",
             )
+        from vfiobench.analysis.compare import DEFAULT_GROUP_BY, split_groups
+
         rs = self.filter(variant=keep) if keep else self
-        cells: dict[str, list[Run]] = {}
-        for run in rs:
-            if run.meta.labels.get("warmup") and not include_warmup:
-                continue
-            accel = run.meta.labels.get("accel")
-            cell = f"{run.meta.workload.name} · {accel}" if accel else run.meta.workload.name
-            cells.setdefault(cell, []).append(run)
+        measured = RunSet(r for r in rs if include_warmup or not r.meta.labels.get("warmup"))
+        cells = {g.label: g.runs for g in split_groups(measured, DEFAULT_GROUP_BY)}
         frames = []
-        for cell, members in sorted(cells.items()):
-            sub = RunSet(members)
+        for cell, sub in sorted(cells.items()):
             if baseline not in sub.variants or len(sub.variants) < 2:
                 continue
             for m in metrics:
