@@ -90,6 +90,11 @@ def _phase_of(offsets: pd.Series, phases: dict[str, dict[str, int]]) -> pd.Serie
     return out
 
 
+def _event_counts(events: pd.Series) -> dict[str, int]:
+    """How often each trace event occurs in ``events``."""
+    return {str(k): int(v) for k, v in events.value_counts().items()}
+
+
 def _auto_trace(tdf: pd.DataFrame, vectors: int) -> AutoTrace:
     """The mask detections of a trace log, and the measure phase's counts from the last one on."""
     hits = np.flatnonzero((tdf["event"] == TRACE_MASK_AUTO).to_numpy())
@@ -97,7 +102,7 @@ def _auto_trace(tdf: pd.DataFrame, vectors: int) -> AutoTrace:
         return AutoTrace(0, {}, vectors)
     rest = tdf.iloc[int(hits[-1]) :]
     after = rest.loc[rest["phase"] == "measure", "event"]
-    return AutoTrace(int(hits.size), {str(k): int(v) for k, v in after.value_counts().items()}, vectors)
+    return AutoTrace(int(hits.size), _event_counts(after), vectors)
 
 
 def probe_counts_in(tables: dict[str, np.ndarray[Any, Any]], start_ns: int, end_ns: int) -> dict[str, int]:
@@ -229,8 +234,7 @@ def cell_to_run(
             tdf = df_trace_events(trace_path)
             tdf["phase"] = _phase_of(tdf["offset"], phases)
             w.append("qemu_trace", tdf)
-            measured = tdf.loc[tdf["phase"] == "measure", "event"]
-            trace_counts = {str(k): int(v) for k, v in measured.value_counts().items()}
+            trace_counts = _event_counts(tdf.loc[tdf["phase"] == "measure", "event"])
             auto = _auto_trace(tdf, len(cell.workload.vectors))
             traced = {str(e) for e in tdf["event"].unique()}
         probe_counts: dict[str, int] | None = None
