@@ -29,6 +29,7 @@ import pandas as pd
 from vfiobench.analysis.compare import Comparison
 from vfiobench.analysis.inference import RunLevel, run_level
 from vfiobench.errors import ReportError
+from vfiobench.store import Run
 
 #: Widest line of the letter (mailing-list convention).
 WIDTH = 72
@@ -99,11 +100,10 @@ def _level(values: Sequence[float]) -> RunLevel | None:
     return run_level(v) if v.size else None
 
 
-def _latency_levels(cmp: Comparison, run_ids: Sequence[str]) -> tuple[RunLevel | None, RunLevel | None]:
+def _latency_levels(runs: Sequence[Run]) -> tuple[RunLevel | None, RunLevel | None]:
     """p50 and p99 of the delivered interrupts' latency (ms), one value per run, as levels."""
     p50, p99 = [], []
-    for run_id in run_ids:
-        run = next(r for r in cmp.runs if r.run_id == run_id)
+    for run in runs:
         if not run.has_table("workload"):
             continue
         w = run.table("workload")
@@ -122,7 +122,7 @@ def evidence_tables(cmp: Comparison) -> list[str]:
     for group in cmp.groups:
         g = pi[pi["group"] == group.label]
         probed = g[g["kind"] == "probed"]
-        free = [r.run_id for r in group.runs if r.meta.kind == "probe-free"]
+        free = [r for r in group.runs if r.meta.kind == "probe-free"]
         seen = list(dict.fromkeys(r.variant for r in group.runs))
         variants = [v for v in [cmp.baseline] if v in seen] + [v for v in seen if v != cmp.baseline]
         kinds = {r.meta.kind for r in group.runs}
@@ -146,8 +146,7 @@ def evidence_tables(cmp: Comparison) -> list[str]:
             )
         lines += ["", f"{'':<{name_w}}  latency p50 ms          latency p99 ms"]
         for v in variants:
-            mine = [i for i in free if next(r for r in group.runs if r.run_id == i).variant == v]
-            p50, p99 = _latency_levels(cmp, mine)
+            p50, p99 = _latency_levels([r for r in free if r.variant == v])
             lines.append(f"{v:<{name_w}}  {fmt_level(p50):<22}  {fmt_level(p99)}")
         blocks.append("\n".join(lines))
     return blocks
