@@ -10,6 +10,7 @@ probes needs and returns where each uprobe goes.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -181,8 +182,12 @@ RAW_TRACEPOINTS = True
 
 def raw_tracepoints_usable() -> bool:
     """Whether raw tracepoint programs can be attached here (Linux >= 4.17; what BCC looks for)."""
-    if not RAW_TRACEPOINTS:
-        return False
+    return RAW_TRACEPOINTS and _kernel_has_raw_tracepoints()
+
+
+@functools.cache
+def _kernel_has_raw_tracepoints() -> bool:
+    """Looked up once per process: each lookup reads all of /proc/kallsyms."""
     return first_kernel_symbol(("bpf_find_raw_tracepoint", "bpf_get_raw_tracepoint")) is not None
 
 
