@@ -17,14 +17,13 @@ behaviour; ``mask-every-irq`` would wait for a pending bit that property no long
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import pytest
 from kernel_skips import unexplained_failures
+from qemu_lab_helpers import boot_cells, measure_counts
 
 from vfiobench.qemu import build as qb
-from vfiobench.store import Run, load_run
+from vfiobench.store import Run
 
 pytestmark = [pytest.mark.qemubuild, pytest.mark.lab, pytest.mark.root]
 
@@ -49,12 +48,8 @@ CELLS: dict[str, tuple[str, str | None, str]] = {
 def variant_runs(
     release: str, all_patches_build: qb.BuildResult, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Run]:
-    from vfiobench.lab.image import Recipe, build_image
-    from vfiobench.lab.runner import plan_cells, run_lab, unavailable_reason
+    from vfiobench.lab.runner import plan_cells
 
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"lab cannot run here: {reason}")
     cells = []
     for name, (accel, prop, workload) in CELLS.items():
         args = ["-global", f"vfio-pci.{prop}=on"] if prop else []
@@ -68,20 +63,7 @@ def variant_runs(
             variant=name.rsplit("-", 1)[0],
         )
         cells.append(dataclasses.replace(cell, name=name, patches=list(all_patches_build.patches)))
-    out: Path = tmp_path_factory.mktemp(f"lab-variants-{release}") / "runs"
-    lines: list[str] = []
-    with qb.heavy_lock(True, lines.append):
-        lab = run_lab(cells, out, image=build_image(Recipe.default(release)), show=lines.append)
-    print("\n".join(lines))
-    return {p.name: load_run(p) for p in lab.runs}
-
-
-def _counts(run: Run) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-    """(probe counts, trace counts, workload counters) of the measure phase."""
-    probes = json.loads(run.meta.labels["probe_counts_measure"])
-    trace = json.loads(run.meta.labels["trace_counts_measure"])
-    counters = {k: int(v) for k, v in run.meta.workload.params["counters"].items()}
-    return probes, trace, counters
+    return boot_cells(cells, release, tmp_path_factory.mktemp(f"lab-variants-{release}") / "runs")
 
 
 def _delivered_and_pba_read(counters: dict[str, int]) -> None:
@@ -102,7 +84,7 @@ def test_every_variant_run_completes(variant_runs: dict[str, Run], release: str)
 def test_properties_off_behave_like_stock(variant_runs: dict[str, Run], accel: str) -> None:
     run = variant_runs[f"off-{accel}"]
     assert unexplained_failures(run.meta.checks, run.meta.host.kernel_release) == []  # the stock checks hold
-    probes, trace, counters = _counts(run)
+    probes, trace, counters = measure_counts(run)
     _delivered_and_pba_read(counters)
     per_cycle_ioctls = 1 if accel == "tcg" else 2
     assert probes["set_irqs_ioctl"] == probes["set_vector_signal"] == per_cycle_ioctls * CYCLES
@@ -114,7 +96,7 @@ def test_properties_off_behave_like_stock(variant_runs: dict[str, Run], accel: s
 def test_pba_always_on_never_toggles_and_pending_bit_still_reads(
     variant_runs: dict[str, Run], accel: str
 ) -> None:
-    probes, trace, counters = _counts(variant_runs[f"pba-always-on-{accel}"])
+    probes, trace, counters = measure_counts(variant_runs[f"pba-always-on-{accel}"])
     _delivered_and_pba_read(counters)
     assert probes["pba_toggle"] == 0
     assert trace.get("vfio_msix_pba_enable", 0) == trace.get("vfio_msix_pba_disable", 0) == 0
@@ -124,7 +106,7 @@ def test_pba_always_on_never_toggles_and_pending_bit_still_reads(
 
 
 def test_msix_fd_cache_tcg_issues_no_set_irqs_per_cycle(variant_runs: dict[str, Run]) -> None:
-    probes, trace, counters = _counts(variant_runs["msix-fd-cache-tcg"])
+    probes, trace, counters = measure_counts(variant_runs["msix-fd-cache-tcg"])
     _delivered_and_pba_read(counters)
     assert probes["set_irqs_ioctl"] == probes["set_vector_signal"] == 0
     assert trace["vfio_msix_fd_cache_hit"] == trace["vfio_msix_vector_do_use"] == CYCLES
@@ -133,7 +115,7 @@ def test_msix_fd_cache_tcg_issues_no_set_irqs_per_cycle(variant_runs: dict[str, 
 
 def test_msix_fd_cache_kvm_still_switches_eventfds(variant_runs: dict[str, Run]) -> None:
     """Under KVM the vector alternates between the irqfd and QEMU's eventfd: nothing to skip."""
-    probes, trace, counters = _counts(variant_runs["msix-fd-cache-kvm"])
+    probes, trace, counters = measure_counts(variant_runs["msix-fd-cache-kvm"])
     _delivered_and_pba_read(counters)
     assert probes["set_irqs_ioctl"] == probes["set_vector_signal"] == 2 * CYCLES
     assert trace.get("vfio_msix_fd_cache_hit", 0) == 0
@@ -144,7 +126,7 @@ def test_pba_disable_never_enables_the_pba(variant_runs: dict[str, Run], accel: 
     """Same guest (never reads the PBA), stock vs x-pba-disable: the two toggles per window go."""
     per_cycle_ioctls = 1 if accel == "tcg" else 2
     for name, toggles in ((f"off-nopba-{accel}", 2 * CYCLES), (f"pba-disable-{accel}", 0)):
-        probes, trace, counters = _counts(variant_runs[name])
+        probes, trace, counters = measure_counts(variant_runs[name])
         assert counters["triggered"] == counters["delivered"] == counters["qemu_took"] == CYCLES, name
         assert counters["pba_seen"] == 0, name  # the guest never read the PBA
         assert probes["pba_toggle"] == toggles, name

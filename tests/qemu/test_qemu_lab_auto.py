@@ -15,15 +15,14 @@ each vector detected once, every check passing.
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import pytest
 from kernel_skips import unexplained_failures
+from qemu_lab_helpers import boot_cells, measure_counts
 
 from vfiobench.qemu import build as qb
 from vfiobench.qemu.patchset import SERIES_NAME
-from vfiobench.store import Run, load_run
+from vfiobench.store import Run
 
 pytestmark = [pytest.mark.qemubuild, pytest.mark.lab, pytest.mark.root]
 
@@ -46,12 +45,8 @@ CELLS: dict[str, tuple[str, str, list[str], list[int]]] = {
 def auto_runs(
     release: str, auto_build: qb.BuildResult, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Run]:
-    from vfiobench.lab.image import Recipe, build_image
-    from vfiobench.lab.runner import plan_cells, run_lab, unavailable_reason
+    from vfiobench.lab.runner import plan_cells
 
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"lab cannot run here: {reason}")
     cells = []
     for name, (accel, workload, args, vectors) in CELLS.items():
         (cell,) = plan_cells(
@@ -66,19 +61,7 @@ def auto_runs(
             variant=name,
         )
         cells.append(dataclasses.replace(cell, name=name, patches=[SERIES_NAME]))
-    out: Path = tmp_path_factory.mktemp(f"lab-auto-{release}") / "runs"
-    lines: list[str] = []
-    with qb.heavy_lock(True, lines.append):
-        lab = run_lab(cells, out, image=build_image(Recipe.default(release)), show=lines.append)
-    print("\n".join(lines))
-    return {p.name: load_run(p) for p in lab.runs}
-
-
-def _counts(run: Run) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-    probes = json.loads(run.meta.labels["probe_counts_measure"])
-    trace = json.loads(run.meta.labels["trace_counts_measure"])
-    counters = {k: int(v) for k, v in run.meta.workload.params["counters"].items()}
-    return probes, trace, counters
+    return boot_cells(cells, release, tmp_path_factory.mktemp(f"lab-auto-{release}") / "runs")
 
 
 def _stock_cycles(run: Run) -> int:
@@ -105,7 +88,7 @@ def test_masking_guest_exact_counts_before_and_after_the_switch(
 ) -> None:
     run = auto_runs[f"auto-{accel}"]
     before = _stock_cycles(run)
-    probes, trace, counters = _counts(run)
+    probes, trace, counters = measure_counts(run)
     assert counters["triggered"] == counters["delivered"] == counters["pba_seen"] == CYCLES
     assert trace["vfio_msix_mask_auto"] == 1
     # stock for before cycles; at the switch one enable that stays (and under KVM one SET_IRQS
@@ -121,8 +104,8 @@ def test_masking_guest_exact_counts_before_and_after_the_switch(
 
 
 def test_guest_that_does_not_mask_keeps_the_bypass_and_pays_nothing(auto_runs: dict[str, Run]) -> None:
-    auto, trace, counters = _counts(auto_runs["auto-nomask-kvm"])
-    off, _, _ = _counts(auto_runs["off-nomask-kvm"])
+    auto, trace, counters = measure_counts(auto_runs["auto-nomask-kvm"])
+    off, _, _ = measure_counts(auto_runs["off-nomask-kvm"])
     assert counters["triggered"] == counters["delivered"] == CYCLES
     assert trace.get("vfio_msix_mask_auto", 0) == 0
     for key in ("set_irqs_ioctl", "pba_toggle", "kvm_ioctls.gsi_routing", "kvm_ioctls.signal_msi"):
@@ -132,7 +115,7 @@ def test_guest_that_does_not_mask_keeps_the_bypass_and_pays_nothing(auto_runs: d
 
 def test_burst_on_two_vectors_detects_each_vector_once(auto_runs: dict[str, Run]) -> None:
     run = auto_runs["auto-burst-tcg"]
-    _, _, counters = _counts(run)
+    _, _, counters = measure_counts(run)
     assert counters["delivered"] == counters["masks"] == 2 * 11
     whole = run.table("qemu_trace")
     detected = whole.loc[whole["event"] == "vfio_msix_mask_auto", "args"].tolist()
