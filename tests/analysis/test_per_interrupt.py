@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from vfiobench.analysis.per_interrupt import (
+    account_events,
     df_cost_breakdown,
     df_per_cycle,
     df_per_interrupt,
@@ -215,16 +216,95 @@ def test_a_run_whose_guest_never_masks_has_only_background(make_run):
     assert row["background_us_per_irq"] == pytest.approx(22 / 2)
 
 
-def test_cycle_of_equals_a_search_per_call_on_ascending_runs_and_any_order() -> None:
-    from vfiobench.analysis.per_interrupt import cycle_of
+def _reference_accounting(ts, dur, tid, op, starts, end, n_ops, begin, background):
+    """account_events the slow, obvious way: a search per call, direct_parents, bincounts."""
+    from vfiobench.analysis.nesting import direct_parents
 
-    rng = np.random.default_rng(1)
-    for _ in range(300):
-        starts = np.sort(rng.integers(0, 1000, rng.integers(1, 30))).astype(np.int64)
-        n_parts = int(rng.integers(1, 5))
-        parts = [np.sort(rng.integers(-50, 1100, rng.integers(0, 200))) for _ in range(n_parts)]
-        ts = np.concatenate(parts).astype(np.int64)
-        if rng.random() < 0.2:  # many descending steps: the plain search
-            rng.shuffle(ts)
-        expected = np.searchsorted(starts, ts, side="right") - 1
-        np.testing.assert_array_equal(cycle_of(starts, ts), expected)
+    cyc = np.searchsorted(starts, ts, side="right") - 1
+    if begin is None:
+        outside = cyc < 0
+    else:
+        outside = ts < begin
+        cyc = np.maximum(cyc, 0)
+    if end is not None:
+        outside |= ts > end
+    shape = (starts.size, n_ops)
+    key = np.where(outside, -1, cyc * n_ops + op)
+
+    def billed(keys, weights=None):
+        ok = keys >= 0
+        w = None if weights is None else weights[ok]
+        return np.bincount(keys[ok], weights=w, minlength=starts.size * n_ops).reshape(shape)
+
+    child, parent = direct_parents(ts, dur, tid)
+    counts, incl = billed(key), billed(key, dur)
+    excl = incl - billed(key[parent], dur[child])
+    bkey = np.where(background, key, -1)
+    bg = (billed(bkey, dur) - billed(bkey[parent], dur[child])).sum(1)
+    return counts, incl, excl, bg, int(outside.sum())
+
+
+def test_account_events_equals_the_reference_on_random_nested_calls() -> None:
+    """Random threads of properly nested calls (the shape entry/return pairing gives), cut into
+    per-table ascending runs as runs store them, windows with and without a begin, and background
+    calls: the compiled billing loop agrees with the numpy reference to the nanosecond."""
+    rng = np.random.default_rng(7)
+    n_ops = 5
+    for trial in range(200):
+        ts_l: list[int] = []
+        dur_l: list[int] = []
+        tid_l: list[int] = []
+
+        def calls(lo: int, hi: int, depth: int, thread: int) -> None:
+            t = lo
+            while t < hi and rng.random() < 0.8:
+                a = t + int(rng.integers(0, 20))
+                b = min(hi, a + int(rng.integers(0, 60)))
+                if a > b or a >= hi:
+                    return
+                ts_l.append(a)  # noqa: B023 (the lists are this trial's, filled right here)
+                dur_l.append(b - a)  # noqa: B023
+                tid_l.append(100 + thread)  # noqa: B023
+                if depth < 3 and b - a > 2:
+                    calls(a, b, depth + 1, thread)
+                t = b + int(rng.integers(0, 5))
+
+        for thread in range(int(rng.integers(1, 4))):
+            t0 = int(rng.integers(0, 50))
+            calls(t0, t0 + 2000, 0, thread)
+        n = len(ts_l)
+        if n == 0:
+            continue
+        ts = np.array(ts_l, dtype=np.int64)
+        dur = np.array(dur_l, dtype=np.int64)
+        tid = np.array(tid_l, dtype=np.int64)
+        op = rng.integers(0, n_ops, n).astype(np.int64)
+        # per-table ascending runs: group by op, each group in time order
+        perm = np.lexsort((ts, op)) if trial % 3 else rng.permutation(n)
+        ts, dur, tid, op = ts[perm], dur[perm], tid[perm], op[perm]
+        background = tid == 102
+        starts = np.sort(rng.choice(np.arange(0, 2100), size=int(rng.integers(1, 40)), replace=False))
+        begin = None if trial % 2 else int(rng.integers(-10, 100))
+        end = None if trial % 5 == 0 else int(rng.integers(500, 2100))
+        got = account_events(ts, dur, tid, op, starts, end, n_ops, begin, background)
+        want = _reference_accounting(ts, dur, tid, op, starts, end, n_ops, begin, background)
+        for g, w in zip(got[:4], want[:4], strict=True):
+            np.testing.assert_array_equal(g, w)
+        assert got[4] == want[4]
+
+
+def test_account_events_rejects_operation_codes_out_of_range() -> None:
+    with pytest.raises(ValueError, match="operation codes"):
+        account_events([1], [1], [1], [3], [0], None, 3)
+
+
+def test_account_events_follows_nesting_deeper_than_its_first_stack() -> None:
+    """200 calls each inside the previous (deeper than the billing loop's first stack of 64)."""
+    n = 200
+    ts = np.arange(n, dtype=np.int64)
+    dur = 1000 - 2 * ts  # call k spans [k, 1000 - k]
+    op = np.zeros(n, dtype=np.int64)
+    counts, incl, excl, _, outside = account_events(ts, dur, np.zeros(n), op, [0], None, 1)
+    assert outside == 0 and counts[0, 0] == n
+    assert incl[0, 0] == dur.sum()
+    assert excl[0, 0] == dur[0]  # exclusive times of a chain sum to the outermost call

@@ -32,7 +32,7 @@ def _thread_codes(tid: npt.ArrayLike, n: int) -> I64:
     return np.asarray(codes, dtype=np.int64)
 
 
-def _thread_separated(ts: I64, d1: I64, tid: npt.ArrayLike) -> I64:
+def thread_separated(ts: I64, d1: I64, tid: npt.ArrayLike) -> I64:
     """Start times moved so that each thread's calls occupy their own, disjoint time range.
 
     ``start = ts - min(ts) + code(thread) * span`` with ``span`` beyond every call's end, so one
@@ -59,7 +59,7 @@ def _thread_separated(ts: I64, d1: I64, tid: npt.ArrayLike) -> I64:
     return start
 
 
-def _start_order(start: I64, d1: I64) -> tuple[I64, I64]:
+def start_order(start: I64, d1: I64) -> tuple[I64, I64]:
     """Indices sorting calls by start, longer first among equal starts, and the sorted starts.
 
     A stable sort (fast on nearly sorted probe data) plus a fix-up of the rare tied runs: far
@@ -104,7 +104,7 @@ def direct_parents(ts_ns: npt.ArrayLike, dur_ns: npt.ArrayLike, tid: npt.ArrayLi
         return none, none
     # (in-place arithmetic below: at 10M calls every fresh temporary costs page faults)
     d1 = np.maximum(dur, 1)
-    order, s_start = _start_order(_thread_separated(ts, d1, tid), d1)
+    order, s_start = start_order(thread_separated(ts, d1, tid), d1)
     s_end = d1[order]
     s_end += s_start
     del d1
@@ -160,7 +160,7 @@ def union_ns(ts_ns: npt.ArrayLike, dur_ns: npt.ArrayLike, tid: npt.ArrayLike) ->
     if ts.size == 0:
         return 0
     dur = np.maximum(dur, 0)
-    start = _thread_separated(ts, dur, tid)
+    start = thread_separated(ts, dur, tid)
     end = start + dur
     order = np.argsort(start, kind="stable")
     s, e = start[order], end[order]

@@ -41,7 +41,6 @@ exists but is empty gets 0.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +50,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from vfiobench import schema
+from vfiobench.analysis import _billing
 from vfiobench.analysis.latency import infer_layout
-from vfiobench.analysis.nesting import direct_parents
+from vfiobench.analysis.nesting import start_order, thread_separated
 from vfiobench.buckets import LogLinearBuckets
 from vfiobench.errors import AnalysisError
 from vfiobench.store import Run, RunSet
@@ -140,27 +140,6 @@ def interrupt_count(run: Run) -> tuple[int, str]:
     )
 
 
-def cycle_of(cycle_start_ns: npt.NDArray[np.int64], ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Index of the cycle each timestamp falls in: ``searchsorted(starts, ts, "right") - 1``.
-
-    A run's calls arrive as a few ascending runs (one per probe table). Within an ascending run the
-    answer is a running count of the cycle starts passed, so each run costs one search per cycle
-    start (not per call) and a cumulative sum, several times cheaper than a search per call. Input
-    with many descending steps falls back to the plain search.
-    """
-    breaks = np.flatnonzero(ts_ns[1:] < ts_ns[:-1]) + 1
-    if breaks.size > 64 or ts_ns.size < 4 * cycle_start_ns.size:
-        return np.asarray(np.searchsorted(cycle_start_ns, ts_ns, side="right") - 1, dtype=np.int64)
-    out = np.empty(ts_ns.size, dtype=np.int64)
-    bounds = [0, *breaks.tolist(), ts_ns.size]
-    for a, b in itertools.pairwise(bounds):
-        # starts <= ts[j]  <=>  the start's first position with ts >= it is <= j
-        first = np.searchsorted(ts_ns[a:b], cycle_start_ns, side="left")
-        np.cumsum(np.bincount(first, minlength=b - a + 1)[: b - a], out=out[a:b])
-    out -= 1
-    return out
-
-
 def account_events(
     ts_ns: npt.ArrayLike,
     dur_ns: npt.ArrayLike,
@@ -199,40 +178,37 @@ def account_events(
     dur = np.asarray(dur_ns, dtype=np.int64)
     opc = np.asarray(op, dtype=np.int64)
     starts = np.asarray(cycle_start_ns, dtype=np.int64)
-    cyc = cycle_of(starts, ts)
-    if window_begin_ns is None:
-        outside = cyc < 0
-    else:
-        outside = ts < window_begin_ns
-        np.maximum(cyc, 0, out=cyc)
-    if window_end_ns is not None:
-        outside |= ts > window_end_ns
-    n_outside = int(np.count_nonzero(outside))
     n_cycles = starts.size
-    # background calls get their own column block: op + n_ops (nesting stays within a thread, so a
-    # call and the calls nested in it are always in the same block)
-    width = n_ops if background is None else 2 * n_ops
-    size = n_cycles * width
-    shape = (n_cycles, width)
-    key = cyc  # in place: no fresh 10M-element temporaries
-    key *= width
-    key += opc
-    if background is not None:
-        np.add(key, n_ops, out=key, where=np.asarray(background, dtype=bool))
-    key[outside] = size  # one spare bin collects the calls outside the window
-    del outside
-    counts = np.bincount(key, minlength=size + 1)[:size].astype(np.float64).reshape(shape)
-    incl: npt.NDArray[np.float64] = np.asarray(
-        np.bincount(key, weights=dur, minlength=size + 1)[:size].reshape(shape), dtype=np.float64
+    if ts.size == 0 or n_cycles == 0:
+        zeros = np.zeros((n_cycles, n_ops))
+        return zeros, zeros.copy(), zeros.copy(), np.zeros(n_cycles), 0 if n_cycles else ts.size
+    if opc.min() < 0 or opc.max() >= n_ops:
+        raise ValueError(f"operation codes must lie in [0, {n_ops})")
+    bg = (
+        np.zeros(ts.size, dtype=np.uint8)
+        if background is None
+        else np.asarray(background, dtype=bool).view(np.uint8)
     )
-    # exclusive = inclusive minus the direct children's time, billed where the parent is billed
-    child, parent = direct_parents(ts, dur, tid)
-    nested = np.bincount(key[parent], weights=dur[child], minlength=size + 1)[:size].reshape(shape)
-    exc = np.asarray(incl - nested, dtype=np.float64)
-    if background is None:
-        return counts, incl, exc, np.zeros(n_cycles), n_outside
-    fold = [a[:, :n_ops] + a[:, n_ops:] for a in (counts, incl, exc)]
-    return fold[0], fold[1], fold[2], exc[:, n_ops:].sum(1), n_outside
+    # nesting order: per thread by start, longer first (durations below 1 ns count as 1 ns there)
+    s_len = np.maximum(dur, 1)
+    order, s_start = start_order(thread_separated(ts, s_len, tid), s_len)
+    i64 = np.iinfo(np.int64)
+    counts, incl, excl, bg_excl, outside = _billing.bill_calls(
+        order,
+        s_start,
+        s_len,
+        ts,
+        dur,
+        opc,
+        bg,
+        starts,
+        i64.min if window_begin_ns is None else int(window_begin_ns),
+        i64.max if window_end_ns is None else int(window_end_ns),
+        window_begin_ns is not None,
+        n_ops,
+    )
+    f64 = np.float64
+    return counts.astype(f64), incl.astype(f64), excl.astype(f64), bg_excl.astype(f64), int(outside)
 
 
 def path_threads(tid: npt.ArrayLike, op: npt.ArrayLike) -> npt.NDArray[np.int64]:
