@@ -13,6 +13,7 @@ def _run(root, run_id, *, warmup, status="complete"):
         w.append("workload", pd.DataFrame({"latency_ns": [1, 2, 3]}))
         w.attach("console.log", text="boot log\n")
         w.attach("job.log", text="job\n")
+        w.attach("cell.json", text="{}\n")
     if status != "complete":
         data = json.loads((root / run_id / "run.json").read_text())
         data["status"] = status
@@ -28,8 +29,8 @@ def test_export_keeps_measured_complete_runs_without_bulky_attachments(tmp_path)
     assert [p.name for p in out] == ["r0"]
     run = load_run(tmp_path / "sample" / "r0")
     assert run.table("workload")["latency_ns"].tolist() == [1, 2, 3]
-    assert not (run.path / "console.log").exists() and not (run.path / "job.log").exists()
-    assert run.meta.labels["attachments_dropped"] == ["console.log", "job.log"]
+    assert not any((run.path / a).exists() for a in ("console.log", "job.log", "cell.json"))
+    assert run.meta.labels["attachments_dropped"] == ["console.log", "job.log", "cell.json"]
     assert run.meta.labels["exported_from"] == str(src / "r0")
     assert len(load_runs(tmp_path / "sample")) == 1
 

@@ -2,8 +2,10 @@
 
 Warm-up runs are left out (they are excluded from every analysis anyway), and the bulky attachments
 that every run of one lab boot shares or that a table already holds are dropped: the L1 console log
-and the job log (the same boot for up to 40 runs) and QEMU's text trace log (its events are the
-``qemu_trace`` table). run.json records what was dropped and where the full experiment lives, so nothing is
+and the job log (the same boot for up to 40 runs), QEMU's text trace log (its events are the
+``qemu_trace`` table) and the lab's raw cell record ``cell.json`` (run.json was made from it: status,
+counters, phases, timings, the L2 command line and the probes' statistics are there, the stall
+windows are the ``stalls`` table). run.json records what was dropped and where the full experiment lives, so nothing is
 silently lost: the complete runs stay in the experiment directory. The experiment's own metadata
 (``experiment.json``: the spec, the repetitions rule and where each cell stopped) is copied beside
 the runs as ``<name>.experiment.json``, where the A/B page finds it.
@@ -21,7 +23,7 @@ from pathlib import Path
 from vfiobench.errors import VfioBenchError
 from vfiobench.store import RUN_JSON, load_runs
 
-DROPPED = ("console.log", "job.log", "qemu-trace.log")
+DROPPED = ("console.log", "job.log", "qemu-trace.log", "cell.json")
 
 
 def export_runs(
