@@ -56,3 +56,46 @@ def test_export_copies_the_experiment_metadata_beside_the_runs(tmp_path):
     assert json.loads((tmp_path / "sample" / "pba.experiment.json").read_text()) == record
     assert experiment_records(load_runs(tmp_path / "sample")) == {"pba": record}
     assert experiment_records(load_runs(tmp_path / "exp" / "runs")) == {"pba": record}
+
+
+def test_an_experiment_exported_in_parts_keeps_each_part_and_reads_as_one(tmp_path):
+    """Two `vfiobench run` directories of one experiment (another spec each, e.g. one release now and
+    one later) exported into one sample: neither record overwrites the other, the pages see both."""
+    from vfiobench.analysis.precision import experiment_records
+
+    def part(exp, run_id, digest, cell):
+        _run(tmp_path / exp / "runs", run_id, warmup=False)
+        meta = json.loads((tmp_path / exp / "runs" / run_id / "run.json").read_text())
+        meta["labels"]["experiment"] = "auto"
+        (tmp_path / exp / "runs" / run_id / "run.json").write_text(json.dumps(meta))
+        record = {
+            "name": "auto",
+            "path": f"{exp}.toml",
+            "digest": digest,
+            "runs": [run_id],
+            "repetitions": {"rule": {"min": 6}, "cells": [{"cell": cell, "repetitions": 6}]},
+        }
+        (tmp_path / exp / "experiment.json").write_text(json.dumps(record))
+        return record
+
+    first = part("trixie", "t0", "aaaa", "trixie · mask-every-irq · kvm")
+    export_runs(tmp_path / "trixie", tmp_path / "sample")
+    export_runs(tmp_path / "trixie", tmp_path / "sample")  # the same part again: the same file
+    second = part("bookworm", "b0", "bbbb", "bookworm · mask-every-irq · kvm")
+    export_runs(tmp_path / "bookworm", tmp_path / "sample")
+    assert json.loads((tmp_path / "sample" / "auto.experiment.json").read_text()) == first
+    assert json.loads((tmp_path / "sample" / "auto.bbbb.experiment.json").read_text()) == second
+    assert sorted(p.name for p in (tmp_path / "sample").glob("*.experiment.json")) == [
+        "auto.bbbb.experiment.json",
+        "auto.experiment.json",
+    ]
+    merged = experiment_records(load_runs(tmp_path / "sample"))["auto"]
+    assert merged["runs"] == ["t0", "b0"]
+    assert [c["cell"] for c in merged["repetitions"]["cells"]] == [
+        "trixie · mask-every-irq · kvm",
+        "bookworm · mask-every-irq · kvm",
+    ]
+    assert merged["parts"] == [
+        {"path": "trixie.toml", "digest": "aaaa"},
+        {"path": "bookworm.toml", "digest": "bbbb"},
+    ]

@@ -149,23 +149,46 @@ def experiment_records(runset: RunSet) -> dict[str, dict[str, Any]]:
 
     Looked for beside each run's ``runs/`` directory (``<out>/experiment.json``, where ``vfiobench
     run`` writes it) and beside an exported run (``<dest>/<name>.experiment.json``, where
-    ``python -m vfiobench.experiment.export`` copies it). Runs of no experiment, or whose file is
-    gone, contribute nothing; an unreadable file is skipped.
+    ``python -m vfiobench.experiment.export`` copies it, plus ``<name>.<digest>.experiment.json``
+    for each further part of an experiment recorded in parts: their cells and runs are added to
+    the first part's record, and ``parts`` lists every part's spec path and digest). Runs of no
+    experiment, or whose file is gone, contribute nothing; an unreadable file is skipped.
     """
     found: dict[str, dict[str, Any]] = {}
     for run in runset:
         name = run.meta.labels.get("experiment")
         if not isinstance(name, str) or name in found:
             continue
-        for path in (run.path.parent.parent / EXPERIMENT_JSON, run.path.parent / f"{name}.{EXPERIMENT_JSON}"):
-            try:
-                data = json.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-            if isinstance(data, dict) and data.get("name") == name:
-                found[name] = data
+        exported = [run.path.parent / f"{name}.{EXPERIMENT_JSON}"]
+        exported += sorted(run.path.parent.glob(f"{name}.*.{EXPERIMENT_JSON}"))
+        for paths in ([run.path.parent.parent / EXPERIMENT_JSON], exported):
+            parts = [d for d in map(_record, paths) if d is not None and d.get("name") == name]
+            if parts:
+                found[name] = _merged(parts)
                 break
     return found
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record of an experiment's parts: the first part's, with every part's cells and runs."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = dict(parts[0])
+    merged["parts"] = [{"path": p.get("path"), "digest": p.get("digest")} for p in parts]
+    merged["runs"] = [r for p in parts for r in p.get("runs") or []]
+    rules = [p.get("repetitions") for p in parts if p.get("repetitions")]
+    if rules:
+        merged["repetitions"] = dict(rules[0])
+        merged["repetitions"]["cells"] = [c for r in rules for c in r.get("cells") or []]
+    return merged
 
 
 def df_ab_widths(ab: pd.DataFrame) -> pd.DataFrame:

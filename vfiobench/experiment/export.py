@@ -3,12 +3,16 @@
 Warm-up runs are left out (they are excluded from every analysis anyway), and the bulky attachments
 that every run of one lab boot shares or that a table already holds are dropped: the L1 console log
 and the job log (the same boot for up to 40 runs), QEMU's text trace log (its events are the
-``qemu_trace`` table) and the lab's raw cell record ``cell.json`` (run.json was made from it: status,
-counters, phases, timings, the L2 command line and the probes' statistics are there, the stall
-windows are the ``stalls`` table). run.json records what was dropped and where the full experiment lives, so nothing is
-silently lost: the complete runs stay in the experiment directory. The experiment's own metadata
-(``experiment.json``: the spec, the repetitions rule and where each cell stopped) is copied beside
-the runs as ``<name>.experiment.json``, where the A/B page finds it.
+``qemu_trace`` table) and the lab's raw cell record ``cell.json`` (run.json was made from it:
+status, counters, phases, timings, the L2 command line and the probes' statistics are there, the
+stall windows are the ``stalls`` table). run.json records what was dropped and where the full
+experiment lives, so nothing is silently lost: the complete runs stay in the experiment directory.
+The experiment's own metadata (``experiment.json``: the spec, the repetitions rule and where each
+cell stopped) is copied beside the runs as ``<name>.experiment.json``, where the A/B page finds it.
+An experiment recorded in parts (the same name, another spec: e.g. one release now, another later,
+each its own ``vfiobench run`` directory) keeps each part's record: a part whose spec digest differs
+from the record already there goes to ``<name>.<digest>.experiment.json``, and the pages read the
+parts together (:func:`vfiobench.analysis.precision.experiment_records`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ from vfiobench.errors import VfioBenchError
 from vfiobench.store import RUN_JSON, load_runs
 
 DROPPED = ("console.log", "job.log", "qemu-trace.log", "cell.json")
+
+
+def _digest(path: Path) -> str | None:
+    """The spec digest an exported experiment record holds (None: no such file or not a record)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return str(data.get("digest")) if isinstance(data, dict) else None
 
 
 def export_runs(
@@ -52,7 +65,10 @@ def export_runs(
         except json.JSONDecodeError as e:
             raise VfioBenchError(f"{manifest}: not valid JSON ({e})") from None
         name = str(data.get("name", "experiment"))
-        (dest / f"{name}.experiment.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        target = dest / f"{name}.experiment.json"
+        if _digest(target) not in (None, data.get("digest")):  # another part of the experiment
+            target = dest / f"{name}.{data.get('digest')}.experiment.json"
+        target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return out
 
 
