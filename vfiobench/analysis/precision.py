@@ -184,10 +184,9 @@ def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
     merged = dict(parts[0])
     merged["parts"] = [{"path": p.get("path"), "digest": p.get("digest")} for p in parts]
     merged["runs"] = [r for p in parts for r in p.get("runs") or []]
-    rules = [p.get("repetitions") for p in parts if p.get("repetitions")]
+    rules: list[dict[str, Any]] = [p["repetitions"] for p in parts if isinstance(p.get("repetitions"), dict)]
     if rules:
-        merged["repetitions"] = dict(rules[0])
-        merged["repetitions"]["cells"] = [c for r in rules for c in r.get("cells") or []]
+        merged["repetitions"] = {**rules[0], "cells": [c for r in rules for c in r.get("cells") or []]}
     return merged
 
 
