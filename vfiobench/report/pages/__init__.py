@@ -76,7 +76,14 @@ from vfiobench.report.pages.precision import (
     stopping_html,
     stopping_view,
 )
-from vfiobench.report.pages.releases import cross_release_html, cross_release_view, show_cross_release
+from vfiobench.report.pages.releases import (
+    cross_release_html,
+    cross_release_view,
+    masking_cost_html,
+    masking_cost_view,
+    show_cross_release,
+    show_masking_cost,
+)
 from vfiobench.report.pages.runinfo import (
     SYNTHETIC_BANNER,
     checks_html,
@@ -132,6 +139,8 @@ __all__ = [
     "is_synthetic",
     "kv_html",
     "lost_events_html",
+    "masking_cost_html",
+    "masking_cost_view",
     "metadata_items",
     "note",
     "open_comparison",
@@ -161,6 +170,7 @@ __all__ = [
     "show_interrupt_latency_plots",
     "show_latency",
     "show_lost_events",
+    "show_masking_cost",
     "show_metadata",
     "show_operation_cdfs",
     "show_operation_plots",
