@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 # ------------------------------------------------------------------ the shipped patches
 
 
-@pytest.mark.parametrize("major", ps.patch_majors())
-def test_shipped_patches_in_documented_order_each_adds_its_property(major: int) -> None:
-    patches = ps.available_patches(major)
+@pytest.mark.parametrize("version", ps.patch_versions())
+def test_shipped_patches_in_documented_order_each_adds_its_property(version: str) -> None:
+    patches = ps.available_patches(version)
     assert [p.name for p in patches] == ["pba-always-on", "pba-disable", "msix-fd-cache"]
     assert [p.properties for p in patches] == [
         ("x-pba-always-on",),
@@ -35,15 +35,16 @@ def test_shipped_patches_in_documented_order_each_adds_its_property(major: int) 
         ("x-msix-fd-cache",),
     ]
     for p in patches:
-        assert p.files[0] == "hw/vfio/pci.c"
-        assert set(p.files) <= {"hw/vfio/pci.c", "hw/vfio/pci.h", "hw/vfio/trace-events"}
+        assert p.files[0] == "hw/vfio/pci.c" or p.files[:2] == ("hw/vfio/cpr.c", "hw/vfio/pci.c")
+        # (hw/vfio/cpr.c: the CPR load of QEMU 10.1+ sets the PBA region's state, see test below)
+        assert set(p.files) <= {"hw/vfio/pci.c", "hw/vfio/pci.h", "hw/vfio/trace-events", "hw/vfio/cpr.c"}
         text = p.text.decode()
         # every property defaults to today's behaviour (off)
         assert re.search(rf'DEFINE_PROP_BOOL\("{p.properties[0]}", VFIOPCIDevice, \w+, false\)', text)
         # and each adds a trace event
         assert re.search(r"^\+vfio_msix_\w+\(", text, re.MULTILINE)
         assert p.subject.startswith("vfio/pci: add x-")
-        assert f"qemu 1:{major}." in " ".join(text.split("---\n", 1)[0].split())  # says what it applies to
+        assert f"qemu 1:{version}." in " ".join(text.split("---\n", 1)[0].split())  # says what it applies to
 
 
 def _added(p: ps.Patch, pattern: str) -> list[str]:
@@ -52,14 +53,15 @@ def _added(p: ps.Patch, pattern: str) -> list[str]:
 
 def test_every_qemu_version_gets_the_same_properties_and_trace_events() -> None:
     """A rebased patch keeps its property (name, type, default off), its trace events, its subject."""
-    majors = ps.patch_majors()
-    assert majors[:2] == [7, 10]
-    first = {p.name: p for p in ps.available_patches(majors[0])}
-    for major in majors[1:]:
-        for p in ps.available_patches(major):
+    versions = ps.patch_versions()
+    assert versions == ["7", "10", "10.2"]
+    first = {p.name: p for p in ps.available_patches(versions[0])}
+    for version in versions[1:]:
+        for p in ps.available_patches(version):
             was = first[p.name]
-            assert p.text != was.text, p.name  # a file of its own (7.2's does not apply to 10.0)
-            assert (p.subject, p.properties, p.files) == (was.subject, was.properties, was.files)
+            assert p.text != was.text, p.name  # a file of its own (7.2's does not apply to 10.0, ...)
+            pci = tuple(f for f in p.files if f != "hw/vfio/cpr.c")
+            assert (p.subject, p.properties, pci) == (was.subject, was.properties, was.files)
             for pattern in (
                 r'^\+\s*DEFINE_PROP_BOOL\("[^"]+".*$',
                 r"^\+vfio_msix_\w+\(.*$",
@@ -68,21 +70,48 @@ def test_every_qemu_version_gets_the_same_properties_and_trace_events() -> None:
                 assert _added(p, pattern) == _added(was, pattern), (p.name, pattern)
 
 
-def test_qemu_major_and_the_patch_directory_chosen_for_it() -> None:
+def test_qemu_version_and_the_patch_directory_chosen_for_it() -> None:
     assert ps.qemu_major("7.2+dfsg-7+deb12u18") == 7
     assert ps.qemu_major("1:10.0.13+ds-0+deb13u1") == 10
     assert ps.qemu_major("11.1.3+ds-2~bpo13+1") == 11
     assert ps.qemu_major(8) == 8
     with pytest.raises(QemuError, match="major version of source version 'ds-1'"):
         ps.qemu_major("ds-1")
-    seven, ten = ({p.name: p.sha256 for p in ps.available_patches(m)} for m in (7, 10))
-    assert seven != ten
-    assert {p.name: p.sha256 for p in ps.available_patches("8.2+dfsg-1")} == seven  # highest dir <= 8
-    assert {p.name: p.sha256 for p in ps.available_patches("1:11.1.3+ds-2")} == ten  # none of its own yet
+    keys = [
+        "7.2+dfsg-7+deb12u18",
+        "1:10.0.13+ds-0+deb13u1",
+        "1:10.2.2+ds-1",
+        "11.1.3+ds-2~bpo13+1",
+        "10.2",
+        "10",
+    ]
+    assert [ps.version_key(v) for v in keys] == [(7, 2), (10, 0), (10, 2), (11, 1), (10, 2), (10, 0)]
+    assert ps.version_key(8) == (8, 0) and ps.version_label("1:10.2.2+ds-1") == "10.2"
+    with pytest.raises(QemuError, match="'ds-1'"):
+        ps.version_key("ds-1")
+    seven, ten, ten2 = ({p.name: p.sha256 for p in ps.available_patches(v)} for v in ("7", "10", "10.2"))
+    assert len({tuple(seven.values()), tuple(ten.values()), tuple(ten2.values())}) == 3
+    assert {p.name: p.sha256 for p in ps.available_patches("8.2+dfsg-1")} == seven  # highest dir <= 8.2
+    assert {p.name: p.sha256 for p in ps.available_patches("1:10.1.0+ds-1")} == ten  # 10 stands for 10.0
+    assert {p.name: p.sha256 for p in ps.available_patches("1:10.2.2+ds-1")} == ten2  # sid's, for bpo
+    assert {p.name: p.sha256 for p in ps.available_patches("1:11.1.3+ds-2")} == ten2  # none of its own yet
     assert ps.available_patches(6) == []
     assert ps.available_patches() == ps.available_patches(7)  # the default: bookworm's QEMU
     assert ps.resolve_patches(["pba-disable"], "1:10.0.13+ds-0+deb13u1")[0].sha256 == ten["pba-disable"]
-    assert ps.patch_majors("pba-disable") == ps.patch_majors() and ps.patch_majors("nope") == []
+    assert ps.patch_versions("pba-disable") == ps.patch_versions() and ps.patch_versions("nope") == []
+
+
+def test_the_102_patches_keep_the_pba_state_across_a_cpr_load() -> None:
+    """QEMU 10.1+ restores PBA emulation on a CPR load (enabled only while a vector is pending):
+    always-on must enable it there too, pba-disable must not, the fd cache needs nothing."""
+    got = {p.name: p for p in ps.available_patches("10.2")}
+    assert {n: "hw/vfio/cpr.c" in p.files for n, p in got.items()} == {
+        "pba-always-on": True,
+        "pba-disable": True,
+        "msix-fd-cache": False,
+    }
+    assert _added(got["pba-always-on"], r"^\+    if \(msix && vdev->pba_always_on\) \{$")
+    assert _added(got["pba-disable"], r"^\+        if \(msix && !vdev->pba_disable &&$")
 
 
 def test_resolve_orders_by_series_drops_duplicates_and_keeps_files(tmp_path: Path) -> None:
@@ -219,7 +248,7 @@ def test_property_default_parsing() -> None:
 def test_cli_list_and_unknown_patch(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["qemu", "build", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    majors = ",".join(map(str, ps.patch_majors()))
+    majors = ",".join(ps.patch_versions())
     assert [line.split()[:4] for line in lines[:3]] == [
         ["pba-always-on", "x-pba-always-on", "QEMU", majors],
         ["pba-disable", "x-pba-disable", "QEMU", majors],
@@ -245,13 +274,18 @@ def test_cli_list_and_unknown_patch(capsys: pytest.CaptureFixture[str]) -> None:
 # ------------------------------------------------------------------ the auto-detection series
 
 
-@pytest.mark.parametrize("major", [7, 10, 11])
-def test_series_is_chosen_per_major_and_applied_as_one_patch_in_file_order(major: int) -> None:
-    files = ps.series_files(major)
-    expected = 1 if major < 10 else 2  # 7.2: one squashed backport; 10.0 (and later): the series
+@pytest.mark.parametrize(
+    ("version", "directory"), [(7, "7"), (10, "10"), ("1:10.2.2+ds-1", "10.2"), (11, "10.2")]
+)
+def test_series_is_chosen_per_version_and_applied_as_one_patch_in_file_order(
+    version: int | str, directory: str
+) -> None:
+    assert ps.series_dir(version) == directory
+    files = ps.series_files(version)
+    expected = 1 if directory == "7" else 2  # 7.2: one squashed backport; 10.0 (and later): the series
     assert len(files) == expected and [n for n, _ in files] == sorted(n for n, _ in files)
     assert not any(n.startswith("0000-") for n, _ in files)  # the cover letter is not applied
-    patch = ps.series_patch(major)
+    patch = ps.series_patch(version)
     assert patch is not None and patch.name == ps.SERIES_NAME
     assert patch.text == b"".join(t for _, t in files)
     assert patch.properties == ("x-msix-mask-auto", "x-msix-mask-threshold", "x-msix-mask-window-ms")
@@ -263,8 +297,20 @@ def test_series_is_chosen_per_major_and_applied_as_one_patch_in_file_order(major
         assert re.search(rf"^\+{event}\(", text, re.MULTILINE), event
     for _, t in files:
         assert b"Signed-off-by: " in t and t.startswith(b"From ")
-    assert ps.shipped_patches(major)[-1] == patch
-    assert [p.name for p in ps.resolve_patches([ps.SERIES_NAME], major)] == [ps.SERIES_NAME]
+    assert ps.shipped_patches(version)[-1] == patch
+    assert [p.name for p in ps.resolve_patches([ps.SERIES_NAME], version)] == [ps.SERIES_NAME]
+
+
+def test_make_series_writes_the_cover_letter_of_the_newest_series() -> None:
+    """The series against the newest source the project builds (sid's 10.2.2, for trixie-backports)."""
+    assert ps.series_versions() == ["7", "10", "10.2"]
+    newest = ps.series_versions()[-1]
+    makefile = (REPO / "Makefile").read_text()
+    target = makefile.split("\nseries:", 1)[1].split("\n\n", 1)[0]
+    assert f"--cover-letter vfiobench/qemu/series/{newest}/0000-cover-letter.patch" in " ".join(
+        target.split()
+    )
+    assert (REPO / "vfiobench" / "qemu" / "series" / newest / "0000-cover-letter.patch").is_file()
 
 
 # ------------------------------------------------------------------ incremental work tree

@@ -21,8 +21,11 @@ examples:
 
 The first build fetches `apt-get source qemu` and compiles x86_64-softmmu (~4 min on 2 cores);
 a different patch set rebuilds incrementally (seconds); an unchanged one is a cache hit.
---release: bookworm (QEMU 7.2) builds on this machine; trixie (10.0) and trixie-backports (11.1)
-build in a chroot of that release (made once, ~3 min), so the binary runs in that release's lab L1.
+--release: bookworm (QEMU 7.2) builds on this machine; trixie (10.0) and trixie-backports build
+in a chroot of that release (made once, ~3 min), so the binary runs in that release's lab L1.
+trixie-backports builds its own QEMU 11.1 source when the mirror serves it, else the newest source
+sid lists that the mirror serves (10.2.2 on the project's mirror): a notice on stderr says which
+and why, and build.json and the runs' `qemu_source` label record it.
 Cache: ~/.cache/vfiobench/qemu/, other releases in ~/.cache/vfiobench/qemu/<release>/
 (VFIOBENCH_CACHE overrides ~/.cache/vfiobench).
 """
@@ -96,19 +99,19 @@ def run_build(args: argparse.Namespace) -> int:
     from vfiobench.qemu.patchset import (
         SERIES_NAME,
         available_patches,
-        patch_majors,
-        series_majors,
+        patch_versions,
         series_patch,
+        series_versions,
     )
 
     if args.list:
         for p in available_patches():
             names = ", ".join(p.properties) or "-"
-            majors = "QEMU " + ",".join(str(m) for m in patch_majors(p.name))
+            majors = "QEMU " + ",".join(patch_versions(p.name))
             print(f"{p.name:<16} {names:<20} {majors:<12} {p.subject}")
         series = series_patch()
         if series is not None:
-            majors = "QEMU " + ",".join(str(m) for m in series_majors())
+            majors = "QEMU " + ",".join(series_versions())
             added = ", ".join(series.properties)
             print(f"{SERIES_NAME:<16} {added} {majors}: the auto-detection series (vfiobench/qemu/series/)")
         return 0
@@ -117,6 +120,8 @@ def run_build(args: argparse.Namespace) -> int:
         qb.main_progress(
             f"cached build {result.build_dir.name} (patches: {', '.join(result.patches) or 'none'})"
         )
+    if result.source_fallback:
+        print(f"vfiobench: notice: QEMU source {result.qemu_source}", file=sys.stderr, flush=True)
     if args.check:
         props = qb.device_properties(result.binary, release=result.release)
         for name in result.properties:

@@ -1,13 +1,16 @@
 """The project's QEMU patches: loading, selecting, applying, and syncing a work tree.
 
-The patches are package data, one directory per QEMU major version they were made against
-(``git format-patch`` output against Debian's source after ``dpkg-source -x``)::
+The patches are package data, one directory per QEMU version they were made against, named by
+its major version or ``major.minor`` (``git format-patch`` output against Debian's source after
+``dpkg-source -x``)::
 
-    vfiobench/qemu/patches/7/*.patch     Debian bookworm, QEMU 7.2
-    vfiobench/qemu/patches/10/*.patch    Debian trixie, QEMU 10.0
+    vfiobench/qemu/patches/7/*.patch      Debian bookworm, QEMU 7.2
+    vfiobench/qemu/patches/10/*.patch     Debian trixie, QEMU 10.0
+    vfiobench/qemu/patches/10.2/*.patch   Debian sid's QEMU 10.2.2, built for trixie-backports
 
-A source of QEMU major ``M`` gets each patch from the highest directory ``<= M`` that has it
-(:func:`available_patches`), so a major version needs its own file only where the code differs.
+A source of QEMU ``M.m`` gets each patch from the highest directory ``<= M.m`` that has it
+(:func:`available_patches`; a directory ``M`` stands for ``M.0``), so a version needs its own file
+only where the code differs: 7.2 takes ``7``, 10.0 ``10``, 10.2 and 11.1 ``10.2``.
 Each patch adds one ``vfio-pci`` property that defaults to today's behaviour, with the same name
 and meaning in every version. They share no lines, so any subset applies in any order;
 :data:`SERIES` is the documented order in which they are applied (``patch --fuzz=0``).
@@ -17,8 +20,8 @@ PBA is enabled at MSI-X enable and never touched again (always-on wins), without
 bookkeeping.
 
 Beside them, the auto-detection series meant for upstream, ``git format-patch`` files in
-``vfiobench/qemu/series/<major>/`` (``0000-cover-letter.patch`` aside), chosen per QEMU major the
-same way and applied as one patch named :data:`SERIES_NAME` (the files in order; ``patch`` applies
+``vfiobench/qemu/series/<version>/`` (``0000-cover-letter.patch`` aside), chosen per QEMU version
+the same way and applied as one patch named :data:`SERIES_NAME` (the files in order; ``patch`` applies
 them one after the other). It changes the lines the property patches change, so it is never
 combined with them (:func:`resolve_patches` refuses).
 """
@@ -41,7 +44,7 @@ from vfiobench.errors import QemuError
 #: Documented application order of the package's patches (they are independent; see module doc).
 SERIES: tuple[str, ...] = ("pba-always-on", "pba-disable", "msix-fd-cache")
 
-#: The name the auto-detection series (``vfiobench/qemu/series/<major>/``) is applied under.
+#: The name the auto-detection series (``vfiobench/qemu/series/<version>/``) is applied under.
 SERIES_NAME = "msix-mask-auto"
 
 
@@ -50,6 +53,10 @@ DEFAULT_MAJOR = 7
 
 
 _MAJOR_RE = re.compile(r"^(?:\d+:)?(\d+)\.")
+
+_VERSION_RE = re.compile(r"^(?:\d+:)?(\d+)(?:\.(\d+))?(?=$|[.+~-])")
+
+_DIR_RE = re.compile(r"^\d+(?:\.\d+)?$")
 
 
 _PROP_RE = re.compile(r'^\+\s*DEFINE_PROP_\w+\("([^"]+)"', re.MULTILINE)
@@ -114,57 +121,97 @@ def qemu_major(qemu: int | str) -> int:
     return int(m.group(1))
 
 
-def patch_majors(name: str | None = None) -> list[int]:
-    """The QEMU major versions the package has a patch directory for, ascending.
+def version_key(qemu: int | str) -> tuple[int, int]:
+    """``(major, minor)`` of a QEMU version (``1:10.2.2+ds-1`` → (10, 2), ``10.2`` → (10, 2)).
+
+    Args:
+        qemu: A major version (``10`` → (10, 0)), a patch directory's name (``10``, ``10.2``) or a
+            Debian source version, epoch optional.
+
+    Raises:
+        QemuError: A version that does not start with a number.
+    """
+    if isinstance(qemu, int):
+        return (qemu, 0)
+    m = _VERSION_RE.match(qemu)
+    if not m:
+        raise QemuError(f"cannot tell the QEMU major version of source version {qemu!r}")
+    return (int(m.group(1)), int(m.group(2) or 0))
+
+
+def version_label(qemu: int | str) -> str:
+    """``10.2`` for a Debian version of QEMU 10.2, ``7`` for the major version 7 given alone."""
+    if isinstance(qemu, int):
+        return str(qemu)
+    major, minor = version_key(qemu)
+    return f"{major}.{minor}"
+
+
+def _dirs(kind: str, name: str | None = None) -> list[str]:
+    """Names of ``kind``'s version directories (``patches``, ``series``), oldest version first."""
+    root = importlib.resources.files("vfiobench.qemu").joinpath(kind)
+    dirs = [e for e in root.iterdir() if e.is_dir() and _DIR_RE.match(e.name)]
+    if name is not None:
+        dirs = [d for d in dirs if d.joinpath(f"{name}.patch").is_file()]
+    return sorted((d.name for d in dirs), key=version_key)
+
+
+def patch_versions(name: str | None = None) -> list[str]:
+    """The patch directories (``7``, ``10``, ``10.2``), oldest QEMU version first.
 
     Args:
         name: Only the directories holding this patch (``pba-always-on``), when given.
     """
-    root = importlib.resources.files("vfiobench.qemu").joinpath("patches")
-    dirs = [e for e in root.iterdir() if e.is_dir() and e.name.isdigit()]
-    if name is not None:
-        dirs = [d for d in dirs if d.joinpath(f"{name}.patch").is_file()]
-    return sorted(int(d.name) for d in dirs)
+    return _dirs("patches", name)
 
 
 def available_patches(qemu: int | str = DEFAULT_MAJOR) -> list[Patch]:
     """The patches shipped for a QEMU version, in :data:`SERIES` order (others after, by name).
 
     Args:
-        qemu: The QEMU major version, or the Debian source version it is read from; each patch
-            comes from the highest ``patches/<major>/`` directory not above it.
+        qemu: The QEMU version (a major version, a directory name, or the Debian source version it
+            is read from); each patch comes from the highest ``patches/<version>/`` directory not
+            above it.
 
     Returns:
         The patches (empty when every patch directory is for a later QEMU).
     """
-    major = qemu_major(qemu)
+    wanted = version_key(qemu)
     root = importlib.resources.files("vfiobench.qemu").joinpath("patches")
     found: dict[str, bytes] = {}
-    for d in (m for m in patch_majors() if m <= major):  # later directories override
-        for entry in root.joinpath(str(d)).iterdir():
+    for d in (v for v in patch_versions() if version_key(v) <= wanted):  # later directories override
+        for entry in root.joinpath(d).iterdir():
             if entry.name.endswith(".patch"):
                 found[entry.name.removesuffix(".patch")] = entry.read_bytes()
     order = [n for n in SERIES if n in found] + sorted(set(found) - set(SERIES))
     return [Patch(n, "package", found[n]) for n in order]
 
 
-def series_majors() -> list[int]:
-    """The QEMU major versions the auto-detection series has a directory for, ascending."""
-    root = importlib.resources.files("vfiobench.qemu").joinpath("series")
-    return sorted(int(e.name) for e in root.iterdir() if e.is_dir() and e.name.isdigit())
+def series_versions() -> list[str]:
+    """The auto-detection series' directories (``7``, ``10``, ``10.2``), oldest QEMU version first.
+
+    The last one is the series against the newest source the project builds: the one the cover
+    letter (``make series``) is about.
+    """
+    return _dirs("series")
+
+
+def series_dir(qemu: int | str = DEFAULT_MAJOR) -> str | None:
+    """The series directory for a QEMU version: the highest not above it (None: none is)."""
+    wanted = version_key(qemu)
+    fitting = [v for v in series_versions() if version_key(v) <= wanted]
+    return fitting[-1] if fitting else None
 
 
 def series_files(qemu: int | str = DEFAULT_MAJOR) -> list[tuple[str, bytes]]:
     """The series' patch files for a QEMU version, ``(file name, content)`` in order (no cover letter).
 
-    They come from the highest ``series/<major>/`` directory not above the version's major ([]
-    when there is none).
+    They come from :func:`series_dir` ([] when there is none).
     """
-    major = qemu_major(qemu)
-    fitting = [m for m in series_majors() if m <= major]
-    if not fitting:
+    found = series_dir(qemu)
+    if found is None:
         return []
-    d = importlib.resources.files("vfiobench.qemu").joinpath("series", str(fitting[-1]))
+    d = importlib.resources.files("vfiobench.qemu").joinpath("series", found)
     names = sorted(
         e.name for e in d.iterdir() if e.name.endswith(".patch") and not e.name.startswith("0000-")
     )
@@ -219,7 +266,7 @@ def resolve_patches(selection: Sequence[str], qemu: int | str = DEFAULT_MAJOR) -
         name = item.removesuffix(".patch")
         if name not in shipped:
             raise QemuError(
-                f"no QEMU patch named {item!r} for QEMU {qemu_major(qemu)}",
+                f"no QEMU patch named {item!r} for QEMU {version_label(qemu)}",
                 f"available: {', '.join(shipped) or 'none'}; or give a path to a .patch file",
             )
         chosen[name] = shipped[name]
