@@ -155,3 +155,29 @@ def test_a_cell_that_never_ran_is_a_failed_run(tmp_path: Path) -> None:
     run = load_run(out)
     assert run.meta.status == "failed" and "binding failed" in (run.meta.error or "")
     assert run.meta.kind == "probe-free"
+
+
+def test_a_vfiobench_build_records_its_qemu_source_in_the_run_labels(tmp_path: Path) -> None:
+    """The build's ``qemu_source`` (which Debian source, and why) reaches run.json's labels."""
+    note = "1:10.2.2+ds-1 (sid; not served by the mirror: trixie-backports' 1:11.1.3+ds-2~bpo13+1)"
+    bdir = tmp_path / "qemu" / "build-10.2.2+ds-1-0123456789abcdef"
+    (bdir / "bin").mkdir(parents=True)
+    (bdir / "bin" / "qemu-system-x86_64").write_bytes(b"\x7fELF")
+    (bdir / "build.json").write_text(json.dumps({"source_version": "10.2.2+ds-1", "qemu_source": note}))
+    share = tmp_path / "share"
+    synthetic_cell(share / "cells" / "kvm-mask-every-irq", accel="kvm")
+    binary = str(bdir / "bin" / "qemu-system-x86_64")
+    built = Cell("kvm", WorkloadParams("mask-every-irq", cycles=N), qemu=binary)
+    out = cell_to_run(
+        share / "cells" / built.id,
+        tmp_path / "run",
+        cell=built,
+        share=share,
+        image=Image(tmp_path, {}),
+        boot=BootTimes(),
+        l1_cmdline=[],
+        job_result={},
+    )
+    run = load_run(out)
+    assert run.meta.labels["qemu_source"] == note
+    assert "qemu_source" not in convert(tmp_path / "debian", "kvm").meta.labels  # L1's Debian QEMU

@@ -72,6 +72,12 @@ def test_patched_build_lists_each_property_with_default_off(all_patches_build: q
     assert [p["sha256"] for p in meta["patches"]] == [p.sha256 for p in shipped]
     assert ps.qemu_major(r.source_version) == QEMU_MAJOR[r.release]
     assert r.meta["release"] == r.release  # (build.json of builds from before releases has none)
+    # which source, and why, as the runs' qemu_source label will say
+    choice = r.meta["source_choice"]
+    assert r.qemu_source == r.meta["qemu_source"] and r.qemu_source.startswith(f"{choice['version']} (")
+    assert choice["suite"] == SOURCE_SUITE[r.release] and choice["fallback"] == (
+        r.release == "trixie-backports"
+    )
     assert sorted(p.name for p in (r.build_dir / "patches").iterdir()) == [
         "01-pba-always-on.patch",
         "02-pba-disable.patch",
@@ -91,8 +97,12 @@ def test_stock_recipe_build_has_none_of_the_properties(
 #: How ``-device vfio-pci,help`` shows a bool property's default off (QEMU 7.2: false, 10: off).
 OFF = {"bookworm": "false", "trixie": "off", "trixie-backports": "off"}
 
-#: The QEMU major version of each release's Debian source.
-QEMU_MAJOR = {"bookworm": 7, "trixie": 10, "trixie-backports": 11}
+#: The QEMU major version of each release's build (trixie-backports: sid's 10.2.2, since the
+#: project's mirror does not serve backports' 11.1 source; test_qemu_buildroot.py asks the mirror).
+QEMU_MAJOR = {"bookworm": 7, "trixie": 10, "trixie-backports": 10}
+
+#: The suite each release's build takes its source from.
+SOURCE_SUITE = {"bookworm": "bookworm", "trixie": "trixie", "trixie-backports": "sid"}
 
 
 def _debian_binary(release: str) -> Path:
@@ -232,6 +242,23 @@ def test_changed_patch_content_rebuilds(all_patches_build: qb.BuildResult, tmp_p
         (qb.build_site(release).base / "logs" / f"{result.build_dir.name}.log").unlink(missing_ok=True)
 
 
+@pytest.mark.parametrize("name", [*qb.SERIES, "series-patch-1"])
+def test_each_patch_builds_on_its_own(release: str, source_ready: str, name: str, tmp_path: Path) -> None:
+    """Every property patch alone, and the series' first patch alone (no functional change)."""
+    selection = [name]
+    if name == "series-patch-1":
+        first = ps.series_files(source_ready)[0]
+        (tmp_path / first[0]).write_bytes(first[1])
+        selection = [str(tmp_path / first[0])]
+    r = qb.build_qemu(selection, release=release, progress=print)
+    print(f"{release}: {name} alone: {'cached' if r.cached else f'built in {r.seconds:.0f} s'}")
+    props = qb.device_properties(r.binary, release=release)
+    added = set(r.properties)
+    assert added == ({NEW_PROPERTIES[qb.SERIES.index(name)]} if name in qb.SERIES else set())
+    assert not (set(NEW_PROPERTIES) | {"x-msix-mask-auto"}) - added & set(props)
+    assert added <= set(props)
+
+
 def test_qemu_qtests_closest_to_vfio_msix_pass(all_patches_build: qb.BuildResult) -> None:
     log = qb.run_qtests(list(qb.SERIES), release=all_patches_build.release, progress=print)
     text = log.read_text()
@@ -243,6 +270,31 @@ def test_qemu_qtests_closest_to_vfio_msix_pass(all_patches_build: qb.BuildResult
     assert bad and sum(bad) == 0
     # the MSI-X test (vectors through an ivshmem server, pending bits read) really ran
     assert re.search(r"/x86_64/ivshmem/server +OK", text), text[-3000:]
+
+
+def test_series_build_lists_its_properties_and_passes_the_qtests(auto_build: qb.BuildResult) -> None:
+    """The auto-detection series (on by default, threshold 16 masks in 1000 ms) and QEMU's qtests."""
+    r = auto_build
+    assert r.patches == [ps.SERIES_NAME] and ps.series_dir(r.source_version) == SERIES_DIR[r.release]
+    props = qb.device_properties(r.binary, release=r.release)
+    defaults = {name: qb.property_default(props[name]) for name in r.properties}
+    on = {"bookworm": "true"}.get(r.release, "on")
+    assert defaults == {
+        "x-msix-mask-auto": on,
+        "x-msix-mask-threshold": "16",
+        "x-msix-mask-window-ms": "1000",
+    }
+    run = qb.run_binary(r.binary, ["-trace", "help"], release=r.release)
+    assert {"vfio_msix_mask_auto", "vfio_msix_trigger_kept"} <= set(run.stdout.split())
+    log = qb.run_qtests([ps.SERIES_NAME], release=r.release, progress=print).read_text()
+    oks = [int(n) for n in re.findall(r"^Ok:\s+(\d+)", log, re.MULTILINE)]
+    bad = [int(n) for n in re.findall(r"^(?:Fail|Timeout|Unexpected Pass):\s+(\d+)", log, re.MULTILINE)]
+    assert sum(oks) == len(qb.QTESTS) and bad and sum(bad) == 0, log[-3000:]
+    assert re.search(r"/x86_64/ivshmem/server +OK", log), log[-3000:]
+
+
+#: The series directory each release's build takes (the newest not above its QEMU version).
+SERIES_DIR = {"bookworm": "7", "trixie": "10", "trixie-backports": "10.2"}
 
 
 def _needed(binary: Path) -> set[str]:

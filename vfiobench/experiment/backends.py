@@ -29,6 +29,7 @@ from vfiobench.errors import ExperimentError, VfioBenchError
 from vfiobench.experiment.plan import PlannedRun
 from vfiobench.experiment.runner import Backend, RunDone
 from vfiobench.experiment.spec import ExperimentSpec, Variant
+from vfiobench.qemu.sourcepick import recorded_source
 from vfiobench.store import QemuInfo, RunMeta, RunWriter, WorkloadInfo
 
 Show = Callable[[str], None]
@@ -187,6 +188,9 @@ class HostBackend:
             cmd[0] = binary or cmd[0]
             cmd += [*global_props(variant), *variant.extra_args]
             meta.qemu = QemuInfo(path=cmd[0], cmdline=cmd, patches=list(variant.patches))
+            source = recorded_source(cmd[0])  # a vfiobench build: which Debian source, and why
+            if source:
+                meta.labels["qemu_source"] = source
             if shutil.which(cmd[0]) is None:
                 raise ExperimentError(
                     f"{cmd[0]}: QEMU binary not found", "fix [host] qemu_cmdline or the variant"

@@ -13,6 +13,13 @@ release                suite       kernel (L1)     QEMU (L2)    L1 Python, BCC
 every other package from trixie. The exact versions land in the image's ``image.json`` and in
 every run's ``run.json`` (labels ``lab_release`` and ``lab_packages``).
 
+The QEMU *source* the project builds for a release (:mod:`vfiobench.qemu.sourcepick`) comes from
+its ``qemu_sources``, in order: the first suite whose listed source the mirror serves. Every
+release builds its own suite's source, except that the project's mirror lists trixie-backports'
+QEMU 11.1 source without serving it (404); trixie-backports then builds the newest source sid
+lists and the mirror serves (QEMU 10.2), and says so in the build's ``build.json`` and its runs'
+``qemu_source`` label. Binary packages always come from the release's own suites.
+
 Differences the lab handles per release:
 
 * Trixie's kernel depends on ``dracut | initramfs-tools``; in a minbase root dracut's hook fails
@@ -39,6 +46,11 @@ class Release:
         python: L1's Python version (``X.Y``: wheels are fetched for it).
         wheels: PyPI wheels unpacked into L1's ``dist-packages``.
         extra_packages: packages installed beyond the lab's common list.
+        qemu_sources: the suites whose QEMU source package a QEMU build may use, in order of
+            preference (empty: the release's own, :attr:`backports` or else :attr:`suite`); a
+            suite also covers its ``-updates`` and ``-security`` pockets where the release has
+            them, and suites the release's apt sources lack get a ``deb-src`` entry of their own
+            in the build chroot (:mod:`vfiobench.qemu.buildroot`).
     """
 
     name: str
@@ -47,6 +59,12 @@ class Release:
     python: str = "3.11"
     wheels: tuple[str, ...] = ()
     extra_packages: tuple[str, ...] = ()
+    qemu_sources: tuple[str, ...] = ()
+
+    @property
+    def qemu_source_suites(self) -> tuple[str, ...]:
+        """:attr:`qemu_sources`, or the release's own suite (``trixie-backports``, ``trixie``)."""
+        return self.qemu_sources or (self.backports or self.suite,)
 
 
 RELEASES: dict[str, Release] = {
@@ -68,6 +86,9 @@ RELEASES: dict[str, Release] = {
             python="3.13",
             wheels=("pyarrow==21.0.0",),
             extra_packages=("initramfs-tools",),
+            # the mirror lists backports' QEMU 11.1 source but answers 404 for it: fall back to
+            # the newest source sid lists and the mirror serves (10.2.2), never silently
+            qemu_sources=("trixie-backports", "sid"),
         ),
     )
 }

@@ -40,6 +40,7 @@ from vfiobench.lab.image import Image
 from vfiobench.lab.stalls import STALL_COLUMNS, stalled
 from vfiobench.lab.vm import BootTimes
 from vfiobench.probes.catalog import attached_parts
+from vfiobench.qemu.sourcepick import recorded_source
 from vfiobench.qemu.trace import df_trace_events
 from vfiobench.schema import IRQ_PATH_EVENTS
 from vfiobench.store import (
@@ -154,6 +155,8 @@ def cell_to_run(
     qemu = rec.get("qemu", {})
     dev = job_result.get("device", {})
     l0 = HostInfo.current()  # the machine running L1 (run.json ``host`` describes L1, where probes ran)
+    # which Debian source a vfiobench build of L2's QEMU was made from, and why (its build.json)
+    source = recorded_source(cell.qemu) if cell.qemu else None
     meta = RunMeta(
         run_id=cell.name or f"lab-{cell.id}-{uuid.uuid4().hex[:8]}",
         variant=cell.variant,
@@ -198,6 +201,7 @@ def cell_to_run(
             "cell_wall_s": rec.get("wall_s"),
             "probes_attach_s": rec.get("probes_attach_s"),
             "probe_mode": rec.get("probe_mode"),
+            **({"qemu_source": source} if source else {}),
             **cell.labels,
         },
     )

@@ -25,7 +25,10 @@ release this machine runs (bookworm, QEMU 7.2) builds here, in ``~/.cache/vfiobe
 itself, with this machine's apt sources; the others (trixie, QEMU 10.0; trixie-backports, QEMU
 11.1) build in a chroot of that release (:mod:`.buildroot`), made once, so the binary links the
 libraries the release's L1 has, and their trees live in ``~/.cache/vfiobench/qemu/<release>/``.
-Each step below then runs in the chroot. A recipe:
+Each step below then runs in the chroot. Which source a release builds is chosen by
+:mod:`.sourcepick` and recorded (``qemu_source`` in ``build.json``): the release's own, except
+trixie-backports, whose 11.1 source the project's mirror lists but does not serve, and which
+builds the newest source sid lists and the mirror serves (10.2.2). A recipe:
 
 1. ``apt-get source qemu`` (needs a ``deb-src`` line, added by :mod:`.debsource` when root)
    then ``dpkg-source -x`` (Debian's own patch series applied) into
@@ -88,6 +91,7 @@ from vfiobench.qemu.debsource import (
     source_version,
 )
 from vfiobench.qemu.patchset import DEFAULT_MAJOR, SERIES, Patch, qemu_major, resolve_patches, sync_work_tree
+from vfiobench.qemu.sourcepick import RECORD_NAME, SourceChoice, choose_source
 
 __all__ = ["SERIES", "BuildResult", "build_qemu", "device_properties", "run_qtests"]
 
@@ -217,9 +221,22 @@ class Site:
         """The chroot's mounts while commands run (nothing on this machine)."""
         return self.root.session() if self.root is not None else contextlib.nullcontext(HOST)
 
-    def version(self) -> str:
-        """The Debian source version apt would fetch for the release (:func:`source_version`)."""
-        return source_version(self.base, self.shell)
+    def choice(self) -> SourceChoice | None:
+        """The source the release builds (:func:`~vfiobench.qemu.sourcepick.choose_source`).
+
+        None when apt cannot be asked (a chroot without root) or lists no qemu source in the
+        release's suites (no deb-src entry yet): :meth:`version` then falls back on
+        :func:`source_version`.
+        """
+        if self.root is not None and os.geteuid() != 0:
+            return None
+        suites = get_release(self.release).qemu_source_suites
+        return choose_source(self.shell, self.release, suites, record=self.base / RECORD_NAME)
+
+    def version(self, choice: SourceChoice | None = None) -> str:
+        """The Debian source version (no epoch) the release builds: ``choice``'s, or asked now."""
+        choice = choice or self.choice()
+        return choice.version if choice is not None else source_version(self.base, self.shell)
 
 
 def build_site(release: str | None = None, root: Path | None = None) -> Site:
@@ -257,6 +274,8 @@ class BuildResult:
         log: The build log.
         meta: ``build.json``.
         release: The lab release whose source and libraries it was built from.
+        qemu_source: The source built and why, in one line (:attr:`SourceChoice.note`; the
+            version alone for builds made before the choice was recorded).
     """
 
     binary: Path
@@ -270,6 +289,12 @@ class BuildResult:
     log: Path
     meta: dict[str, Any] = field(default_factory=dict)
     release: str = "bookworm"
+    qemu_source: str = ""
+
+    @property
+    def source_fallback(self) -> bool:
+        """Whether the source is not from the release's own suite (a notice is due)."""
+        return bool(self.meta.get("source_choice", {}).get("fallback"))
 
 
 def build_dir_for(source_version: str, key: str, root: Path | None = None) -> Path:
@@ -296,6 +321,7 @@ def _cached_result(bdir: Path) -> BuildResult | None:
         log=bdir / "build.log",
         meta=meta,
         release=str(meta["release"]),
+        qemu_source=str(meta.get("qemu_source") or meta["source_version"]),
     )
 
 
@@ -466,6 +492,7 @@ def _install(
     seconds: float,
     log_path: Path,
     site: Site,
+    choice: SourceChoice | None,
 ) -> BuildResult:
     tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -478,6 +505,8 @@ def _install(
     meta: dict[str, Any] = {
         "source_package": "qemu",
         "source_version": version,
+        "qemu_source": choice.note if choice is not None else version,
+        **({"source_choice": choice.as_dict()} if choice is not None else {}),
         "release": site.release,
         "built_in": "chroot" if site.root is not None else "host",
         "key": key,
@@ -511,13 +540,15 @@ def _install(
         log=dest / "build.log",
         meta=meta,
         release=site.release,
+        qemu_source=str(meta["qemu_source"]),
     )
 
 
 def _known_version(site: Site) -> str | None:
     """The source version a cache lookup can use before any heavy step.
 
-    None when the release's chroot is not made yet (so nothing of it is built either).
+    None when the release's chroot is not made yet, or its extra source entries are not in place
+    (so nothing of it is built either).
     """
     if site.root is not None and not site.root.ready():
         return None
@@ -585,7 +616,8 @@ def build_qemu(
     with heavy_lock(lock, progress):
         if site.root is not None:
             _prepare_root(site.root, progress)
-        version = site.version()
+        choice = site.choice()
+        version = site.version(choice)
         patches = resolve_patches(selection, version)
         key = build_key(version, patches)
         dest = build_dir_for(version, key, site.base)
@@ -603,16 +635,20 @@ def build_qemu(
         log_path = logs / f"build-{safe_version(version)}-{key}.log"
         start = time.monotonic()
         with site.session() as shell, open(log_path, "w") as log:
+            note = choice.note if choice is not None else version
             log.write(
-                f"vfiobench qemu build: {site.release}, source {version}, key {key}, "
+                f"vfiobench qemu build: {site.release}, source {note}, key {key}, "
                 f"patches {[p.name for p in patches]}\n"
             )
             if progress:
                 names = ", ".join(p.name for p in patches)
                 progress(f"building {site.release}'s QEMU {version} with [{names}]; log {log_path}")
+                if choice is not None and choice.fallback:
+                    progress(f"QEMU source: {choice.note}")
             if site.root is None:
                 ensure_build_deps(log, progress)
-            pristine = fetch_source(version, log, site.base, progress, shell)
+            request = f"qemu={choice.chosen.version}" if choice is not None else None
+            pristine = fetch_source(version, log, site.base, progress, shell, request=request)
             work = _work_tree(pristine, version, site.base, log, progress)
             written = sync_work_tree(pristine, work, patches)
             log.write(f"work tree files rewritten: {written}\n")
@@ -629,6 +665,7 @@ def build_qemu(
             seconds=seconds,
             log_path=log_path,
             site=site,
+            choice=choice,
         )
     if progress:
         progress(f"built in {seconds:.0f} s: {result.binary}")

@@ -9,6 +9,17 @@ that release (``-t trixie-backports`` for trixie-backports, as the lab's L1 inst
 fetches that release's QEMU. Trixie's sources have no backports line: apt picks the highest
 source version it knows, which would be backports' 11.1.
 
+A release whose QEMU source may come from a suite its apt sources lack (trixie-backports: sid,
+:attr:`~vfiobench.lab.releases.Release.qemu_sources`) gets that suite as a separate ``deb-src``
+entry, ``/etc/apt/sources.list.d/vfiobench-qemu-sources.list``, and an apt pin at -1 for it in
+``/etc/apt/preferences.d/vfiobench-qemu-sources``: a ``deb-src`` line brings source packages
+only, and the pin keeps any binary package of that suite from ever being installed, so the
+chroot's libraries stay the release's. The entry is written with ``check-valid-until=no``: the
+project's mirror serves a sid ``Release`` file past its ``Valid-Until`` (an unrefreshed mirror),
+which apt otherwise refuses; its signature is still checked, and so is every source file's hash
+against it. These files are kept in step with the release (:meth:`BuildRoot.sync_source_entries`)
+without remaking the root.
+
 Layout in the QEMU cache (``~/.cache/vfiobench/qemu/``) for release ``R``::
 
     chroot-R/        the root, made once (chroot-R.json beside it: recipe hash, package versions,
@@ -56,6 +67,10 @@ MOUNT_POINT = "/vfiobench"
 
 #: Bump when the steps that make a root change in a way the recipe does not capture.
 ROOT_VERSION = 1
+
+#: The chroot's extra source entry and pin (relative to its root; module doc).
+SOURCES_FILE = "etc/apt/sources.list.d/vfiobench-qemu-sources.list"
+PIN_FILE = "etc/apt/preferences.d/vfiobench-qemu-sources"
 
 _DEPTH: dict[Path, int] = {}
 
@@ -115,6 +130,47 @@ class BuildRoot:
         lines = self._recipe().sources_list().splitlines()
         return "\n".join(f"{line}\n{line.replace('deb ', 'deb-src ', 1)}" for line in lines) + "\n"
 
+    def extra_source_suites(self) -> tuple[str, ...]:
+        """The release's QEMU source suites that its ``sources.list`` lacks (``("sid",)``)."""
+        have = {line.split()[2] for line in self._recipe().sources_list().splitlines() if line.strip()}
+        return tuple(s for s in self.release.qemu_source_suites if s not in have)
+
+    def source_entries(self) -> dict[str, str]:
+        """The extra source entry and its pin (path relative to the root → content), or ``{}``."""
+        extra = self.extra_source_suites()
+        if not extra:
+            return {}
+        mirror = self._recipe().mirror
+        head = f"# vfiobench: other suites the QEMU source of {self.release.name} may come from\n"
+        entries = "".join(f"deb-src [check-valid-until=no] {mirror} {s} main\n" for s in extra)
+        pins = "\n".join(
+            f"# vfiobench: no binary package from {s}, only the QEMU source\n"
+            f"Package: *\nPin: release n={s}\nPin-Priority: -1\n"
+            for s in extra
+        )
+        return {SOURCES_FILE: head + entries, PIN_FILE: pins}
+
+    def source_entries_current(self, root: Path | None = None) -> bool:
+        """Whether the root's extra source entry and pin are what :meth:`source_entries` says."""
+        base = root or self.path
+        wanted = self.source_entries()
+        for rel in (SOURCES_FILE, PIN_FILE):
+            path = base / rel
+            have = path.read_text(encoding="utf-8") if path.is_file() else None
+            if have != wanted.get(rel):
+                return False
+        return True
+
+    def _write_source_entries(self, root: Path) -> None:
+        wanted = self.source_entries()
+        for rel in (SOURCES_FILE, PIN_FILE):
+            path = root / rel
+            if rel in wanted:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(wanted[rel], encoding="utf-8")
+            else:
+                path.unlink(missing_ok=True)
+
     @property
     def archive(self) -> str:
         """What apt in the chroot fetches from (``Debian trixie + trixie-backports (http://...)``)."""
@@ -147,9 +203,13 @@ class BuildRoot:
         except (OSError, ValueError):
             return {}
 
-    def ready(self) -> bool:
+    def made(self) -> bool:
         """Whether the root exists and was made from the current recipe."""
         return self.info().get("digest") == self.digest() and (self.path / "usr/bin/apt-get").is_file()
+
+    def ready(self) -> bool:
+        """Whether the root is :meth:`made` and its extra source entries are current."""
+        return self.made() and self.source_entries_current()
 
     def ensure(self, progress: Progress | None = None) -> None:
         """Make the root unless :meth:`ready` (root only; the caller holds the heavy-jobs lock).
@@ -159,6 +219,9 @@ class BuildRoot:
                 that is not in the release (naming it).
         """
         if self.ready():
+            return
+        if self.made() and os.geteuid() == 0:
+            self.sync_source_entries(progress)
             return
         if os.geteuid() != 0:
             raise QemuError(
@@ -193,6 +256,7 @@ class BuildRoot:
                 ) from None
             timings["debootstrap_s"] = round(time.monotonic() - t0, 1)
             (tmp / "etc/apt/sources.list").write_text(self.sources_list(), encoding="utf-8")
+            self._write_source_entries(tmp)
             policy = tmp / "usr/sbin/policy-rc.d"
             policy.write_text("#!/bin/sh\nexit 101\n", encoding="utf-8")
             policy.chmod(0o755)
@@ -204,6 +268,26 @@ class BuildRoot:
             self.info_path.unlink(missing_ok=True)
             tmp.rename(self.path)
             self._write_info(timings)
+
+    def sync_source_entries(self, progress: Progress | None = None) -> None:
+        """Write the extra source entry and pin as the release wants them, then ``apt-get update``.
+
+        Root only, the root made; nothing happens when they are current already.
+        """
+        if self.source_entries_current():
+            return
+        with open(self.log_path, "a", encoding="utf-8") as log, self.session() as shell:
+            suites = ", ".join(self.extra_source_suites()) or "none"
+            if progress:
+                progress(
+                    f"{self.release.name} build root: extra QEMU source suites now {suites} (apt-get update)"
+                )
+            self._write_source_entries(self.path)
+            shutil.copyfile("/etc/resolv.conf", self.path / "etc/resolv.conf")
+            shell.run(
+                ["apt-get", "update", "-q"], log, what=f"apt-get update in the {self.release.name} chroot"
+            )
+        self._write_info(self.info().get("timings", {}))
 
     def refresh(self, progress: Progress | None = None) -> None:
         """``apt-get update`` and upgrade :data:`PACKAGES` in the root (root only, the root made).
@@ -268,6 +352,8 @@ class BuildRoot:
             "release": self.release.name,
             "suite": self.release.suite,
             "backports": self.release.backports,
+            "qemu_source_suites": list(self.release.qemu_source_suites),
+            "extra_source_entries": self.source_entries().get(SOURCES_FILE, "").splitlines()[1:],
             "digest": self.digest(),
             "packages": {p: have[p] for p in VERSIONED if p in have},
             "timings": timings,

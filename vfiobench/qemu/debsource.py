@@ -379,6 +379,7 @@ def fetch_source(
     progress: Progress | None = None,
     shell: Shell = HOST,
     package: str = "qemu",
+    request: str | None = None,
 ) -> Path:
     """``apt-get source`` + ``dpkg-source -x`` into ``<cache>/src-<version>/`` (once).
 
@@ -389,6 +390,9 @@ def fetch_source(
         progress: Called with one-line progress messages.
         shell: Where apt and dpkg-source run; ``root`` must be below its tree for a chroot.
         package: The source package (``qemu``; another name only in tests).
+        request: What ``apt-get source`` is asked for, e.g. ``qemu=1:10.2.2+ds-1`` (the exact
+            version :mod:`vfiobench.qemu.sourcepick` chose, whichever suite lists it); None asks
+            for ``package`` with the shell's ``apt_args``.
 
     Returns:
         The pristine source tree (Debian's patches applied, ours not).
@@ -411,7 +415,13 @@ def fetch_source(
         lines: list[str] = []
         try:
             shell.run(
-                ["apt-get", "source", "--download-only", "-qq", *shell.apt_args, package],
+                [
+                    "apt-get",
+                    "source",
+                    "--download-only",
+                    "-qq",
+                    *([request] if request else [*shell.apt_args, package]),
+                ],
                 log,
                 cwd=downloads,
                 what=f"apt-get source {package}",
