@@ -30,10 +30,11 @@ lint: $(VENV)/.installed-test
 bench: system $(VENV)/.installed-test
 	$(PY) -m benchmarks
 
-## make series: the auto-detection series' cover letter, its evidence from data/sample's `auto` runs
+## make series: the cover letter of the auto-detection series against the newest Debian QEMU source
+## vfiobench builds (series/10.2: sid's 10.2.2, for trixie-backports), evidence from data/sample's `auto` runs
 series: $(VENV)/.installed
 	$(VENV)/bin/vfiobench report $(SAMPLE) --no-runs --experiment auto \
-		--cover-letter vfiobench/qemu/series/10/0000-cover-letter.patch
+		--cover-letter vfiobench/qemu/series/10.2/0000-cover-letter.patch
 
 ## make notebook: JupyterLab on notebooks/ with a registered `vfiobench` kernel (works as root; prints the URL)
 notebook: $(VENV)/.installed-notebook

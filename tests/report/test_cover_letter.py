@@ -75,3 +75,24 @@ def test_index_links_a_cover_letter_written_beside_it(runs: Path, tmp_path: Path
         main(["report", str(runs), "--no-runs", "--cover-letter", str(tmp_path / "cover-letter.patch")]) == 0
     )
     assert 'href="cover-letter.patch"' in write_index([], tmp_path).read_text()
+
+
+def test_letter_says_which_port_of_the_series_the_runs_used(runs: Path) -> None:
+    """The letter is about the newest series (10.2); runs of trixie's QEMU 10.0 used the 10.0 port."""
+    from vfiobench.report.cover_letter import port_line
+
+    cmp = make_comparison(load_runs(runs), baseline="stock")
+    assert port_line(cmp, "10.2") is None  # the synthetic runs' QEMU says no version
+    for r in cmp.runs:
+        r.meta.qemu.version = "QEMU emulator version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1, vfiobench)"
+    line = port_line(cmp, "10.2")
+    assert line is not None and " ".join(line.split()) == (
+        "The series applies to QEMU 10.2, the newest Debian source vfiobench builds; these runs "
+        "used its port to QEMU 10.0 (vfiobench/qemu/series/10/), the same change on that tree."
+    )
+    text = cover_letter(cmp, series_files("10.2"), ["vfiobench run X"], "10.2")
+    assert line in text and all(len(x) <= WIDTH for x in text.split("\n\n", 1)[1].splitlines())
+    assert port_line(cmp, "10") is None and port_line(cmp, "") is None  # the runs' own series
+    for r in cmp.runs:
+        r.meta.qemu.version = "QEMU emulator version 10.2.2 (Debian 1:10.2.2+ds-1, vfiobench)"
+    assert port_line(cmp, "10.2") is None

@@ -112,7 +112,7 @@ def _selected_paths(args: argparse.Namespace) -> list[str]:
 
 def _write_cover_letter(args: argparse.Namespace, paths: list[str], variants: list[str] | None) -> None:
     from vfiobench.analysis.compare import make_comparison
-    from vfiobench.qemu.patchset import qemu_major, series_files
+    from vfiobench.qemu.patchset import series_files, series_versions
     from vfiobench.report.cover_letter import reproduce_commands, write_cover_letter
     from vfiobench.store import RunSet, load_runs
 
@@ -120,11 +120,12 @@ def _write_cover_letter(args: argparse.Namespace, paths: list[str], variants: li
     if variants:
         runs = RunSet(r for r in runs if r.variant in variants)
     cmp = make_comparison(runs, baseline=args.baseline, include_warmup=args.include_warmup)
-    versions = {r.meta.qemu.version.split()[3] for r in cmp.runs if len(r.meta.qemu.version.split()) > 3}
-    majors = sorted({qemu_major(v) for v in versions if v[:1].isdigit()})
-    files = series_files(majors[-1] if majors else 10)
+    # the letter is about the series against the newest source vfiobench builds (the runs may have
+    # used an older port of it: the evidence says which)
+    series = series_versions()[-1]
+    files = series_files(series)
     commands = reproduce_commands(cmp, args.experiment, args.cover_letter)
-    out = write_cover_letter(cmp, args.cover_letter, files, commands)
+    out = write_cover_letter(cmp, args.cover_letter, files, commands, series)
     print(f"wrote {out}")
 
 

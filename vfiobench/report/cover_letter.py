@@ -11,7 +11,10 @@
   latency p50 and p99 of probe-free runs, each a level over runs with its 95 % interval (the
   geometric mean of one value per run, :func:`~vfiobench.analysis.inference.run_level`; none below
   6 runs);
-- the stack (QEMU version and source, L1 kernel, accelerators) read from the runs;
+- the stack (QEMU version and source, L1 kernel, accelerators) read from the runs, and, when the
+  runs' QEMU is not the version the series is against (the series in ``series/10.2/`` is against
+  the newest source the project builds, the runs may come from trixie's 10.0), which port of the
+  series they were made with (:func:`port_line`);
 - the lab's caveats in one paragraph, and the exact commands that reproduce the numbers;
 - the shortlog and diffstat of the series files.
 """
@@ -168,8 +171,42 @@ def stack_line(cmp: Comparison) -> str:
     return textwrap.fill(text, WIDTH)
 
 
-def evidence(cmp: Comparison, commands: Sequence[str]) -> str:
-    """The evidence section: tables, stack, caveats and commands (each line <= :data:`WIDTH`)."""
+def port_line(cmp: Comparison, series: str) -> str | None:
+    """Which port of the series the runs used, when their QEMU is not the series' version.
+
+    Args:
+        cmp: The runs.
+        series: The series directory the letter is about (``10.2``), "" for none.
+
+    Returns:
+        A paragraph, or None when every run's QEMU takes ``series`` itself (or nothing is known).
+    """
+    from vfiobench.qemu.patchset import series_dir, version_key
+
+    if not series:
+        return None
+    found = {
+        m.group(1)
+        for r in cmp.runs
+        if (m := re.search(r"QEMU emulator version (\d+\.\d+)", r.meta.qemu.version))
+    }
+    ports = sorted({d for v in found if (d := series_dir(v)) is not None and d != series})
+    if not ports:
+        return None
+    dotted = {d: "{}.{}".format(*version_key(d)) for d in [*ports, series]}
+    used = ", ".join(f"QEMU {dotted[p]} (vfiobench/qemu/series/{p}/)" for p in ports)
+    text = (
+        f"The series applies to QEMU {dotted[series]}, the newest Debian source vfiobench builds; "
+        f"these runs used its port to {used}, the same change on that tree."
+    )
+    return textwrap.fill(text, WIDTH)
+
+
+def evidence(cmp: Comparison, commands: Sequence[str], series: str = "") -> str:
+    """The evidence section: tables, stack, caveats and commands (each line <= :data:`WIDTH`).
+
+    ``series`` is the series directory the letter is about (:func:`port_line`).
+    """
     parts = [
         "Evidence\n--------",
         textwrap.fill(
@@ -181,6 +218,7 @@ def evidence(cmp: Comparison, commands: Sequence[str]) -> str:
         ),
         *evidence_tables(cmp),
         stack_line(cmp),
+        *([port] if (port := port_line(cmp, series)) else []),
         CAVEATS,
         "To reproduce:\n\n" + "\n".join(f"  {c}" for c in commands),
     ]
@@ -227,8 +265,14 @@ def shortlog_and_diffstat(files: Sequence[tuple[str, bytes]], author: str = "vfi
     return "\n".join(lines)
 
 
-def cover_letter(cmp: Comparison, files: Sequence[tuple[str, bytes]], commands: Sequence[str]) -> str:
-    """The whole cover letter: mbox header, rationale, evidence, shortlog and diffstat."""
+def cover_letter(
+    cmp: Comparison, files: Sequence[tuple[str, bytes]], commands: Sequence[str], series: str = ""
+) -> str:
+    """The whole cover letter: mbox header, rationale, evidence, shortlog and diffstat.
+
+    ``series`` names the directory of ``files`` (``10.2``): the evidence says when the runs used
+    another port of the series.
+    """
     first = files[0][1].decode("utf-8", "replace") if files else ""
     author = re.search(r"^From: (.+)$", first, re.MULTILINE)
     # the last patch's date, so the letter only changes when the series or the evidence does
@@ -247,7 +291,7 @@ def cover_letter(cmp: Comparison, files: Sequence[tuple[str, bytes]], commands: 
             header,
             INTRO,
             "",
-            evidence(cmp, commands),
+            evidence(cmp, commands, series),
             shortlog_and_diffstat(files, name),
             "",
             "-- ",
@@ -277,9 +321,13 @@ def reproduce_commands(cmp: Comparison, experiment: str | None, letter: Path) ->
 
 
 def write_cover_letter(
-    cmp: Comparison, out: Path, files: Sequence[tuple[str, bytes]], commands: Sequence[str]
+    cmp: Comparison,
+    out: Path,
+    files: Sequence[tuple[str, bytes]],
+    commands: Sequence[str],
+    series: str = "",
 ) -> Path:
     """Write :func:`cover_letter` to ``out`` (parents created); returns ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(cover_letter(cmp, files, commands), encoding="utf-8")
+    out.write_text(cover_letter(cmp, files, commands, series), encoding="utf-8")
     return out
