@@ -284,3 +284,34 @@ def test_cli_prints_the_fallback_as_one_notice_line(
     monkeypatch.setattr(qb, "build_qemu", lambda *a, **k: qb._cached_result(own))
     assert main(["qemu", "build", "--release", "trixie-backports"]) == 0
     assert "notice" not in capsys.readouterr().err
+
+
+def test_an_experiment_says_a_fallback_once_per_variant_and_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vfiobench.experiment.backends import BinaryResolver
+    from vfiobench.experiment.spec import Variant
+
+    meta = {
+        "source_version": "10.2.2+ds-1",
+        "qemu_source": NOTE,
+        "source_choice": {"fallback": True},
+        "release": "trixie-backports",
+        "key": "0123456789abcdef",
+        "patches": [],
+    }
+    result = qb._cached_result(_fake_build(tmp_path, meta))
+    calls: list[tuple[list[str], str | None]] = []
+
+    def build(selection: list[str], *, release: str | None = None, progress: Any = None) -> Any:
+        calls.append((selection, release))
+        return result
+
+    monkeypatch.setattr(qb, "build_qemu", build)
+    shown: list[str] = []
+    resolve = BinaryResolver(shown.append)
+    variant = Variant("pba-always-on", qemu="build", patches=("pba-always-on",))
+    for _ in range(2):
+        assert resolve(variant, release="trixie-backports") == str(result.binary)  # type: ignore[union-attr]
+    assert calls == [(["pba-always-on"], "trixie-backports")]
+    assert shown == [f"notice: pba-always-on on trixie-backports: QEMU source {NOTE}"]

@@ -68,6 +68,8 @@ class BinaryResolver:
             from vfiobench.qemu.build import build_qemu
 
             result = build_qemu(list(variant.patches), release=release or None, progress=self.show)
+            if result.source_fallback:  # said once per variant and release (resolved once)
+                self.show(f"notice: {variant.name} on {result.release}: QEMU source {result.qemu_source}")
             return str(result.binary)
         path = Path(variant.qemu)
         if not path.is_file():

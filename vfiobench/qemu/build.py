@@ -643,8 +643,6 @@ def build_qemu(
             if progress:
                 names = ", ".join(p.name for p in patches)
                 progress(f"building {site.release}'s QEMU {version} with [{names}]; log {log_path}")
-                if choice is not None and choice.fallback:
-                    progress(f"QEMU source: {choice.note}")
             if site.root is None:
                 ensure_build_deps(log, progress)
             request = f"qemu={choice.chosen.version}" if choice is not None else None
