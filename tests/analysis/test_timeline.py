@@ -434,11 +434,13 @@ def test_real_lab_runs_have_complete_timelines() -> None:
     bad = delivered[~delivered["complete"]]
     # One known exception, and only it: with -accel kvm and no masking the guest's delivery is seen
     # as L1's host IRQ count (KVM injects into the in-kernel LAPIC; RAM is never written, LAB-NOTES
-    # section 6). /proc/interrupts counts the IRQ at its entry, so what the handler does next (the
-    # eventfd signal, KVM's injection from the irqfd) can land after the "delivery" the workload
-    # saw, more often on a loaded machine. It must stay rare; every other interrupt has its whole path.
+    # section 6). /proc/interrupts counts the IRQ in the flow handler (handle_edge_irq's
+    # kstat_incr_irqs_this_cpu), before the action runs, so what comes next (irq_handler_entry, the
+    # eventfd signal, KVM's injection from the irqfd) can land after the "delivery" the workload saw,
+    # more often on a loaded machine (seen once in the sample's 1,010 probed ones on Linux 7.3: there
+    # the whole handler came after it). It must stay rare; every other interrupt has its whole path.
     irqfd = (delivered["workload"] == "no-mask") & (delivered["accel"] == "kvm")
-    late = bad["missing"].isin(["kvm_msi", "eventfd, kvm_msi"])
+    late = bad["missing"].isin(["kvm_msi", "eventfd, kvm_msi", "host_irq, eventfd, kvm_msi"])
     late_injection = (bad["workload"] == "no-mask") & (bad["accel"] == "kvm") & late
     assert late_injection.all(), bad[["run_id", "irq", "missing"]].head().to_string()
     assert late_injection.sum() <= 0.02 * irqfd.sum()

@@ -33,9 +33,16 @@ import pandas as pd
 from vfiobench.errors import AnalysisError
 from vfiobench.store import Run, RunSet
 
-#: Default grouping of a comparison: one group per lab release, workload and accelerator (runs
-#: without a ``release`` label, e.g. from a real host, group by workload and accelerator alone).
-DEFAULT_GROUP_BY: tuple[str, ...] = ("release", "workload", "accel")
+#: Default grouping of a comparison: one group per experiment, lab release, workload and accelerator
+#: (runs without a ``release`` label, e.g. from a real host, group by workload and accelerator alone).
+#: Runs of two experiments are never pooled: each experiment interleaved its own variants, and two
+#: recordings of one cell (e.g. stock on bookworm in ``pba`` and in ``auto``) ran at other times. When
+#: every run is of one experiment (or of none) the key is dropped, so labels stay ``release · workload
+#: · accel``, the experiment's own cell names.
+DEFAULT_GROUP_BY: tuple[str, ...] = ("experiment", "release", "workload", "accel")
+
+#: A grouping key kept only when the runs differ in it (see :func:`split_groups`).
+SPLIT_ONLY_IF_MIXED: tuple[str, ...] = ("experiment",)
 
 #: Run attributes a grouping key may name besides ``workload`` and the run's labels.
 META_KEYS: tuple[str, ...] = ("variant", "kind", "status", "source")
@@ -93,13 +100,16 @@ def split_groups(runset: RunSet, group_by: Sequence[str] = DEFAULT_GROUP_BY) -> 
     Plan order is by experiment, then by each run's position in its plan (labels ``experiment``
     and ``order``, which ``vfiobench run`` writes); runs without them come first, in the order
     given. Runs lacking a key share one group for it (``None``); an empty ``group_by`` gives one
-    group.
+    group. A key of :data:`SPLIT_ONLY_IF_MIXED` on which every run agrees is left out of the keys.
     """
 
     def plan_position(run: Run) -> tuple[str, float]:
         order = run.meta.labels.get("order")
         return str(run.meta.labels.get("experiment", "")), float(order) if isinstance(order, int) else 0.0
 
+    group_by = [
+        k for k in group_by if k not in SPLIT_ONLY_IF_MIXED or len({group_value(r, k) for r in runset}) > 1
+    ]
     groups: dict[tuple[tuple[str, Any], ...], list[Run]] = {}
     for run in sorted(runset, key=plan_position):
         key = tuple((k, group_value(run, k)) for k in group_by)

@@ -74,16 +74,18 @@ def df_masking_cost(cmp: Comparison, masking: str = MASKING, not_masking: str = 
         The columns of :data:`MASKING_COLUMNS`, one row per (release, accel, variant) run on both
         workloads; levels and intervals NaN where there are too few runs (or no probed runs).
     """
-    by_cell: dict[tuple[str, str, str], str] = {}
+    # a cell's partner: the same grouping values (experiment, release, accel) but the other workload
+    by_cell: dict[tuple[Any, ...], str] = {}
     for g in cmp.groups:
-        release, accel, workload = (str(g.values.get(k) or "") for k in ("release", "accel", "workload"))
-        by_cell[(release, accel, workload)] = g.label
+        by_cell[tuple((k, g.values.get("workload") if k == "workload" else v) for k, v in g.key)] = g.label
     per_irq = cmp.per_interrupt()
     rows: list[dict[str, Any]] = []
-    for (release, accel, workload), label in by_cell.items():
-        other = by_cell.get((release, accel, not_masking))
-        if workload != masking or other is None:
+    for key, label in by_cell.items():
+        values = dict(key)
+        other = by_cell.get(tuple((k, not_masking if k == "workload" else v) for k, v in key))
+        if values.get("workload") != masking or other is None:
             continue
+        release, accel = str(values.get("release") or ""), str(values.get("accel") or "")
         pi = per_irq[per_irq["group"] == label]
         for variant in [v for v in cmp.variants if v in set(pi["variant"])]:  # the baseline first
             mine = pi[pi["variant"] == variant]

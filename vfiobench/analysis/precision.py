@@ -237,23 +237,28 @@ def df_stopping(cmp: Comparison) -> pd.DataFrame:
     """Per cell and A/B metric: the repetitions rule's record and the precision of the page's intervals.
 
     ``repetitions``, ``status``, ``reason`` and ``recorded_half_width`` come from the experiment's
-    record (:func:`experiment_records`, matched by the cell's label ``workload · accel``; None where
-    there is none, e.g. runs of no experiment); ``half_width`` is the widest relative half-width over
-    the cell's variants on ``metric``, computed from the runs compared (NaN: some variant has no
-    interval), and ``widest_variant`` the variant it belongs to.
+    record (:func:`experiment_records`, matched by the group's experiment and its cell name
+    ``release · workload · accel``; None where there is none, e.g. runs of no experiment);
+    ``half_width`` is the widest relative half-width over the cell's variants on ``metric``, computed
+    from the runs compared (NaN: some variant has no interval), and ``widest_variant`` the variant
+    it belongs to.
 
     Returns:
         The columns of :data:`STOPPING_COLUMNS`, one row per (cell, metric) with A/B rows.
     """
     records = experiment_records(cmp.runs)
-    by_cell: dict[str, tuple[str, dict[str, Any]]] = {}
+    by_cell: dict[tuple[str, str], dict[str, Any]] = {}
     for name, data in records.items():
         for cell in (data.get("repetitions") or {}).get("cells", []):
-            by_cell.setdefault(str(cell.get("cell")), (name, cell))
+            by_cell.setdefault((name, str(cell.get("cell"))), cell)
     widths = df_ab_widths(cmp.ab())
     rows: list[dict[str, Any]] = []
     for group in cmp.groups:
-        exp, cell = by_cell.get(group.label, (None, {}))
+        # the experiment's own name for the cell: the group's values without the experiment's name
+        name = group.values.get("experiment") or next(iter(group.runs)).meta.labels.get("experiment")
+        label = " · ".join(str(v) for k, v in group.key if v is not None and k != "experiment")
+        cell = by_cell.get((str(name), label), {})
+        exp = str(name) if cell else None
         for metric in dict.fromkeys(widths["metric"]):
             w = widths[(widths["group"] == group.label) & (widths["metric"] == metric)]
             if w.empty:
