@@ -81,11 +81,11 @@ def df_masking_cost(cmp: Comparison, masking: str = MASKING, not_masking: str = 
     per_irq = cmp.per_interrupt()
     rows: list[dict[str, Any]] = []
     for key, label in by_cell.items():
-        values = dict(key)
+        cell = dict(key)
         other = by_cell.get(tuple((k, not_masking if k == "workload" else v) for k, v in key))
-        if values.get("workload") != masking or other is None:
+        if cell.get("workload") != masking or other is None:
             continue
-        release, accel = str(values.get("release") or ""), str(values.get("accel") or "")
+        release, accel = str(cell.get("release") or ""), str(cell.get("accel") or "")
         pi = per_irq[per_irq["group"] == label]
         for variant in [v for v in cmp.variants if v in set(pi["variant"])]:  # the baseline first
             mine = pi[pi["variant"] == variant]

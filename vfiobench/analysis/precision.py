@@ -255,10 +255,10 @@ def df_stopping(cmp: Comparison) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for group in cmp.groups:
         # the experiment's own name for the cell: the group's values without the experiment's name
-        name = group.values.get("experiment") or next(iter(group.runs)).meta.labels.get("experiment")
+        exp_name = group.values.get("experiment") or next(iter(group.runs)).meta.labels.get("experiment")
         label = " · ".join(str(v) for k, v in group.key if v is not None and k != "experiment")
-        cell = by_cell.get((str(name), label), {})
-        exp = str(name) if cell else None
+        cell = by_cell.get((str(exp_name), label), {})
+        exp = str(exp_name) if cell else None
         for metric in dict.fromkeys(widths["metric"]):
             w = widths[(widths["group"] == group.label) & (widths["metric"] == metric)]
             if w.empty:
