@@ -123,6 +123,7 @@ def test_trixie_backports_builds_the_newest_source_the_mirror_serves_and_says_so
     first = served.index(True)
     suite, version, _ = listed[first]
     skipped = [f"{s}:{v}" for s, v, _ in listed[:first]]
+    capsys.readouterr()  # what making sure of the root printed
     rc = main(["qemu", "build", "--release", "trixie-backports"])
     out = capsys.readouterr()
     assert rc == 0, out.err
@@ -150,6 +151,7 @@ def test_missing_source_is_one_line_naming_the_package(
     ``vfiobench qemu build`` fails with one line naming each version, and nothing stays mounted."""
     root = _root("trixie-backports")
     listed = _listed(root)
+    capsys.readouterr()
     monkeypatch.setattr(sp, "head_status", lambda uri, timeout=30.0: (False, "404 Not Found"))
     rc = main(["qemu", "build", "--release", "trixie-backports"])
     out = capsys.readouterr()
