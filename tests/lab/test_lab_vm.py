@@ -28,6 +28,9 @@ FAKE_QEMU = textwrap.dedent(
     with open(os.environ["FAKE_PIDS"], "w") as f:
         f.write(f"{{os.getpid()}} {{child.pid}}")
     with open(console, "a") as c:
+        c.write("[    0.863952] HugeTLB: registered 2.00 MiB page size\\n"); c.flush()
+        if os.environ.get("FAKE_MODE") == "hung-boot":
+            time.sleep(300)
         c.write("vfiobench-lab: init up 1.0\\n"); c.flush()
         c.write("vfiobench-lab: job start 1.1\\n"); c.flush()
         if os.environ.get("FAKE_MODE") == "hang":
@@ -157,3 +160,33 @@ def test_missing_qemu_is_a_named_error(tmp_path: Path) -> None:
     vm = L1VM(Image(tmp_path, {}), tmp_path, tmp_path / "c.log", VmConfig(qemu="no-such-qemu-binary"))
     with pytest.raises(LabError, match="not found"), vm:
         pass
+
+
+def test_hung_boot_is_killed_long_before_the_batch_timeout(
+    fake: tuple[Image, VmConfig, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guest whose kernel stops before the job starts is killed at the boot deadline (2 s here),
+    not at the batch's timeout (30 s): one line that says so and how to retry."""
+    img, cfg, pids = fake
+    cfg.boot_timeout_s = 2
+    monkeypatch.setenv("FAKE_MODE", "hung-boot")
+    t0 = time.monotonic()
+    vm = L1VM(img, tmp_path, tmp_path / "console.log", cfg)
+    with pytest.raises(LabError, match=r"did not start its job within 2 s .*HugeTLB") as e, vm:
+        vm.wait()
+    assert time.monotonic() - t0 < 15 < cfg.timeout_s
+    assert "re-run to retry" in str(e.value)
+    assert not alive(int(pids.read_text().split()[0]))
+
+
+def test_a_started_job_is_not_held_to_the_boot_deadline(
+    fake: tuple[Image, VmConfig, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job started (its marker is on the console) and runs past the boot deadline: only the
+    batch timeout applies."""
+    img, cfg, _ = fake
+    cfg.boot_timeout_s = 1
+    monkeypatch.setenv("FAKE_MODE", "hang")  # job start written, then no power-off
+    vm = L1VM(img, tmp_path, tmp_path / "console.log", cfg)
+    with pytest.raises(LabError, match=r"did not power off within 4 s"), vm:
+        vm.wait(timeout_s=4)
