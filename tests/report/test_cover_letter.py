@@ -96,3 +96,48 @@ def test_letter_says_which_port_of_the_series_the_runs_used(runs: Path) -> None:
     for r in cmp.runs:
         r.meta.qemu.version = "QEMU emulator version 10.2.2 (Debian 1:10.2.2+ds-1, vfiobench)"
     assert port_line(cmp, "10.2") is None
+
+
+def test_runs_of_two_releases_name_each_stack_port_and_part(runs: Path, tmp_path: Path) -> None:
+    """Runs recorded in two parts (bookworm's QEMU 7.2, trixie's 10.0): the stack paragraph pairs
+    each release with its QEMU and kernel, the port paragraph names both ports with the versions
+    that took them, and the commands run both parts and report over both."""
+    import json
+
+    from vfiobench.report.cover_letter import port_line, reproduce_commands, stack_line
+
+    cmp = make_comparison(load_runs(runs), baseline="stock")
+    for i, r in enumerate(cmp.runs):
+        old = i % 2 == 0
+        r.meta.labels.update(release="bookworm" if old else "trixie", experiment="auto")
+        r.meta.qemu.version = f"QEMU emulator version {'7.2.22' if old else '10.0.13'} (Debian, vfiobench)"
+        r.meta.host.kernel_release = "6.1.0-57-amd64" if old else "6.12.118+deb13-amd64"
+    assert " ".join(stack_line(cmp).split()) == (
+        "Stack: bookworm: QEMU 7.2.22 built from Debian bookworm's source, L1 Linux 6.1.0-57-amd64; "
+        "trixie: QEMU 10.0.13 built from Debian trixie's source, L1 Linux 6.12.118+deb13-amd64; the "
+        "same recipe for every variant; L2 accelerator kvm."
+    )
+    port = port_line(cmp, "10.2")
+    assert port is not None and "ports to QEMU 7.2 (vfiobench/qemu/series/7/) and QEMU 10.0" in " ".join(
+        port.split()
+    )
+    # the experiment's record, in two parts beside the runs
+    parts = [("data/specs/auto-sample.toml", "aaaa"), ("data/specs/auto-sample-bookworm.toml", "bbbb")]
+    for k, (spec, digest) in enumerate(parts):
+        name = "auto.experiment.json" if k == 0 else f"auto.{digest}.experiment.json"
+        (runs / name).write_text(json.dumps({"name": "auto", "path": spec, "digest": digest}))
+    try:
+        commands = reproduce_commands(cmp, "auto", tmp_path / "0000-cover-letter.patch")
+    finally:
+        for p in runs.glob("auto*.experiment.json"):
+            p.unlink()
+    assert commands[-6:] == [
+        "vfiobench run data/specs/auto-sample-bookworm.toml \\",
+        "    --out data/experiments/auto-sample-bookworm",
+        "vfiobench report \\",
+        "    data/experiments/auto-sample/runs \\",
+        "    data/experiments/auto-sample-bookworm/runs \\",
+        "    --no-runs --experiment auto --cover-letter 0000-cover-letter.patch",
+    ]
+    assert "vfiobench run data/specs/auto-sample.toml \\" in commands
+    assert all(len(c) + 2 <= WIDTH for c in commands)

@@ -155,18 +155,28 @@ def evidence_tables(cmp: Comparison) -> list[str]:
     return blocks
 
 
+def _qemu_version(run: Run) -> str:
+    return run.meta.qemu.version.split("(")[0].replace("QEMU emulator version", "").strip()
+
+
 def stack_line(cmp: Comparison) -> str:
-    """QEMU version(s), L1 kernel(s), releases and accelerators of the runs, as one paragraph."""
-    qemu = sorted(
-        {r.meta.qemu.version.split("(")[0].replace("QEMU emulator version", "").strip() for r in cmp.runs}
-    )
-    kernels = sorted({r.meta.host.kernel_release for r in cmp.runs if r.meta.host.kernel_release})
-    releases = sorted({str(r.meta.labels.get("release")) for r in cmp.runs if r.meta.labels.get("release")})
+    """QEMU version(s) and L1 kernel(s) per release, and the accelerators of the runs, as one paragraph."""
+    by_release: dict[str, list[Run]] = {}
+    for r in cmp.runs:
+        by_release.setdefault(str(r.meta.labels.get("release") or ""), []).append(r)
+    stacks = []
+    for release, runs in sorted(by_release.items()):
+        qemu = sorted({_qemu_version(r) for r in runs} - {""})
+        kernels = sorted({r.meta.host.kernel_release for r in runs if r.meta.host.kernel_release})
+        source = f" built from Debian {release}'s source" if release else ""
+        stacks.append(
+            f"{release + ': ' if release else ''}QEMU {', '.join(qemu) or '?'}{source}, "
+            f"L1 Linux {', '.join(kernels) or '?'}"
+        )
     accels = sorted({str(r.meta.labels.get("accel")) for r in cmp.runs if r.meta.labels.get("accel")})
     text = (
-        f"Stack: QEMU {', '.join(q for q in qemu if q) or '?'} built from Debian "
-        f"{', '.join(releases) or '?'}'s source with the same recipe for every variant; L1 Linux "
-        f"{', '.join(kernels) or '?'}; L2 accelerator {' and '.join(accels) or '?'}."
+        f"Stack: {'; '.join(stacks)}; the same recipe for every variant; "
+        f"L2 accelerator {' and '.join(accels) or '?'}."
     )
     return textwrap.fill(text, WIDTH)
 
@@ -190,13 +200,23 @@ def port_line(cmp: Comparison, series: str) -> str | None:
         for r in cmp.runs
         if (m := re.search(r"QEMU emulator version (\d+\.\d+)", r.meta.qemu.version))
     }
-    ports = sorted({d for v in found if (d := series_dir(v)) is not None and d != series})
+    # each port directory with the versions of the runs that took it (series/7/ served 7.2)
+    ports: dict[str, set[str]] = {}
+    for v in found:
+        if (d := series_dir(v)) is not None and d != series:
+            ports.setdefault(d, set()).add(v)
     if not ports:
         return None
-    dotted = {d: "{}.{}".format(*version_key(d)) for d in [*ports, series]}
-    used = ", ".join(f"QEMU {dotted[p]} (vfiobench/qemu/series/{p}/)" for p in ports)
+    dotted = "{}.{}".format(*version_key(series))
+    used = " and ".join(
+        f"QEMU {', '.join(sorted(ports[p], key=version_key))} (vfiobench/qemu/series/{p}/)"
+        for p in sorted(ports, key=version_key)
+    )
     text = (
-        f"The series applies to QEMU {dotted[series]}, the newest Debian source vfiobench builds; "
+        f"The series applies to QEMU {dotted}, the newest Debian source vfiobench builds; "
+        f"these runs used its ports to {used}, the same change on those trees."
+        if len(ports) > 1
+        else f"The series applies to QEMU {dotted}, the newest Debian source vfiobench builds; "
         f"these runs used its port to {used}, the same change on that tree."
     )
     return textwrap.fill(text, WIDTH)
@@ -312,11 +332,17 @@ def reproduce_commands(cmp: Comparison, experiment: str | None, letter: Path) ->
     for name, data in records.items():
         if experiment is not None and name != experiment:
             continue
-        spec = str(data.get("path") or name)
-        where = f"data/experiments/{name}"
-        out.append(f"vfiobench run {spec} --out {where}")
-        out.append(f"vfiobench report {where}/runs --no-runs \\")
-        out.append(f"    --experiment {name} --cover-letter {letter.name}")
+        # an experiment recorded in parts (one spec each): every part, then one report over them all
+        parts = data.get("parts") or [{"path": data.get("path")}]
+        wheres = []
+        for part in parts:
+            spec = str(part.get("path") or name)
+            where = f"data/experiments/{Path(spec).stem if part.get('path') else name}"
+            out += [f"vfiobench run {spec} \\", f"    --out {where}"]
+            wheres.append(f"{where}/runs")
+        out.append("vfiobench report \\")
+        out += [f"    {w} \\" for w in wheres]
+        out.append(f"    --no-runs --experiment {name} --cover-letter {letter.name}")
     return out
 
 
