@@ -212,6 +212,8 @@ def test_compare_never_pools_cells() -> None:
     ab = runs.compare("stock", metrics=("us_per_irq",))
     # cells of several experiments carry the experiment's name: two experiments are never pooled
     assert ab["cell"].tolist() == [
+        "auto · bookworm · mask-every-irq · kvm",
+        "auto · bookworm · no-mask · kvm",
         "auto · trixie · mask-every-irq · kvm",
         "auto · trixie · mask-every-irq · tcg",
         "auto · trixie · no-mask · kvm",
@@ -222,10 +224,11 @@ def test_compare_never_pools_cells() -> None:
         "pba · no-mask · tcg",
         "pba-disable · mask-no-pba · kvm",
         "pba-disable · mask-no-pba · tcg",
+        "stack · trixie-backports · mask-every-irq · kvm",
     ]
     # each cell holds its own probed runs per variant of 101 interrupts, not the pool's: 10 a side
-    # in bookworm's pba experiments, 6 in the trixie part of the auto experiment
-    reps = [6, 6, 6, 6, 10, 10, 10, 10, 10, 10]
+    # in bookworm's pba experiments and in stack, 6 in the two parts of the auto experiment
+    reps = [6] * 6 + [10] * 7
     assert ab["runs_baseline"].tolist() == reps and ab["n_baseline"].tolist() == [r * 101 for r in reps]
     by_cell = ab.set_index("cell")
     masked = by_cell.loc["pba · mask-every-irq · tcg"]
