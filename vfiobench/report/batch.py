@@ -182,7 +182,7 @@ def plan_compare_page(
 ) -> Page:
     """The A/B page over every run in ``paths``.
 
-    ``group_by`` (None: the notebook's default, workload × accel) and ``include_warmup`` become the
+    ``group_by`` (None: the notebook's default, experiment × release × workload × accel) and ``include_warmup`` become the
     notebook's parameters; the index columns count the runs the page compares (warm-ups left out
     unless included).
     """
@@ -255,7 +255,8 @@ def render_batch(
         compare: render the A/B page over all runs.
         baseline: the compare page's baseline variant.
         variants: variants the compare page keeps (``None``: all).
-        group_by: the compare page's cells (``None``: workload × accel; ``[]``: one group).
+        group_by: the compare page's cells (``None``: experiment × release × workload × accel, the
+            experiment only when the runs mix experiments; ``[]``: one group).
         include_warmup: keep warm-up runs (``labels.warmup``) on the compare page.
         notebooks_dir: where ``run.ipynb``/``compare.ipynb`` are (default: the repository's).
         on_page: called after each page as ``on_page(page, done, total)`` (progress display).
