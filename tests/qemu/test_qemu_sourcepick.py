@@ -248,6 +248,16 @@ NOTE = (
     "sid's 1:11.1.3+ds-1 and 1:11.1.2+ds-3)"
 )
 
+#: build.json of a trixie-backports build that fell back to sid's source
+FALLBACK_BUILD = {
+    "source_version": "10.2.2+ds-1",
+    "qemu_source": NOTE,
+    "source_choice": {"fallback": True},
+    "release": "trixie-backports",
+    "key": "0123456789abcdef",
+    "patches": [],
+}
+
 
 def test_recorded_source_is_read_beside_a_builds_binary(tmp_path: Path) -> None:
     bdir = _fake_build(tmp_path, {"qemu_source": NOTE})
@@ -262,14 +272,7 @@ def test_recorded_source_is_read_beside_a_builds_binary(tmp_path: Path) -> None:
 def test_cli_prints_the_fallback_as_one_notice_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    meta = {
-        "source_version": "10.2.2+ds-1",
-        "qemu_source": NOTE,
-        "source_choice": {"fallback": True},
-        "release": "trixie-backports",
-        "key": "0123456789abcdef",
-        "patches": [],
-    }
+    meta = dict(FALLBACK_BUILD)
     bdir = _fake_build(tmp_path, meta)
     result = qb._cached_result(bdir)
     assert result is not None and result.source_fallback and result.qemu_source == NOTE
@@ -292,14 +295,7 @@ def test_an_experiment_says_a_fallback_once_per_variant_and_release(
     from vfiobench.experiment.backends import BinaryResolver
     from vfiobench.experiment.spec import Variant
 
-    meta = {
-        "source_version": "10.2.2+ds-1",
-        "qemu_source": NOTE,
-        "source_choice": {"fallback": True},
-        "release": "trixie-backports",
-        "key": "0123456789abcdef",
-        "patches": [],
-    }
+    meta = dict(FALLBACK_BUILD)
     result = qb._cached_result(_fake_build(tmp_path, meta))
     calls: list[tuple[list[str], str | None]] = []
 
