@@ -183,8 +183,8 @@ def plan_compare_page(
     """The A/B page over every run in ``paths``.
 
     ``group_by`` (None: the notebook's default, experiment × release × workload × accel) and
-    ``include_warmup`` become the notebook's parameters; the index columns count the runs the page compares (warm-ups left out
-    unless included).
+    ``include_warmup`` become the notebook's parameters; the index columns count the runs the page
+    compares (warm-ups left out unless included).
     """
     params: dict[str, Any] = {
         "runs": [str(Path(p).absolute()) for p in paths],
