@@ -25,10 +25,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from vfiobench.analysis.ab import metric_samples, per_run_values
-from vfiobench.analysis.compare import Comparison
+from vfiobench.analysis.ab import Metric, metric_samples, per_run_values
+from vfiobench.analysis.compare import Comparison, RunGroup
 from vfiobench.analysis.headline import pooled_per_irq
 from vfiobench.analysis.inference import compare_runs, run_level
 from vfiobench.errors import AnalysisError
@@ -53,13 +54,19 @@ MASKING_COLUMNS: list[str] = [
 ]  # fmt: skip
 
 
-def _latency_per_run(cmp: Comparison, label: str, variant: str) -> np.ndarray[Any, np.dtype[np.float64]]:
-    group = next(g for g in cmp.groups if g.label == label)
+def _latency_samples(group: RunGroup) -> tuple[pd.DataFrame, Metric] | None:
+    """The group's latency samples (probe-free runs when it has any), None when it has none."""
     try:
-        samples, m = metric_samples(group.runs, "latency_ns")
+        return metric_samples(group.runs, "latency_ns")
     except AnalysisError:
+        return None
+
+
+def _per_run_us(samples: tuple[pd.DataFrame, Metric] | None, variant: str) -> npt.NDArray[np.float64]:
+    """Each run's median latency in µs for ``variant`` (empty without samples)."""
+    if samples is None:
         return np.zeros(0)
-    return per_run_values(samples, variant, m.statistic) / 1e3
+    return per_run_values(samples[0], variant, samples[1].statistic) / 1e3
 
 
 def df_masking_cost(cmp: Comparison, masking: str = MASKING, not_masking: str = NOT_MASKING) -> pd.DataFrame:
@@ -75,23 +82,22 @@ def df_masking_cost(cmp: Comparison, masking: str = MASKING, not_masking: str = 
         workloads; levels and intervals NaN where there are too few runs (or no probed runs).
     """
     # a cell's partner: the same grouping values (experiment, release, accel) but the other workload
-    by_cell: dict[tuple[Any, ...], str] = {}
-    for g in cmp.groups:
-        by_cell[tuple((k, g.values.get("workload") if k == "workload" else v) for k, v in g.key)] = g.label
+    groups = {g.key: g for g in cmp.groups}
     per_irq = cmp.per_interrupt()
     rows: list[dict[str, Any]] = []
-    for key, label in by_cell.items():
-        cell = dict(key)
-        other = by_cell.get(tuple((k, not_masking if k == "workload" else v) for k, v in key))
-        if cell.get("workload") != masking or other is None:
+    for key, group in groups.items():
+        cell = group.values
+        partner = groups.get(tuple((k, not_masking if k == "workload" else v) for k, v in key))
+        if cell.get("workload") != masking or partner is None:
             continue
         release, accel = str(cell.get("release") or ""), str(cell.get("accel") or "")
-        pi = per_irq[per_irq["group"] == label]
+        latency_masking, latency_not = _latency_samples(group), _latency_samples(partner)
+        pi = per_irq[per_irq["group"] == group.label]
         for variant in [v for v in cmp.variants if v in set(pi["variant"])]:  # the baseline first
             mine = pi[pi["variant"] == variant]
             probed = mine[mine["kind"] == "probed"]
-            free_masking = _latency_per_run(cmp, label, str(variant))
-            free_not = _latency_per_run(cmp, other, str(variant))
+            free_masking = _per_run_us(latency_masking, str(variant))
+            free_not = _per_run_us(latency_not, str(variant))
             if not free_not.size:
                 continue
             row: dict[str, Any] = {
