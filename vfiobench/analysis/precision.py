@@ -162,14 +162,15 @@ def experiment_records(runset: RunSet) -> dict[str, dict[str, Any]]:
         exported = [run.path.parent / f"{name}.{EXPERIMENT_JSON}"]
         exported += sorted(run.path.parent.glob(f"{name}.*.{EXPERIMENT_JSON}"))
         for paths in ([run.path.parent.parent / EXPERIMENT_JSON], exported):
-            parts = [d for d in map(_record, paths) if d is not None and d.get("name") == name]
+            parts = [d for d in map(read_record, paths) if d is not None and d.get("name") == name]
             if parts:
                 found[name] = _merged(parts)
                 break
     return found
 
 
-def _record(path: Path) -> dict[str, Any] | None:
+def read_record(path: Path) -> dict[str, Any] | None:
+    """An experiment record (``experiment.json``) as a dict; None when absent or not a JSON object."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):

@@ -32,11 +32,10 @@ DROPPED = ("console.log", "job.log", "qemu-trace.log", "cell.json")
 
 def _digest(path: Path) -> str | None:
     """The spec digest an exported experiment record holds (None: no such file or not a record)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return str(data.get("digest")) if isinstance(data, dict) else None
+    from vfiobench.analysis.precision import read_record
+
+    data = read_record(path)
+    return None if data is None else str(data.get("digest"))
 
 
 def export_runs(
