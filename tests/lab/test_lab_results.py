@@ -138,10 +138,8 @@ def test_a_missing_ioctl_fails_its_check(tmp_path: Path) -> None:
     ]
 
 
-def test_a_cell_that_never_ran_is_a_failed_run(tmp_path: Path) -> None:
-    share = tmp_path / "share"
-    share.mkdir()
-    cell = Cell("tcg", WorkloadParams("no-mask", cycles=3), probes=False)
+def bare_run(tmp_path: Path, share: Path, cell: Cell, job_result: dict[str, object]):  # type: ignore[no-untyped-def]
+    """``cell``'s output under ``share`` as a run, with no image, boot times or L1 command line."""
     out = cell_to_run(
         share / "cells" / cell.id,
         tmp_path / "run",
@@ -150,9 +148,16 @@ def test_a_cell_that_never_ran_is_a_failed_run(tmp_path: Path) -> None:
         image=Image(tmp_path, {}),
         boot=BootTimes(),
         l1_cmdline=[],
-        job_result={"error": "LabError: binding failed"},
+        job_result=job_result,
     )
-    run = load_run(out)
+    return load_run(out)
+
+
+def test_a_cell_that_never_ran_is_a_failed_run(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    cell = Cell("tcg", WorkloadParams("no-mask", cycles=3), probes=False)
+    run = bare_run(tmp_path, share, cell, {"error": "LabError: binding failed"})
     assert run.meta.status == "failed" and "binding failed" in (run.meta.error or "")
     assert run.meta.kind == "probe-free"
 
@@ -168,16 +173,6 @@ def test_a_vfiobench_build_records_its_qemu_source_in_the_run_labels(tmp_path: P
     synthetic_cell(share / "cells" / "kvm-mask-every-irq", accel="kvm")
     binary = str(bdir / "bin" / "qemu-system-x86_64")
     built = Cell("kvm", WorkloadParams("mask-every-irq", cycles=N), qemu=binary)
-    out = cell_to_run(
-        share / "cells" / built.id,
-        tmp_path / "run",
-        cell=built,
-        share=share,
-        image=Image(tmp_path, {}),
-        boot=BootTimes(),
-        l1_cmdline=[],
-        job_result={},
-    )
-    run = load_run(out)
+    run = bare_run(tmp_path, share, built, {})
     assert run.meta.labels["qemu_source"] == note
     assert "qemu_source" not in convert(tmp_path / "debian", "kvm").meta.labels  # L1's Debian QEMU
