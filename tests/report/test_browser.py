@@ -84,7 +84,7 @@ window.addEventListener('load', () => setTimeout(() => {
 """
 
 
-def _chromium_cmd(profile: Path) -> list[str]:
+def _chromium_cmd(profile: Path, *, wait_for_scripts: bool = True) -> list[str]:
     cmd = [
         CHROMIUM,
         "--headless",
@@ -96,9 +96,10 @@ def _chromium_cmd(profile: Path) -> list[str]:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={profile}",
-        "--virtual-time-budget=10000",
         "--hide-scrollbars",
     ]
+    if wait_for_scripts:
+        cmd.append("--virtual-time-budget=10000")
     if _can_unshare_network():
         return ["unshare", "-n", *cmd]
     # no network namespace (not root, or not allowed here): a dead proxy and no name resolution
@@ -111,9 +112,11 @@ def _can_unshare_network() -> bool:
     return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=30).returncode == 0
 
 
-def _browse(page: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _browse(
+    page: Path, tmp: Path, *args: str, wait_for_scripts: bool = True
+) -> subprocess.CompletedProcess[str]:
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
-    cmd = [*_chromium_cmd(profile), *args, page.as_uri()]
+    cmd = [*_chromium_cmd(profile, wait_for_scripts=wait_for_scripts), *args, page.as_uri()]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True)
 
 
@@ -199,19 +202,21 @@ def test_screenshot_of_the_compare_page_for_the_readme(rendered: report.Batch, t
     seen = inspect(page, tmp_path)
     sections = seen["sections"]
     assert sections["verdict"] is not None and sections["overhead"] is not None
+    # title, trust summary, the cells table, verdicts and forest plot: the verdicts start within
+    # the first screen and a half (the cells table has a row per experiment, release, workload
+    # and accel: 15 for data/sample)
+    assert sections["verdict"] < 1200
+    # only the top of the page is shot, and without virtual time: that part is plain HTML (title,
+    # checks, tables), and Chromium 156 never finished a virtual-time screenshot of this ~80,000 px
+    # page with its ~100 plots (the probe above already showed every plot renders)
+    height = min(int(seen["height"]), int(sections["verdict"]) + 1000)
     full = tmp_path / "full.png"
     _browse(
-        instrument(page, tmp_path / "shot.html"),
-        tmp_path,
-        f"--screenshot={full}",
-        f"--window-size=1280,{seen['height']}",
+        page, tmp_path, f"--screenshot={full}", f"--window-size=1280,{height}", wait_for_scripts=False
     )
     with Image.open(full) as img:
-        # title, trust summary, the cells table, verdicts and forest plot: the verdicts start within
-        # the first screen and a half (the cells table has a row per experiment, release, workload
-        # and accel: 15 for data/sample)
-        assert sections["verdict"] < 1200
-        crop = img.convert("RGB").crop((0, 0, 1280, min(img.height, int(sections["verdict"]) + 1000)))
+        assert img.height == height
+        crop = img.convert("RGB")
     colours = crop.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50, "screenshot is blank"
     SCREENSHOT.parent.mkdir(exist_ok=True)
