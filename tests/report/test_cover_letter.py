@@ -141,3 +141,38 @@ def test_runs_of_two_releases_name_each_stack_port_and_part(runs: Path, tmp_path
     ]
     assert "vfiobench run data/specs/auto-sample.toml \\" in commands
     assert all(len(c) + 2 <= WIDTH for c in commands)
+
+
+def test_runs_of_the_series_own_tree_and_of_a_port_say_which_used_which(runs: Path) -> None:
+    """trixie-backports' runs took the series itself (QEMU 10.2.2, built from sid's source), bookworm's
+    took the 7.2 backport: the port paragraph names each, the stack paragraph the source's suite,
+    and the evidence tables start with the newest release, KVM before TCG."""
+    from vfiobench.report.cover_letter import evidence_tables, port_line, stack_line
+
+    cmp = make_comparison(load_runs(runs), baseline="stock")
+    for i, r in enumerate(cmp.runs):
+        old = i % 2 == 0
+        r.meta.labels.update(
+            release="bookworm" if old else "trixie-backports",
+            qemu_source="1:7.2+dfsg-7+deb12u18 (bookworm)"
+            if old
+            else "1:10.2.2+ds-1 (sid; not served by the mirror: trixie-backports' 1:11.1.3+ds-2~bpo13+1)",
+        )
+        r.meta.qemu.version = f"QEMU emulator version {'7.2.22' if old else '10.2.2'} (Debian, vfiobench)"
+        r.meta.host.kernel_release = "6.1.0-57-amd64" if old else "7.3.4+deb13-amd64"
+    port = port_line(cmp, "10.2")
+    assert port is not None and " ".join(port.split()) == (
+        "The series applies to QEMU 10.2, the newest Debian source vfiobench builds, and the "
+        "trixie-backports runs used it; the bookworm runs used its port to QEMU 7.2 "
+        "(vfiobench/qemu/series/7/), the same change on that tree."
+    )
+    assert "trixie-backports: QEMU 10.2.2 built from Debian sid's source in a trixie-backports build root" in (
+        " ".join(stack_line(cmp).split())
+    )
+    assert "bookworm: QEMU 7.2.22 built from Debian bookworm's source, L1" in " ".join(stack_line(cmp).split())
+    regrouped = make_comparison(cmp.runs, baseline="stock")
+    heads = [block.splitlines()[0] for block in evidence_tables(regrouped)]
+    assert [h.split(":")[0] for h in heads] == [
+        "mask-every-irq, kvm (trixie-backports)",
+        "mask-every-irq, kvm (bookworm)",
+    ], heads

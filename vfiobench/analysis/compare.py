@@ -94,18 +94,33 @@ class RunGroup:
         return dict(self.key)
 
 
+def release_rank(release: object) -> int:
+    """Position of a release among :data:`~vfiobench.lab.releases.RELEASES` (oldest 0; unknown -1)."""
+    from vfiobench.lab.releases import RELEASES
+
+    names = list(RELEASES)
+    return names.index(release) if isinstance(release, str) and release in names else -1
+
+
 def split_groups(runset: RunSet, group_by: Sequence[str] = DEFAULT_GROUP_BY) -> list[RunGroup]:
     """Group runs, in the order their first run appears in plan order.
 
-    Plan order is by experiment, then by each run's position in its plan (labels ``experiment``
-    and ``order``, which ``vfiobench run`` writes); runs without them come first, in the order
-    given. Runs lacking a key share one group for it (``None``); an empty ``group_by`` gives one
-    group. A key of :data:`SPLIT_ONLY_IF_MIXED` on which every run agrees is left out of the keys.
+    Plan order is by experiment, then release (oldest first, as :data:`~vfiobench.lab.releases.RELEASES`
+    lists them; an experiment recorded in parts has one plan per part), then by each run's
+    position in its plan (labels ``experiment``, ``release`` and ``order``, which ``vfiobench run``
+    writes); runs without them come first, in the order given. Runs lacking a key share one group
+    for it (``None``); an empty ``group_by`` gives one group. A key of :data:`SPLIT_ONLY_IF_MIXED`
+    on which every run agrees is left out of the keys.
     """
 
-    def plan_position(run: Run) -> tuple[str, float]:
-        order = run.meta.labels.get("order")
-        return str(run.meta.labels.get("experiment", "")), float(order) if isinstance(order, int) else 0.0
+    def plan_position(run: Run) -> tuple[str, int, float]:
+        labels = run.meta.labels
+        order = labels.get("order")
+        return (
+            str(labels.get("experiment", "")),
+            release_rank(labels.get("release")),
+            float(order) if isinstance(order, int) else 0.0,
+        )
 
     group_by = [
         k for k in group_by if k not in SPLIT_ONLY_IF_MIXED or len({group_value(r, k) for r in runset}) > 1

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vfiobench.analysis.compare import Comparison
+from vfiobench.analysis.compare import Comparison, RunGroup, release_rank
 from vfiobench.analysis.inference import RunLevel, run_level
 from vfiobench.errors import ReportError
 from vfiobench.store import Run
@@ -122,7 +122,12 @@ def evidence_tables(cmp: Comparison) -> list[str]:
     pi = cmp.per_interrupt()
     blocks = []
     name_w = max([len(v) for v in cmp.runs.variants] + [7])
-    for group in cmp.groups:
+
+    # the newest release first (the tree the series is written against), KVM before TCG
+    def place(g: RunGroup) -> tuple[int, bool]:
+        return -release_rank(g.values.get("release")), g.values.get("accel") == "tcg"
+
+    for group in sorted(cmp.groups, key=place):
         g = pi[pi["group"] == group.label]
         probed = g[g["kind"] == "probed"]
         free = [r for r in group.runs if r.meta.kind == "probe-free"]
@@ -159,6 +164,16 @@ def _qemu_version(run: Run) -> str:
     return run.meta.qemu.version.split("(")[0].replace("QEMU emulator version", "").strip()
 
 
+def _source_suite(run: Run) -> str | None:
+    """The suite whose QEMU source the run's build came from (its ``qemu_source`` label), if known.
+
+    The label reads ``1:10.2.2+ds-1 (sid; not served by the mirror: ...)`` or
+    ``1:7.2+dfsg-7+deb12u18 (bookworm)``.
+    """
+    m = re.search(r"\(([\w.-]+)[;)]", str(run.meta.labels.get("qemu_source") or ""))
+    return m.group(1) if m else None
+
+
 def stack_line(cmp: Comparison) -> str:
     """QEMU version(s) and L1 kernel(s) per release, and the accelerators of the runs, as one paragraph."""
     by_release: dict[str, list[Run]] = {}
@@ -168,7 +183,10 @@ def stack_line(cmp: Comparison) -> str:
     for release, runs in sorted(by_release.items()):
         qemu = sorted({_qemu_version(r) for r in runs} - {""})
         kernels = sorted({r.meta.host.kernel_release for r in runs if r.meta.host.kernel_release})
-        source = f" built from Debian {release}'s source" if release else ""
+        suites = sorted({_source_suite(r) or release for r in runs} - {""})
+        source = f" built from Debian {' and '.join(suites)}'s source" if suites else ""
+        if suites and suites != [release]:
+            source += f" in a {release} build root"
         stacks.append(
             f"{release + ': ' if release else ''}QEMU {', '.join(qemu) or '?'}{source}, "
             f"L1 Linux {', '.join(kernels) or '?'}"
@@ -195,30 +213,40 @@ def port_line(cmp: Comparison, series: str) -> str | None:
 
     if not series:
         return None
-    found = {
-        m.group(1)
-        for r in cmp.runs
-        if (m := re.search(r"QEMU emulator version (\d+\.\d+)", r.meta.qemu.version))
-    }
-    # each port directory with the versions of the runs that took it (series/7/ served 7.2)
-    ports: dict[str, set[str]] = {}
-    for v in found:
-        if (d := series_dir(v)) is not None and d != series:
-            ports.setdefault(d, set()).add(v)
+    # each series directory the runs took, with their QEMU versions and releases (series/7/ served
+    # bookworm's 7.2)
+    took: dict[str, tuple[set[str], set[str]]] = {}
+    for r in cmp.runs:
+        m = re.search(r"QEMU emulator version (\d+\.\d+)", r.meta.qemu.version)
+        if m is None or (d := series_dir(m.group(1))) is None:
+            continue
+        versions, releases = took.setdefault(d, (set(), set()))
+        versions.add(m.group(1))
+        releases.add(str(r.meta.labels.get("release") or ""))
+    ports = {d: v for d, v in took.items() if d != series}
     if not ports:
         return None
     dotted = "{}.{}".format(*version_key(series))
     used = " and ".join(
-        f"QEMU {', '.join(sorted(ports[p], key=version_key))} (vfiobench/qemu/series/{p}/)"
+        f"QEMU {', '.join(sorted(ports[p][0], key=version_key))} (vfiobench/qemu/series/{p}/)"
         for p in sorted(ports, key=version_key)
     )
-    text = (
-        f"The series applies to QEMU {dotted}, the newest Debian source vfiobench builds; "
-        f"these runs used its ports to {used}, the same change on those trees."
-        if len(ports) > 1
-        else f"The series applies to QEMU {dotted}, the newest Debian source vfiobench builds; "
-        f"these runs used its port to {used}, the same change on that tree."
-    )
+    which = "ports" if len(ports) > 1 else "port"
+    trees = "those trees" if len(ports) > 1 else "that tree"
+    head = f"The series applies to QEMU {dotted}, the newest Debian source vfiobench builds"
+
+    def named(releases: set[str]) -> str:
+        return " and ".join(sorted(releases - {""})) or "other"
+
+    if series in took:
+        own = named(took[series][1])
+        ported = named(set().union(*(r for _, r in ports.values())))
+        text = (
+            f"{head}, and the {own} runs used it; the {ported} runs used its {which} to {used}, "
+            f"the same change on {trees}."
+        )
+    else:
+        text = f"{head}; these runs used its {which} to {used}, the same change on {trees}."
     return textwrap.fill(text, WIDTH)
 
 
