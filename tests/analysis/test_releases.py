@@ -88,3 +88,18 @@ def test_page_view_lays_releases_side_by_side(two_releases: Path) -> None:
     assert all(s.endswith("(3 runs: too few for an interval)") for s in view["trixie-backports"])
     page = cross_release_html(cmp)
     assert page.count("<table") == 2 and "bookworm, trixie-backports" in page
+
+
+def test_releases_rank_by_their_l1_kernel_not_their_name(two_releases: Path) -> None:
+    """Oldest first by kernel version compared as numbers (6.9 < 6.12 < 7.3), names only for ties."""
+    from vfiobench.analysis.compare import release_ranks
+
+    runs = list(load_runs(two_releases))
+    kernels = {"bookworm": "6.12.1-amd64", "trixie-backports": "6.9.3-amd64"}
+    for r in runs:
+        r.meta.host.kernel_release = kernels[r.meta.labels["release"]]
+    assert release_ranks(runs) == {"trixie-backports": 0, "bookworm": 1}
+    for r in runs:
+        r.meta.host.kernel_release = "7.3.4+deb13-amd64"
+    assert release_ranks(runs) == {"bookworm": 0, "trixie-backports": 1}
+    assert release_ranks([]) == {}

@@ -24,7 +24,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,31 +95,44 @@ class RunGroup:
         return dict(self.key)
 
 
-def release_rank(release: object) -> int:
-    """Position of a release among :data:`~vfiobench.lab.releases.RELEASES` (oldest 0; unknown -1)."""
-    from vfiobench.lab.releases import RELEASES
+def release_ranks(runs: Iterable[Run]) -> dict[str, int]:
+    """Each release of ``runs`` (label ``release``) ranked oldest first, 0 up, by its L1 kernel.
 
-    names = list(RELEASES)
-    return names.index(release) if isinstance(release, str) and release in names else -1
+    The analysis knows no list of releases (that is the lab's); a newer Debian release runs a newer
+    kernel (bookworm 6.1, trixie 6.12, trixie-backports 7.3), so the runs say the order themselves.
+    Ties and unknown kernels fall back to the name.
+    """
+
+    def version(kernel: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", kernel.split("-")[0])[:3])
+
+    kernels: dict[str, tuple[int, ...]] = {}
+    for r in runs:
+        release = r.meta.labels.get("release")
+        if isinstance(release, str):
+            v = version(r.meta.host.kernel_release or "")
+            kernels[release] = min(kernels.get(release, v), v)
+    return {name: i for i, name in enumerate(sorted(kernels, key=lambda n: (kernels[n], n)))}
 
 
 def split_groups(runset: RunSet, group_by: Sequence[str] = DEFAULT_GROUP_BY) -> list[RunGroup]:
     """Group runs, in the order their first run appears in plan order.
 
-    Plan order is by experiment, then release (oldest first, as :data:`~vfiobench.lab.releases.RELEASES`
-    lists them; an experiment recorded in parts has one plan per part), then by each run's
+    Plan order is by experiment, then release (oldest first, :func:`release_ranks`; an experiment
+    recorded in parts has one plan per part), then by each run's
     position in its plan (labels ``experiment``, ``release`` and ``order``, which ``vfiobench run``
     writes); runs without them come first, in the order given. Runs lacking a key share one group
     for it (``None``); an empty ``group_by`` gives one group. A key of :data:`SPLIT_ONLY_IF_MIXED`
     on which every run agrees is left out of the keys.
     """
+    ranks = release_ranks(runset)
 
     def plan_position(run: Run) -> tuple[str, int, float]:
         labels = run.meta.labels
         order = labels.get("order")
         return (
             str(labels.get("experiment", "")),
-            release_rank(labels.get("release")),
+            ranks.get(str(labels.get("release")), -1),
             float(order) if isinstance(order, int) else 0.0,
         )
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vfiobench.analysis.compare import Comparison, RunGroup, release_rank
+from vfiobench.analysis.compare import Comparison, RunGroup, release_ranks
 from vfiobench.analysis.inference import RunLevel, run_level
 from vfiobench.errors import ReportError
 from vfiobench.store import Run
@@ -124,8 +124,10 @@ def evidence_tables(cmp: Comparison) -> list[str]:
     name_w = max([len(v) for v in cmp.runs.variants] + [7])
 
     # the newest release first (the tree the series is written against), KVM before TCG
+    ranks = release_ranks(cmp.runs)
+
     def place(g: RunGroup) -> tuple[int, bool]:
-        return -release_rank(g.values.get("release")), g.values.get("accel") == "tcg"
+        return -ranks.get(str(g.values.get("release")), -1), g.values.get("accel") == "tcg"
 
     for group in sorted(cmp.groups, key=place):
         g = pi[pi["group"] == group.label]
