@@ -63,7 +63,11 @@ vector's MSIs.  x-msix-mask-auto=off restores today's behaviour.
 Open questions: should the switch return to the KVM bypass once a guest
 stops masking (it does not: the state lasts until MSI-X is disabled)?
 Does a default-on x- property want a machine-type compat entry, although
-it changes no guest-visible state?"""
+it changes no guest-visible state?  Is a fixed window right?  A guest
+masking slower than 16 times a second is never detected; in the lab a
+guest whose cycles took 24-33 ms, stretched by host stalls, sometimes
+switched late or not at all.  A count that decays, or a window scaled to
+the vector's interrupt rate, would not miss it."""
 
 CAVEATS = """\
 The numbers come from vfiobench's nested lab, not from hardware: L1 is a
