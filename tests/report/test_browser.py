@@ -6,8 +6,8 @@ additions at the top of ``<head>``: a Content-Security-Policy that reports (and 
 that is not inline (``data:``/``blob:``), and a script that, once the page has settled, writes into
 the DOM what it saw: JavaScript errors, CSP violations, the resources the page loaded, and for every
 Bokeh root on the page whether a canvas inside it (Bokeh 3 draws in shadow DOM) has pixels drawn.
-``--dump-dom`` then prints the DOM. A full-page screenshot of the compare page is cropped to its top
-(title, banner, verdicts) and kept as ``reports/compare.png`` for the README.
+``--dump-dom`` then prints the DOM. A screenshot of the top of the compare page (title, banner,
+cells, verdicts) is kept as ``reports/compare.png`` for the README.
 """
 
 from __future__ import annotations
@@ -216,9 +216,9 @@ def test_screenshot_of_the_compare_page_for_the_readme(rendered: report.Batch, t
     )
     with Image.open(full) as img:
         assert img.height == height
-        crop = img.convert("RGB")
-    colours = crop.getcolors(maxcolors=1 << 20)
+        shot = img.convert("RGB")
+    colours = shot.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50, "screenshot is blank"
     SCREENSHOT.parent.mkdir(exist_ok=True)
-    crop.save(SCREENSHOT, optimize=True)
+    shot.save(SCREENSHOT, optimize=True)
     print(f"saved {SCREENSHOT} ({SCREENSHOT.stat().st_size} bytes)")

@@ -99,8 +99,9 @@ def release_ranks(runs: Iterable[Run]) -> dict[str, int]:
     """Each release of ``runs`` (label ``release``) ranked oldest first, 0 up, by its L1 kernel.
 
     The analysis knows no list of releases (that is the lab's); a newer Debian release runs a newer
-    kernel (bookworm 6.1, trixie 6.12, trixie-backports 7.3), so the runs say the order themselves.
-    Ties and unknown kernels fall back to the name.
+    kernel (bookworm 6.1, trixie 6.12, trixie-backports 7.3), so the runs say the order themselves:
+    each release by the oldest kernel its runs record, compared as numbers. A release with a run
+    that records no kernel ranks first; ties go by name.
     """
 
     def version(kernel: str) -> tuple[int, ...]:
